@@ -1,0 +1,24 @@
+"""Exceptions stochtp raises for bad input. Each carries one line meant for a person.
+
+The CLI turns every `StochtpError` (and `ValueError`) into that line on stderr and exit code 2.
+"""
+
+
+class StochtpError(Exception):
+    """Base of every error stochtp raises on purpose."""
+
+
+class ConfigError(StochtpError, ValueError):
+    """A configuration, network spec or option is invalid (names the key and, if any, the file)."""
+
+
+class DataError(StochtpError):
+    """A dataset is missing, corrupt, truncated or of the wrong format."""
+
+
+class ResultsError(StochtpError):
+    """A results file is not stochtp's, is of a newer format, or is locked by another writer."""
+
+
+class TrainingFailed(StochtpError):
+    """A run hit a non-finite loss or parameter; what was logged so far is kept."""
