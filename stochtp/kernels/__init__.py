@@ -1,0 +1,104 @@
+"""Public sampling kernels (design section 4): counter-based, parallel, bit-reproducible.
+
+    uniform(shape, seed, stream=0, dtype=float32)       U[0, 1)
+    normal(shape, seed, stream=0, dtype=float32)        N(0, 1)
+    bernoulli(p, seed, stream=0, out=None)              1[u < p], uint8 by default
+    sigmoid_bernoulli(a, seed, stream=0)                (p, h) = (sigmoid(a), 1[u < p])
+
+The value at position i of stream (seed, stream) is a pure function of (seed, stream, i)
+(Philox4x32-10, see `philox`), so results do not depend on `numba.set_num_threads`, and the
+same (seed, stream) gives different methods the same numbers. `stream_id` derives stream ids
+from named purposes. This package imports nothing else of stochtp.
+"""
+import numpy as np
+
+from . import sampling
+from .philox import philox4x32_reference
+from .streams import check_uint64, split64, stream_id
+
+__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "philox4x32_reference"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
+
+
+def _shape(shape):
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise ValueError(f"shape must hold integers, got {shape!r}")
+        if d < 0:
+            raise ValueError(f"shape must not be negative, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in _FLOATS:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _float_input(array, name):
+    array = np.asarray(array)
+    if array.dtype not in _FLOATS:
+        raise ValueError(f"{name} must be a float32 or float64 array, got dtype {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
+    if out is None:
+        return np.empty(shape, dtype=default_dtype)
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
+    if out.dtype not in allowed:
+        raise ValueError(f"{name} has dtype {out.dtype}; allowed: {', '.join(map(str, allowed))}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out
+
+
+def _words(seed, stream):
+    return (*split64(check_uint64(seed, "seed")), *split64(check_uint64(stream, "stream")))
+
+
+def uniform(shape, seed, stream=0, dtype=np.float32):
+    """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
+    dtype, shape = _float_dtype(dtype), _shape(shape)
+    out = np.empty(shape, dtype=dtype)
+    kernel = sampling.uniform_f32_kernel if dtype == np.float32 else sampling.uniform_f64_kernel
+    kernel(out.reshape(-1), *_words(seed, stream))
+    return out
+
+
+def normal(shape, seed, stream=0, dtype=np.float32):
+    """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
+    dtype, shape = _float_dtype(dtype), _shape(shape)
+    out = np.empty(shape, dtype=dtype)
+    kernel = sampling.normal_f32_kernel if dtype == np.float32 else sampling.normal_f64_kernel
+    kernel(out.reshape(-1), *_words(seed, stream))
+    return out
+
+
+def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
+    """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise."""
+    p = _float_input(p, "p")
+    out = _output(out, p.shape, dtype, "out")
+    if sampling.bernoulli_kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream)):
+        raise ValueError("p contains NaN")
+    return out
+
+
+def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
+    """Fused p = sigmoid(a), h = 1[u < p]; returns (p, h), both of a's dtype unless `h_out` says otherwise.
+
+    h has a float dtype by default because a stochastic layer's sample feeds the next matmul.
+    """
+    a = _float_input(a, "a")
+    p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,))
+    h_out = _output(h_out, a.shape, a.dtype, "h_out")
+    if sampling.sigmoid_bernoulli_kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream)):
+        raise ValueError("a (pre-activation) contains NaN")
+    return p_out, h_out

@@ -1,0 +1,47 @@
+"""Seeds and stream ids: how stochtp names every random draw it makes.
+
+A draw is addressed by (seed, stream, position). `seed` is the run's seed; `stream` is a
+64-bit id derived from the draw's purpose, so that two purposes never share numbers and the
+same purpose always gets the same numbers, in any process:
+
+    stream_id(epoch, batch)                         the mini-batch's base stream (train loop)
+    stream_id(base, "forward-sample", layer)        Bernoulli samples of one layer
+    stream_id(base, "input-noise")                  training input noise
+    stream_id(base, "inverse-noise", layer)         DTP inverse-training corruption
+    stream_id(epoch, "shuffle")                     the epoch's permutation
+    stream_id(base, "estimator", ...)               an estimator's extra draws
+
+Different methods given the same (seed, stream) see the same numbers: common random numbers.
+"""
+import hashlib
+
+import numpy as np
+
+UINT64_LIMIT = 2**64
+
+
+def check_uint64(value, name):
+    """`value` as a Python int in [0, 2**64), or ValueError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+    value = int(value)
+    if not 0 <= value < UINT64_LIMIT:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
+
+
+def stream_id(*parts):
+    """A 64-bit stream id from a tuple of non-negative ints and strings (a stable hash, not Python's)."""
+    text = []
+    for part in parts:
+        if isinstance(part, str):
+            text.append("s" + part)
+        else:
+            text.append("i%d" % check_uint64(part, "stream part"))
+    digest = hashlib.blake2b("\x1f".join(text).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def split64(value):
+    """The low and high 32-bit words of a 64-bit int, as np.uint64 (the kernels' word type)."""
+    return np.uint64(value & 0xFFFFFFFF), np.uint64(value >> 32)

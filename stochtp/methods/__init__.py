@@ -1,0 +1,12 @@
+"""Credit-assignment methods behind one interface (design section 6); `get(name, **options)` builds one."""
+from ..errors import ConfigError
+from .backprop import Backprop
+
+METHODS = {cls.name: cls for cls in (Backprop,)}
+
+
+def get(name, **options):
+    """The method called `name` (bp, tp, dtp, st, reinforce, arm, disarm) with the given options."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name](**options)

@@ -1,0 +1,127 @@
+"""The interface every credit-assignment method implements (design section 6).
+
+A method is built from options (a config section), owns its auxiliary parameters and
+optimisers, and trains a network one epoch at a time:
+
+    method = stochtp.methods.get("dtp", eta_hat=0.33, lr_f=0.015, lr_b=0.005)
+    method.bind(net)                                  # creates optimisers, inverses, baselines
+    stats = method.train_epoch(net, batches, seed, epoch)
+
+`batches` is an iterable of `(stream, x, y)`; `stream` names the mini-batch's random numbers
+(see `stochtp.kernels.streams`). Estimators also expose `gradient(net, x, y, seed)`, an
+estimate of the gradient of the mini-batch mean loss, as per-layer `(dW, db)` pairs.
+"""
+import math
+
+import numpy as np
+
+from .. import losses
+from ..errors import ConfigError
+from ..optim import make as make_optimiser
+
+
+class Method:
+    """Base class: option handling, epoch loop over `step`, optimiser state for checkpoints.
+
+    Subclasses list their options with defaults in `OPTIONS` and implement `bind` and `step`.
+    """
+
+    name = ""
+    OPTIONS = {}
+    needs_stochastic = False
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"method {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                f"its options: {', '.join(sorted(self.OPTIONS))}"
+            )
+        self.options = {**self.OPTIONS, **options}
+        self.optimisers = {}
+
+    def check_network(self, net):
+        if self.needs_stochastic and not net.stochastic:
+            raise ConfigError(f"method {self.name!r} needs stochastic (bernoulli) layers; network {net.spec} has none")
+
+    def bind(self, net):
+        """Prepare to train `net`: check it suits the method, create optimisers and auxiliary parameters."""
+        self.check_network(net)
+
+    def start_epoch(self, epoch):
+        """Hook for per-epoch schedules (noise level, slope annealing)."""
+
+    def step(self, net, x, y, seed, stream):
+        """Train on one mini-batch; return (sum of per-example losses, number of errors)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step()")
+
+    def train_epoch(self, net, batches, seed, epoch):
+        """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
+        self.start_epoch(epoch)
+        total_loss = total_errors = count = 0
+        for stream, x, y in batches:
+            loss_sum, n_errors = self.step(net, x, y, seed, stream)
+            total_loss += loss_sum
+            total_errors += n_errors
+            count += len(y)
+        return {"train_loss": total_loss / count, "train_error": total_errors / count}
+
+    def diagnostics(self):
+        """Per-layer diagnostics of the last epoch, name -> 1-D array (empty for most methods)."""
+        return {}
+
+    def aux_parameters(self):
+        """Auxiliary parameters saved with the network, e.g. {"inverse_1/V": V}."""
+        return {}
+
+    def state_dict(self):
+        state = {f"optimiser/{name}/{key}": value for name, opt in self.optimisers.items() for key, value in opt.state_dict().items()}
+        state.update({f"aux/{name}": value.copy() for name, value in self.aux_parameters().items()})
+        return state
+
+    def load_state_dict(self, state):
+        for name, opt in self.optimisers.items():
+            prefix = f"optimiser/{name}/"
+            opt.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+        for name, value in self.aux_parameters().items():
+            value[...] = state[f"aux/{name}"]
+
+
+def batch_stats(net, trace, y):
+    """(sum of per-example losses, number of errors) of a forward pass, for training curves."""
+    loss = net.per_example_loss(trace, y)
+    return float(loss.sum()), float(losses.errors(net.loss_name, trace.output, y).sum())
+
+
+def flatten(grads):
+    """[(dW_0, db_0), (dW_1, db_1), ...] -> [dW_0, db_0, dW_1, ...], the order of `Network.parameters()`."""
+    return [g for pair in grads for g in pair]
+
+
+class GradientMethod(Method):
+    """A method that follows an estimate of the loss gradient with one optimiser over all layers.
+
+    Subclasses implement `estimate(net, x, y, seed, stream) -> (grads, trace)`.
+    """
+
+    OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop"}
+
+    def bind(self, net):
+        super().bind(net)
+        lr = self.options["lr"]
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"method {self.name!r}: lr must be a positive number, got {lr!r}")
+        self.optimisers["forward"] = make_optimiser(self.options["optimizer"], net.parameters(), lr)
+
+    def estimate(self, net, x, y, seed, stream):
+        raise NotImplementedError(f"{type(self).__name__} must implement estimate()")
+
+    def gradient(self, net, x, y, seed, stream=0):
+        """Estimate of d(mean mini-batch loss)/d(W_i, b_i) for every layer i, as [(dW, db), ...]."""
+        grads, _ = self.estimate(net, np.asarray(x), np.asarray(y), seed, stream)
+        return grads
+
+    def step(self, net, x, y, seed, stream):
+        grads, trace = self.estimate(net, x, y, seed, stream)
+        self.optimisers["forward"].step(flatten(grads))
+        return batch_stats(net, trace, y)

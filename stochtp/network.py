@@ -1,0 +1,223 @@
+"""Dense networks of continuous, discrete and stochastic units (design section 5).
+
+Layer i computes a_i = t_{i-1}(h_{i-1}) @ W_i + b_i and h_i = s_i(a_i), with W_i of shape
+(n_in, n_out) and mini-batches as rows. `Network.forward` returns a `Trace` holding what every
+credit-assignment method needs: pre-activations, probabilities of stochastic layers, values
+and transmitted values.
+
+Spec strings: `784-200b-200b-10s` = input of 784, two layers of 200 Bernoulli units, a softmax
+output of 10. Unit letters: l identity, t tanh, g sigmoid, r relu, n sign, h step, b bernoulli,
+s softmax. A `:n` suffix makes a layer transmit sign(h) to the next one, so the paper's
+discrete network is `784-500t:n-500t-10s`.
+"""
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import kernels, losses, units
+from .errors import ConfigError
+
+INITS = ("glorot", "orthogonal")
+_TOKEN = re.compile(r"^(\d+)([a-z])(?::([a-z]))?$")
+_TRANSMISSION_LETTERS = {"n": "sign", "l": "identity"}
+
+
+@dataclass
+class Layer:
+    """One dense layer: parameters `W` (n_in, n_out) and `b` (n_out,), its unit and its transmission."""
+
+    W: np.ndarray
+    b: np.ndarray
+    unit: str
+    transmission: str = "identity"
+
+    @property
+    def n_in(self):
+        return self.W.shape[0]
+
+    @property
+    def n_out(self):
+        return self.W.shape[1]
+
+    @property
+    def stochastic(self):
+        return self.unit == "bernoulli"
+
+
+@dataclass
+class Trace:
+    """What one forward pass computed, per layer i (0-based): `a[i]`, `h[i]`, `p[i]`, `out[i]`.
+
+    `x` is the input actually fed (noise included), `h[i]` the unit's value (the sample for a
+    Bernoulli layer), `p[i]` the probability sigmoid(a) of a Bernoulli layer (h[i] itself
+    otherwise) and `out[i]` = t(h[i]) what layer i sends to layer i+1.
+    """
+
+    x: np.ndarray
+    a: list = field(default_factory=list)
+    h: list = field(default_factory=list)
+    p: list = field(default_factory=list)
+    out: list = field(default_factory=list)
+
+    def input_of(self, i):
+        """The value entering layer i."""
+        return self.x if i == 0 else self.out[i - 1]
+
+    @property
+    def output(self):
+        return self.h[-1]
+
+
+def parse_spec(spec):
+    """`784-200b-10s` -> (784, [(200, "bernoulli", "identity"), (10, "softmax", "identity")])."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"network spec must be a string like '784-200b-10s', got {spec!r}")
+    tokens = spec.strip().split("-")
+    if len(tokens) < 2 or not tokens[0].isdigit() or int(tokens[0]) < 1:
+        raise ConfigError(f"network spec {spec!r} must start with the input size and have at least one layer")
+    layers = []
+    for token in tokens[1:]:
+        match = _TOKEN.match(token)
+        if not match:
+            raise ConfigError(f"network spec {spec!r}: cannot read layer {token!r} (expected e.g. '200b' or '500t:n')")
+        size, letter, transmission = match.groups()
+        if letter not in units.UNIT_LETTERS:
+            known = ", ".join(f"{k}={v}" for k, v in units.UNIT_LETTERS.items())
+            raise ConfigError(f"network spec {spec!r}: unknown unit letter {letter!r} ({known})")
+        if transmission is not None and transmission not in _TRANSMISSION_LETTERS:
+            raise ConfigError(f"network spec {spec!r}: unknown transmission {transmission!r} (n = sign)")
+        if int(size) < 1:
+            raise ConfigError(f"network spec {spec!r}: layer {token!r} has no units")
+        layers.append((int(size), units.UNIT_LETTERS[letter], _TRANSMISSION_LETTERS.get(transmission, "identity")))
+    if any(unit == "softmax" for _, unit, _ in layers[:-1]):
+        raise ConfigError(f"network spec {spec!r}: softmax is only allowed on the output layer")
+    return int(tokens[0]), layers
+
+
+def init_weights(n_in, n_out, seed, index, init, dtype):
+    """Glorot uniform U[-r, r], r = sqrt(6 / (n_in + n_out)); `orthogonal` replaces it by its polar factor."""
+    r = np.sqrt(6.0 / (n_in + n_out))
+    u = kernels.uniform((n_in, n_out), seed, kernels.stream_id("init", index), dtype=np.float64)
+    W = (2 * u - 1) * r
+    if init == "orthogonal":
+        left, _, right = np.linalg.svd(W, full_matrices=False)
+        W = left @ right
+    elif init != "glorot":
+        raise ConfigError(f"unknown init {init!r}; known: {', '.join(INITS)}")
+    return np.ascontiguousarray(W, dtype=dtype)
+
+
+class Network:
+    """A stack of dense layers with an output loss (`nll` for a softmax output, `mse` otherwise).
+
+    `input_noise` is the standard deviation of Gaussian noise added to the input in training
+    (the stochastic experiment of the paper uses 0.3).
+    """
+
+    def __init__(self, layers, input_noise=0.0, name=None):
+        if not layers:
+            raise ConfigError("a network needs at least one layer")
+        for i, (below, above) in enumerate(zip(layers, layers[1:])):
+            if below.n_out != above.n_in:
+                raise ConfigError(f"layer {i} has {below.n_out} outputs but layer {i + 1} expects {above.n_in} inputs")
+        for layer in layers:
+            units.check_unit(layer.unit)
+            if layer.transmission not in units.TRANSMISSIONS:
+                raise ConfigError(f"unknown transmission {layer.transmission!r}")
+        self.layers = list(layers)
+        self.input_noise = float(input_noise)
+        self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
+        self.name = name
+
+    @classmethod
+    def from_spec(cls, spec, seed=0, init="glorot", dtype=np.float32, input_noise=0.0):
+        """Build a network from a spec string, weights drawn from stream ("init", layer) of `seed`, biases zero."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        n_in, specs = parse_spec(spec)
+        layers = []
+        for i, (n_out, unit, transmission) in enumerate(specs):
+            W = init_weights(n_in, n_out, seed, i, init, dtype)
+            layers.append(Layer(W, np.zeros(n_out, dtype=dtype), unit, transmission))
+            n_in = n_out
+        return cls(layers, input_noise=input_noise, name=spec)
+
+    @property
+    def spec(self):
+        tokens = [str(self.layers[0].n_in)]
+        letters = {unit: letter for letter, unit in units.UNIT_LETTERS.items()}
+        for layer in self.layers:
+            suffix = ":n" if layer.transmission == "sign" else ""
+            tokens.append(f"{layer.n_out}{letters[layer.unit]}{suffix}")
+        return "-".join(tokens)
+
+    @property
+    def dtype(self):
+        return self.layers[0].W.dtype
+
+    @property
+    def stochastic(self):
+        return any(layer.stochastic for layer in self.layers)
+
+    def parameters(self):
+        """Flat list [W_0, b_0, W_1, b_1, ...] of the live arrays (optimisers update them in place)."""
+        return [array for layer in self.layers for array in (layer.W, layer.b)]
+
+    def check_input(self, x):
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.layers[0].n_in:
+            raise ValueError(f"input must have shape (batch, {self.layers[0].n_in}), got {x.shape}")
+        return x
+
+    def forward(self, x, seed=0, stream=0, train=True, slope=1.0):
+        """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
+
+        In training (`train=True`) the input gets N(0, input_noise^2) noise from
+        stream_id(stream, "input-noise"). `slope` scales stochastic pre-activations
+        (straight-through slope annealing).
+        """
+        x = self.check_input(x).astype(self.dtype, copy=False)
+        if train and self.input_noise > 0:
+            noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
+            x = x + self.dtype.type(self.input_noise) * noise
+        trace = Trace(x=x)
+        for i, layer in enumerate(self.layers):
+            a = trace.input_of(i) @ layer.W
+            a += layer.b
+            h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), slope)
+            trace.a.append(a)
+            trace.h.append(h)
+            trace.p.append(p)
+            trace.out.append(units.transmit(layer.transmission, h))
+        return trace
+
+    def per_example_loss(self, trace, y):
+        return losses.per_example(self.loss_name, trace.output, y)
+
+    def loss(self, trace, y):
+        """Mini-batch mean of the output loss (summed over units)."""
+        return float(self.per_example_loss(trace, y).mean())
+
+    def output_grad(self, trace, y):
+        """Gradient of the mini-batch mean loss w.r.t. the output layer's pre-activation."""
+        top = self.layers[-1]
+        dh_da = None
+        if self.loss_name == "mse":
+            dh_da = units.derivative(top.unit, trace.a[-1], trace.h[-1], trace.p[-1])
+            if dh_da is None:
+                raise ConfigError(f"an mse output needs a differentiable unit, not {top.unit!r}")
+        return losses.grad_output(self.loss_name, trace.output, y, dh_da)
+
+    def predict_proba(self, x, seed=0, stream=0, samples=1):
+        """Output averaged over `samples` forward passes (test mode: no input noise)."""
+        total = None
+        for k in range(samples):
+            h = self.forward(x, seed, kernels.stream_id(stream, "test-sample", k), train=False).output
+            total = h.astype(np.float64) if total is None else total + h
+        return total / samples
+
+    def copy(self):
+        layers = [Layer(layer.W.copy(), layer.b.copy(), layer.unit, layer.transmission) for layer in self.layers]
+        return Network(layers, input_noise=self.input_noise, name=self.name)

@@ -1,0 +1,84 @@
+"""Back-propagation against central finite differences in float64 (design section 6.1)."""
+import numpy as np
+import pytest
+
+from stochtp import Network, methods
+
+
+def finite_difference(net, x, y, eps=1e-6):
+    grads = []
+    for layer in net.layers:
+        pair = []
+        for array in (layer.W, layer.b):
+            g = np.zeros_like(array)
+            for idx in np.ndindex(array.shape):
+                old = array[idx]
+                array[idx] = old + eps
+                up = net.loss(net.forward(x, train=False), y)
+                array[idx] = old - eps
+                down = net.loss(net.forward(x, train=False), y)
+                array[idx] = old
+                g[idx] = (up - down) / (2 * eps)
+            pair.append(g)
+        grads.append(tuple(pair))
+    return grads
+
+
+@pytest.mark.parametrize("spec", ["5-4t-3g-3s", "6-5r-4l-3s", "4-6t-5t-2g", "5-4g-3t-4l"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_backprop_matches_finite_differences(spec, seed):
+    rng = np.random.default_rng(seed)
+    net = Network.from_spec(spec, seed=seed, dtype=np.float64)
+    for layer in net.layers:
+        layer.b[:] = rng.normal(0, 0.5, layer.b.shape)
+    x = rng.normal(size=(7, net.layers[0].n_in))
+    if net.loss_name == "nll":
+        y = rng.integers(0, net.layers[-1].n_out, size=7)
+    else:
+        y = rng.random((7, net.layers[-1].n_out))
+    bp = methods.get("bp")
+    analytic = bp.gradient(net, x, y, seed=0)
+    numeric = finite_difference(net, x, y)
+    for (dW, db), (nW, nb) in zip(analytic, numeric):
+        np.testing.assert_allclose(dW, nW, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(db, nb, rtol=1e-6, atol=1e-9)
+
+
+def test_zero_derivative_through_sign_stops_lower_layers():
+    net = Network.from_spec("5-4t:n-4t-3s", seed=3, dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(8, 5))
+    y = np.arange(8) % 3
+    grads = methods.get("bp").gradient(net, x, y, seed=0)
+    assert not grads[0][0].any() and not grads[0][1].any()
+    assert grads[1][0].any() and grads[2][0].any()
+
+
+def test_zero_derivative_through_bernoulli_samples():
+    net = Network.from_spec("5-4b-3s", seed=3, dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(8, 5))
+    grads = methods.get("bp").gradient(net, x, np.arange(8) % 3, seed=0)
+    assert not grads[0][0].any()
+    assert grads[1][0].any()
+
+
+def test_bp_training_reduces_loss_on_a_separable_problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    net = Network.from_spec("4-8t-2s", seed=0, dtype=np.float64)
+    bp = methods.get("bp", lr=0.01, optimizer="centred_rmsprop")
+    bp.bind(net)
+    before = net.loss(net.forward(x), y)
+    for epoch in range(20):
+        stats = bp.train_epoch(net, [(k, x[k * 20:(k + 1) * 20], y[k * 20:(k + 1) * 20]) for k in range(10)], seed=0, epoch=epoch)
+    assert net.loss(net.forward(x), y) < 0.3 * before
+    assert stats["train_error"] < 0.05
+
+
+def test_unknown_method_and_option():
+    from stochtp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        methods.get("nope")
+    with pytest.raises(ConfigError, match="has no option 'eta'"):
+        methods.get("bp", eta=1)

@@ -1,0 +1,107 @@
+"""Network construction, spec strings, init schemes and the forward Trace."""
+import numpy as np
+import pytest
+
+from stochtp import Network
+from stochtp.errors import ConfigError
+from stochtp.network import parse_spec
+
+
+def test_spec_round_trip_and_layer_shapes():
+    net = Network.from_spec("784-500t:n-500t-10s")
+    assert net.spec == "784-500t:n-500t-10s"
+    assert [(layer.W.shape, layer.b.shape) for layer in net.layers] == [((784, 500), (500,)), ((500, 500), (500,)), ((500, 10), (10,))]
+    assert [layer.unit for layer in net.layers] == ["tanh", "tanh", "softmax"]
+    assert [layer.transmission for layer in net.layers] == ["sign", "identity", "identity"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("784", "at least one layer"),
+        ("x-10s", "input size"),
+        ("784-10q", "unknown unit letter 'q'"),
+        ("784-10", "cannot read layer"),
+        ("784-0t-10s", "has no units"),
+        ("784-10s-10s", "softmax is only allowed on the output"),
+        ("784-10t:z-10s", "unknown transmission"),
+    ],
+)
+def test_bad_specs_raise_config_error(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        Network.from_spec(spec)
+
+
+def test_size_mismatch_is_rejected():
+    from stochtp.network import Layer
+
+    a = Layer(np.zeros((4, 3)), np.zeros(3), "tanh")
+    b = Layer(np.zeros((5, 2)), np.zeros(2), "softmax")
+    with pytest.raises(ConfigError, match="layer 0 has 3 outputs but layer 1 expects 5"):
+        Network([a, b])
+
+
+def test_glorot_range_and_zero_bias():
+    net = Network.from_spec("300-200b-10s", seed=4)
+    r = np.sqrt(6 / 500)
+    W = net.layers[0].W
+    assert W.dtype == np.float32 and np.abs(W).max() <= r
+    assert np.abs(W).max() > 0.99 * r  # the whole range is used
+    assert abs(W.mean()) < 0.01 and abs(W.var() - r * r / 3) < 0.02 * r * r
+    assert not net.layers[0].b.any()
+
+
+def test_orthogonal_init_has_orthonormal_columns():
+    net = Network.from_spec("240-240t-100t-10s", init="orthogonal", dtype=np.float64)
+    for W in (net.layers[0].W, net.layers[1].W):
+        assert np.allclose(W.T @ W, np.eye(W.shape[1]), atol=1e-10)
+
+
+def test_init_is_deterministic_in_seed():
+    a, b, c = (Network.from_spec("20-10t-3s", seed=s) for s in (1, 1, 2))
+    assert np.array_equal(a.layers[0].W, b.layers[0].W)
+    assert not np.array_equal(a.layers[0].W, c.layers[0].W)
+
+
+def test_float64_is_selectable_and_float32_default():
+    assert Network.from_spec("5-3t-2s").dtype == np.float32
+    net = Network.from_spec("5-3b-2s", dtype=np.float64)
+    trace = net.forward(np.ones((4, 5)), seed=1)
+    assert all(a.dtype == np.float64 for a in trace.a + trace.h + trace.p)
+
+
+def test_forward_trace_contents():
+    net = Network.from_spec("6-5b-4t:n-3s", seed=2)
+    x = np.random.default_rng(0).random((7, 6)).astype(np.float32)
+    trace = net.forward(x, seed=9, stream=3)
+    a0 = x @ net.layers[0].W + net.layers[0].b
+    np.testing.assert_allclose(trace.a[0], a0, rtol=1e-6)
+    np.testing.assert_allclose(trace.p[0], 1 / (1 + np.exp(-a0)), rtol=1e-6)
+    assert set(np.unique(trace.h[0])) <= {0.0, 1.0}
+    assert set(np.unique(trace.out[1])) <= {-1.0, 1.0}  # sign transmission
+    np.testing.assert_allclose(trace.h[1], np.tanh(trace.a[1]), rtol=1e-6)
+    np.testing.assert_allclose(trace.output.sum(axis=1), 1, rtol=1e-6)
+    again = net.forward(x, seed=9, stream=3)
+    other = net.forward(x, seed=9, stream=4)
+    assert np.array_equal(trace.h[0], again.h[0])
+    assert not np.array_equal(trace.h[0], other.h[0])
+
+
+def test_input_noise_only_in_training():
+    net = Network.from_spec("50-4t-2s", input_noise=0.3)
+    x = np.zeros((200, 50), dtype=np.float32)
+    noisy = net.forward(x, seed=1, train=True).x
+    assert abs(noisy.std() - 0.3) < 0.01
+    assert not net.forward(x, seed=1, train=False).x.any()
+
+
+def test_wrong_input_shape_is_a_value_error():
+    net = Network.from_spec("5-3t-2s")
+    with pytest.raises(ValueError, match=r"shape \(batch, 5\)"):
+        net.forward(np.ones((4, 6)))
+
+
+def test_parse_spec_units():
+    n_in, layers = parse_spec("3-2l-2t-2g-2r-2n-2h-2b-2s")
+    assert n_in == 3
+    assert [unit for _, unit, _ in layers] == ["identity", "tanh", "sigmoid", "relu", "sign", "step", "bernoulli", "softmax"]
