@@ -1,0 +1,52 @@
+"""The containers every loader returns: a `Dataset` of three `Split`s.
+
+Image data keeps its pixels as uint8 (MNIST's 60 000 x 784 pixels take 47 MB instead of 188 MB
+as float32); `Split.features` converts and scales only the rows asked for, so a training loop
+can turn one mini-batch at a time into float features in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part (train, valid or test) of a dataset.
+
+    x: raw inputs, one example per row (N, d): uint8 pixels for image data, float32 otherwise.
+    y: int64 class indices (N,).
+    scale: multiply raw `x` by this to get features in [0, 1] (1/255 for uint8 pixels).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    scale: float = 1.0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def features(self, index=None, dtype=np.float32) -> np.ndarray:
+        """Return `x[index]` (all rows when `index` is None) as a new `dtype` array, scaled.
+
+        `index` is anything NumPy accepts on the first axis: a slice, an int array, an int.
+        """
+        rows = self.x if index is None else self.x[index]
+        out = np.array(rows, dtype=dtype)
+        if self.scale != 1.0:
+            out *= out.dtype.type(self.scale)
+        return out
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification task split into training, validation and test parts."""
+
+    name: str
+    n_features: int
+    n_classes: int
+    train: Split
+    valid: Split
+    test: Split
