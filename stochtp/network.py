@@ -182,16 +182,24 @@ class Network:
         if train and self.input_noise > 0:
             noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
             x = x + self.dtype.type(self.input_noise) * noise
-        trace = Trace(x=x)
-        for i, layer in enumerate(self.layers):
-            a = trace.input_of(i) @ layer.W
-            a += layer.b
-            h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), slope)
-            trace.a.append(a)
-            trace.h.append(h)
-            trace.p.append(p)
-            trace.out.append(units.transmit(layer.transmission, h))
+        return self._continue(Trace(x=x), 0, len(self.layers), seed, stream, slope)
+
+    def _continue(self, trace, start, stop, seed, stream, slope=1.0):
+        """Run layers start..stop-1 on top of `trace` (which holds layers before `start`)."""
+        for i in range(start, stop):
+            a = trace.input_of(i) @ self.layers[i].W
+            a += self.layers[i].b
+            self._activate(trace, i, a, seed, stream, slope)
         return trace
+
+    def _activate(self, trace, i, a, seed, stream, slope=1.0):
+        """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`."""
+        layer = self.layers[i]
+        h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), slope)
+        trace.a.append(a)
+        trace.h.append(h)
+        trace.p.append(p)
+        trace.out.append(units.transmit(layer.transmission, h))
 
     def per_example_loss(self, trace, y):
         return losses.per_example(self.loss_name, trace.output, y)
@@ -211,11 +219,25 @@ class Network:
         return losses.grad_output(self.loss_name, trace.output, y, dh_da)
 
     def predict_proba(self, x, seed=0, stream=0, samples=1):
-        """Output averaged over `samples` forward passes (test mode: no input noise)."""
-        total = None
+        """Output averaged over `samples` forward passes in test mode (no input noise).
+
+        Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
+        stochastic one, and its pre-activation, do not depend on the sample: computed once.
+        """
+        n = len(self.layers)
+        first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
+        x = self.check_input(x).astype(self.dtype, copy=False)
+        if first is None:
+            return self.forward(x, seed, stream, train=False).output.astype(np.float64)
+        shared = self._continue(Trace(x=x), 0, first, seed, stream)
+        a_first = shared.input_of(first) @ self.layers[first].W
+        a_first += self.layers[first].b
+        total = np.zeros((len(x), self.layers[-1].n_out))
         for k in range(samples):
-            h = self.forward(x, seed, kernels.stream_id(stream, "test-sample", k), train=False).output
-            total = h.astype(np.float64) if total is None else total + h
+            sample_stream = kernels.stream_id(stream, "test-sample", k)
+            trace = Trace(shared.x, list(shared.a), list(shared.h), list(shared.p), list(shared.out))
+            self._activate(trace, first, a_first, seed, sample_stream)
+            total += self._continue(trace, first + 1, n, seed, sample_stream).output
         return total / samples
 
     def copy(self):

@@ -37,6 +37,8 @@ class Method:
                 f"method {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                 f"its options: {', '.join(sorted(self.OPTIONS))}"
             )
+        for key, value in options.items():
+            _check_option(self.name, key, value, self.OPTIONS[key])
         self.options = {**self.OPTIONS, **options}
         self.optimisers = {}
 
@@ -75,16 +77,33 @@ class Method:
         return {}
 
     def state_dict(self):
-        state = {f"optimiser/{name}/{key}": value for name, opt in self.optimisers.items() for key, value in opt.state_dict().items()}
-        state.update({f"aux/{name}": value.copy() for name, value in self.aux_parameters().items()})
-        return state
+        """Everything needed to continue training bit for bit: optimiser states and auxiliary parameters."""
+        return {
+            "optimisers": {name: opt.state_dict() for name, opt in self.optimisers.items()},
+            "aux": {name.replace("/", "."): value.copy() for name, value in self.aux_parameters().items()},
+        }
 
     def load_state_dict(self, state):
         for name, opt in self.optimisers.items():
-            prefix = f"optimiser/{name}/"
-            opt.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+            opt.load_state_dict(state["optimisers"][name])
         for name, value in self.aux_parameters().items():
-            value[...] = state[f"aux/{name}"]
+            value[...] = state["aux"][name.replace("/", ".")]
+
+
+def _check_option(method, key, value, default):
+    """Options take the type of their default (ints allowed for floats); a None default takes anything."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        if ok and isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
+            ok, kind = False, "an integer"
+    else:
+        ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise ConfigError(f"method {method!r}: option {key!r} must be {kind}, got {value!r}")
 
 
 def batch_stats(net, trace, y):

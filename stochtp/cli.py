@@ -1,0 +1,166 @@
+"""The `stochtp` command (design section 11).
+
+Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no traceback),
+1 a run that failed or was interrupted.
+"""
+import argparse
+import json
+import math
+import sys
+
+from . import config as config_module
+from . import data, results, train
+from .errors import StochtpError, TrainingFailed
+
+DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
+DEFAULT_COMPARISON_EPOCHS = 3
+
+
+class UsageError(StochtpError):
+    """Bad command-line usage (argparse's own complaints)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _run_options(parser):
+    parser.add_argument("--out", help="results file (default results/<name>.h5)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (method.lr_f=0.01)")
+    parser.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")
+    parser.add_argument("--threads", type=int, help="Numba and BLAS threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser():
+    parser = Parser(prog="stochtp", description="Target propagation and gradient estimators for discrete and stochastic networks.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="train one configuration, appending to a results file")
+    run.add_argument("config", nargs="?", help="TOML config file")
+    run.add_argument("--preset", help=f"start from a preset ({', '.join(config_module.presets())})")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run of this config in --out")
+    _run_options(run)
+
+    show = commands.add_parser("show", help="list the runs of a results file, or show one run")
+    show.add_argument("file")
+    show.add_argument("run_id", nargs="?")
+
+    data_cmd = commands.add_parser("data", help="download or verify datasets")
+    data_cmd.add_argument("action", choices=("fetch", "check"))
+    data_cmd.add_argument("name", nargs="?", default="mnist")
+    data_cmd.add_argument("--data-dir")
+    return parser
+
+
+def _format(value):
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def cmd_run(args):
+    if args.config is None and args.preset is None:
+        return _default_comparison(args)
+    if args.threads is not None and args.threads < 1:
+        raise StochtpError("--threads must be at least 1")
+    cfg = config_module.load(args.config, args.preset, args.overrides, seed=args.seed, epochs=args.epochs)
+    summary = train.run(cfg, out=args.out, data_dir=args.data_dir, threads=args.threads, resume=args.resume, quiet=args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary):
+    print(
+        f"{summary.status}: run {summary.run_id} -> {summary.path}\n"
+        f"  epochs {summary.epochs}, best validation epoch {summary.best_epoch}, "
+        f"test error at best {_format(summary.test_error_at_best)}, last {_format(summary.test_error_last)}, "
+        f"{summary.seconds_per_epoch:.2f} s/epoch"
+    )
+
+
+def _default_comparison(args):
+    """A short DTP / ST / REINFORCE comparison on the stochastic network, into one file."""
+    out = args.out or "results/default-comparison.h5"
+    epochs = args.epochs or DEFAULT_COMPARISON_EPOCHS
+    for preset in DEFAULT_COMPARISON:
+        cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs, eval_samples_every=epochs)
+        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, quiet=args.quiet))
+    print(f"compare them with: stochtp show {out}")
+    return 0
+
+
+def cmd_show(args):
+    store = results.open(args.file)
+    if args.run_id is None:
+        print(f"{'run':34} {'name':28} {'method':10} {'seed':>5} {'status':11} {'epochs':>6} {'best valid':>10} {'test@best':>9}")
+        for run in store.runs:
+            print(_run_line(run))
+        return 0
+    run = store[args.run_id]
+    print(f"run {run.id}")
+    for key in sorted(run.attrs):
+        if key != "config":
+            print(f"  {key}: {run.attrs[key]}")
+    print("config:")
+    print(json.dumps(run.config, indent=2, sort_keys=True))
+    names = list(run.metrics)
+    print("metrics:")
+    print("  " + " ".join(f"{name:>13}" for name in names))
+    for row in zip(*(run.metrics[name] for name in names)):
+        print("  " + " ".join(f"{_format(float(value)):>13}" for value in row))
+    return 0
+
+
+def _run_line(run):
+    metrics = run.metrics
+    key = "valid_error_k" if "valid_error_k" in metrics else "valid_error"
+    test_key = "test_error_k" if key == "valid_error_k" else "test_error"
+    epochs = len(metrics.get("epoch", []))
+    best = test = math.nan
+    if epochs and key in metrics:
+        valid = metrics[key]
+        finite = [i for i, v in enumerate(valid) if not math.isnan(v)]
+        if finite:
+            i = min(finite, key=lambda j: valid[j])
+            best, test = float(valid[i]), float(metrics[test_key][i])
+    attrs = run.attrs
+    return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {epochs:>6} {_format(best):>10} {_format(test):>9}"
+
+
+def cmd_data(args):
+    if args.action == "fetch":
+        print(f"{args.name}: ready in {data.fetch(args.name, args.data_dir)}")
+        return 0
+    report = data.check(args.name, args.data_dir)
+    for name, state in report:
+        print(f"{name}: {state}")
+    return 0 if all(state == "ok" for _, state in report) else 2
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "data": cmd_data}
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except TrainingFailed as failure:
+        print(f"stochtp: run failed: {failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stochtp: interrupted; what was logged is kept (continue with --resume)", file=sys.stderr)
+        return 1
+    except (StochtpError, ValueError) as error:
+        print(f"stochtp: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:  # --help
+        return exit_.code if isinstance(exit_.code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

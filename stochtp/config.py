@@ -1,0 +1,176 @@
+"""Experiment configuration (design sections 8 and 11): TOML in, a validated `Config` out.
+
+A config file may start from a preset (`preset = "paper-stochastic-dtp"`); its other keys
+override the preset's, so a user's file can be three lines. Presets are the TOML files in
+the repository's `experiments/` folder (one file per preset, named after it). `--set
+key=value` overrides one key (dotted for the method section: `method.lr_f=0.01`); its value
+is read as TOML, so `--set epochs=5` is an int and `--set method.name=dtp` a string.
+
+Method options are checked when the method is built (`stochtp.methods.get`), which knows
+them; every other key is checked here, with the key and the file named in the message.
+"""
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run, fully resolved. `method` holds the method's name and options, `data` the dataset's options."""
+
+    name: str = "run"
+    dataset: str = "mnist"
+    network: str = "784-500t-500t-10s"
+    init: str = "glorot"
+    input_noise: float = 0.0
+    dtype: str = "float32"
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 100
+    eval_samples: int = 100
+    eval_samples_every: int = 10
+    method: dict = field(default_factory=lambda: {"name": "bp"})
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def hash(self):
+        """sha256 of the resolved config: runs with equal hashes are the same experiment."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_POSITIVE = ("epochs", "batch_size", "eval_samples", "eval_samples_every")
+
+
+def _type_name(expected):
+    return {int: "an integer", float: "a number", str: "a string", dict: "a table", bool: "true or false"}[expected]
+
+
+def _check_value(key, value, source):
+    expected = _FIELDS[key].type
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{source}: key {key!r} must be {_type_name(expected)}, got {value!r}")
+    if key in _POSITIVE and value < 1:
+        raise ConfigError(f"{source}: key {key!r} must be at least 1, got {value}")
+    if key == "seed" and not 0 <= value < 2**64:
+        raise ConfigError(f"{source}: key 'seed' must be in [0, 2**64), got {value}")
+    if key == "input_noise" and not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{source}: key 'input_noise' must be a finite number >= 0, got {value}")
+    if key == "dtype" and value not in DTYPES:
+        raise ConfigError(f"{source}: key 'dtype' must be one of {', '.join(DTYPES)}, got {value!r}")
+    if key == "method" and not isinstance(value.get("name"), str):
+        raise ConfigError(f"{source}: the [method] table needs a 'name' (bp, tp, dtp, st, reinforce, arm, disarm)")
+    return value
+
+
+def presets():
+    """Names of the available presets."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+
+
+def _read_toml(path):
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+
+
+def preset_path(name):
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(presets())}")
+    return path
+
+
+def _resolve(table, source, seen=()):
+    """A plain dict of config keys: the preset chain first, then the table's own keys."""
+    table = dict(table)
+    base = {}
+    if "preset" in table:
+        name = table.pop("preset")
+        if not isinstance(name, str):
+            raise ConfigError(f"{source}: key 'preset' must be a string, got {name!r}")
+        if name in seen:
+            raise ConfigError(f"{source}: presets form a cycle through {name!r}")
+        path = preset_path(name)
+        base = _resolve(_read_toml(path), str(path), (*seen, name))
+    for key, value in table.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: preset, {', '.join(_FIELDS)}")
+        value = _check_value(key, value, source)
+        if key in ("method", "data") and key in base:
+            if key == "method" and value.get("name", base[key].get("name")) != base[key].get("name"):
+                base[key] = {}  # a different method does not inherit the preset's method options
+            value = {**base[key], **value}
+        base[key] = value
+    return base
+
+
+def parse_override(text):
+    """`key=value` -> (key path, value), the value read as TOML (bare words as strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def load(path=None, preset=None, overrides=(), **fields):
+    """The resolved Config of a file and/or preset, with `key=value` overrides and explicit fields on top."""
+    if path is not None and preset is not None:
+        raise ConfigError("give a config file or a preset, not both")
+    table, source = {}, "defaults"
+    if path is not None:
+        table, source = _read_toml(path), str(path)
+    elif preset is not None:
+        table, source = {"preset": preset}, f"preset {preset!r}"
+    resolved = _resolve(table, source)
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] in ("method", "data") and len(keys) == 2:
+            resolved[keys[0]] = {**resolved.get(keys[0], _FIELDS[keys[0]].default_factory()), keys[1]: value}
+        elif len(keys) == 1 and keys[0] in _FIELDS:
+            resolved[keys[0]] = _check_value(keys[0], value, f"--set {text}")
+        else:
+            raise ConfigError(f"--set {text}: unknown key {'.'.join(keys)!r}; known keys: {', '.join(_FIELDS)}, method.<option>, data.<option>")
+    for key, value in fields.items():
+        if value is not None:
+            resolved[key] = _check_value(key, value, f"--{key}")
+    if "name" not in resolved:
+        resolved["name"] = preset or (Path(path).stem if path else Config.name)
+    return Config(**copy.deepcopy(resolved))
+
+
+def from_dict(table, source="config"):
+    """A Config from a plain dict (e.g. the JSON stored in a results file)."""
+    return Config(**_resolve(table, source))

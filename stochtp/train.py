@@ -1,0 +1,262 @@
+"""The training loop and evaluation protocol (design section 9).
+
+`run(config)` trains one network with one method and appends the run to a results file:
+
+- each epoch is shuffled by a permutation drawn from stream ("shuffle", epoch) of the seed,
+  mini-batch k of epoch e gets the stream stream_id(e, k): everything is replayable;
+- after each epoch: training loss and error (of the forward passes made in training),
+  validation and test error; for stochastic networks the 1-sample errors every epoch and the
+  K-sample errors (K = eval_samples, class probabilities averaged) every `eval_samples_every`
+  epochs and at the last one (NaN in between: K forward passes over 20 000 examples cost
+  more than a training epoch);
+- the best epoch is chosen on validation error (K-sample for stochastic networks), never on test;
+- a non-finite loss or parameter stops the run with status `failed`, keeping what was logged;
+- SIGINT / SIGTERM stop it with status `interrupted`; `resume=True` continues it from its
+  checkpoint (written after every epoch) with the same numbers it would have drawn.
+"""
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from . import data, kernels, losses, methods, results
+from .errors import ConfigError, StochtpError, TrainingFailed
+from .network import Network
+
+EVAL_CHUNK = 2000
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports: where it went and its headline numbers."""
+
+    run_id: str
+    path: Path
+    status: str
+    epochs: int
+    best_epoch: int
+    test_error_at_best: float
+    test_error_last: float
+    seconds_per_epoch: float
+    error: str = ""
+
+
+def build_network(config):
+    return Network.from_spec(config.network, seed=config.seed, init=config.init, dtype=np.dtype(config.dtype), input_noise=config.input_noise)
+
+
+def build_method(config):
+    options = dict(config.method)
+    return methods.get(options.pop("name"), **options)
+
+
+def batches(split, epoch, seed, batch_size, dtype):
+    """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches."""
+    order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
+    for k in range(len(split) // batch_size):
+        index = np.sort(order[k * batch_size:(k + 1) * batch_size])
+        yield kernels.stream_id(epoch, k), split.features(index, dtype), split.y[index]
+
+
+def error_rate(net, split, seed, stream, samples):
+    """Classification error of `net` on `split`, class probabilities averaged over `samples` passes."""
+    wrong = 0.0
+    for start in range(0, len(split), EVAL_CHUNK):
+        index = slice(start, start + EVAL_CHUNK)
+        proba = net.predict_proba(split.features(index, net.dtype), seed, kernels.stream_id(stream, start), samples)
+        wrong += losses.errors(net.loss_name, proba, split.y[index]).sum()
+    return wrong / len(split)
+
+
+def evaluate(net, dataset, config, epoch):
+    """Validation and test errors after `epoch`: 1-sample, and K-sample on its schedule (else NaN)."""
+    metrics = {}
+    stochastic = net.stochastic
+    k_due = stochastic and (epoch % config.eval_samples_every == 0 or epoch == config.epochs)
+    for name, split in (("valid", dataset.valid), ("test", dataset.test)):
+        stream = kernels.stream_id(epoch, "evaluate", name)
+        metrics[f"{name}_error"] = error_rate(net, split, config.seed, stream, 1)
+        if stochastic:
+            metrics[f"{name}_error_k"] = error_rate(net, split, config.seed, stream, config.eval_samples) if k_due else math.nan
+    return metrics
+
+
+def selection_metric(net):
+    return "valid_error_k" if net.stochastic else "valid_error"
+
+
+def network_arrays(net, method):
+    arrays = {}
+    for i, layer in enumerate(net.layers):
+        arrays[f"layer_{i}/W"] = layer.W
+        arrays[f"layer_{i}/b"] = layer.b
+    arrays.update(method.aux_parameters())
+    return arrays
+
+
+def layer_state(net):
+    """The forward parameters as a nested dict for checkpoints: {"layer_0": {"W": ..., "b": ...}, ...}."""
+    return {f"layer_{i}": {"W": layer.W, "b": layer.b} for i, layer in enumerate(net.layers)}
+
+
+def all_finite(net, method):
+    return all(np.isfinite(array).all() for array in network_arrays(net, method).values())
+
+
+@contextmanager
+def thread_limit(threads):
+    """Numba and BLAS threads for the run (None: leave both as they are)."""
+    if threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt so both end a run as `interrupted`."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Progress:
+    """A tqdm bar over epochs on a terminal; silent when quiet or not a TTY."""
+
+    def __init__(self, config, first_epoch, quiet):
+        enabled = not quiet and sys.stderr.isatty()
+        self.bar = tqdm(total=config.epochs, initial=first_epoch - 1, desc=config.name, unit="epoch", disable=not enabled, leave=True)
+
+    def update(self, metrics):
+        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k") if k in metrics and not math.isnan(metrics[k])}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
+
+
+def default_out(config):
+    return Path("results") / f"{config.name}.h5"
+
+
+def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True):
+    """Train as `config` says, append the run to `out` (default results/<name>.h5), return a RunSummary.
+
+    Raises TrainingFailed (status `failed`) on non-finite values and KeyboardInterrupt (status
+    `interrupted`) on SIGINT/SIGTERM, after recording them in the file.
+    """
+    out = Path(out) if out is not None else default_out(config)
+    dataset = data.load(config.dataset, data_dir, **config.data)
+    net = build_network(config)
+    if net.layers[0].n_in != dataset.n_features or (net.loss_name == "nll" and net.layers[-1].n_out != dataset.n_classes):
+        raise ConfigError(
+            f"network {config.network} does not fit dataset {config.dataset!r}: "
+            f"it has {dataset.n_features} features and {dataset.n_classes} classes"
+        )
+    method = build_method(config)
+    method.bind(net)
+    with thread_limit(threads), results.Writer(out) as writer, sigterm_as_interrupt():
+        run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
+        return _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet)
+
+
+def _open_run(writer, config, net, method, resume, threads):
+    """The run to write into and where to start: a new run, or the newest resumable one with this config."""
+    if resume:
+        candidates = [r for r in results.open(writer.path).runs if r.attrs.get("config_hash") == config.hash and r.status in ("interrupted", "running")]
+        if not candidates:
+            raise ConfigError(f"--resume: no interrupted run of this config in {writer.path}")
+        run_writer = writer.find_run(candidates[-1].id)
+        checkpoint = run_writer.load_checkpoint()
+        if not checkpoint:
+            return run_writer, 1, {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
+        for i, layer in enumerate(net.layers):
+            layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
+            layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
+        method.load_state_dict(checkpoint["method"])
+        epoch = int(checkpoint["epoch"])
+        run_writer.truncate(epoch)
+        return run_writer, epoch + 1, {key: float(value) for key, value in checkpoint["best"].items()}
+    run_writer = writer.start_run(
+        name=config.name,
+        method=config.method["name"],
+        dataset=config.dataset,
+        network=config.network,
+        seed=config.seed,
+        config=config.to_dict(),
+        provenance=results.provenance(threads if threads is not None else numba.get_num_threads()),
+    )
+    return run_writer, 1, {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
+
+
+def _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet):
+    progress = Progress(config, first_epoch, quiet)
+    selection = selection_metric(net)
+    previous_wall = run_writer.metrics_so_far().get("wall_time", np.zeros(0))
+    wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
+    started = time.perf_counter()
+    epoch_times = []
+    epoch = first_epoch - 1
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            tick = time.perf_counter()
+            stats = method.train_epoch(net, batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+            epoch_times.append(time.perf_counter() - tick)
+            if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
+                raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")
+            metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_times[-1], **stats, **evaluate(net, dataset, config, epoch)}
+            run_writer.append(metrics, method.diagnostics())
+            if metrics[selection] < best["value"]:
+                best = {"epoch": epoch, "value": metrics[selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
+                run_writer.save_params("best", network_arrays(net, method), attrs={"epoch": epoch})
+            run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(net), "method": method.state_dict(), "best": best})
+            progress.update(metrics)
+    except TrainingFailed as failure:
+        run_writer.finish("failed", str(failure))
+        raise
+    except KeyboardInterrupt:
+        run_writer.finish("interrupted", f"interrupted during epoch {epoch + 1}")
+        raise
+    except StochtpError as error:
+        run_writer.finish("failed", str(error))
+        raise
+    finally:
+        progress.close()
+    run_writer.save_params("params", network_arrays(net, method))
+    run_writer.finish("completed")
+    last = run_writer.metrics_so_far()
+    key = "test_error_k" if net.stochastic else "test_error"
+    return RunSummary(
+        run_id=run_writer.id,
+        path=out,
+        status="completed",
+        epochs=config.epochs,
+        best_epoch=int(best["epoch"]),
+        test_error_at_best=float(best[key]),
+        test_error_last=float(last[key][-1]) if len(last.get(key, [])) else math.nan,
+        seconds_per_epoch=float(np.median(epoch_times)) if epoch_times else math.nan,
+    )
