@@ -58,12 +58,24 @@ def build_method(config):
     return methods.get(options.pop("name"), **options)
 
 
-def batches(split, epoch, seed, batch_size, dtype):
-    """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches."""
-    order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
-    for k in range(len(split) // batch_size):
-        index = np.sort(order[k * batch_size:(k + 1) * batch_size])
-        yield kernels.stream_id(epoch, k), split.features(index, dtype), split.y[index]
+class Batches:
+    """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches.
+
+    Re-iterable (the alternating DTP schedule makes two passes) and lazy: each pass converts
+    one mini-batch at a time, so no float copy of the training set is held.
+    """
+
+    def __init__(self, split, epoch, seed, batch_size, dtype):
+        self.split, self.epoch, self.batch_size, self.dtype = split, epoch, batch_size, dtype
+        self.order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
+
+    def __len__(self):
+        return len(self.split) // self.batch_size
+
+    def __iter__(self):
+        for k in range(len(self)):
+            index = np.sort(self.order[k * self.batch_size:(k + 1) * self.batch_size])
+            yield kernels.stream_id(self.epoch, k), self.split.features(index, self.dtype), self.split.y[index]
 
 
 def error_rate(net, split, seed, stream, samples):
@@ -178,7 +190,7 @@ def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True)
             f"it has {dataset.n_features} features and {dataset.n_classes} classes"
         )
     method = build_method(config)
-    method.bind(net)
+    method.bind(net, config.seed)
     with thread_limit(threads), results.Writer(out) as writer, sigterm_as_interrupt():
         run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
         return _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet)
@@ -224,7 +236,7 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             tick = time.perf_counter()
-            stats = method.train_epoch(net, batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+            stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
             epoch_times.append(time.perf_counter() - tick)
             if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
                 raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")

@@ -46,27 +46,22 @@ class Method:
         if self.needs_stochastic and not net.stochastic:
             raise ConfigError(f"method {self.name!r} needs stochastic (bernoulli) layers; network {net.spec} has none")
 
-    def bind(self, net):
-        """Prepare to train `net`: check it suits the method, create optimisers and auxiliary parameters."""
+    def bind(self, net, seed=0):
+        """Prepare to train `net`: check it suits the method, create optimisers and auxiliary
+        parameters (drawn from `seed`)."""
         self.check_network(net)
 
     def start_epoch(self, epoch):
         """Hook for per-epoch schedules (noise level, slope annealing)."""
 
     def step(self, net, x, y, seed, stream):
-        """Train on one mini-batch; return (sum of per-example losses, number of errors)."""
+        """Train on one mini-batch; return (sum of per-example losses, number of errors, batch size)."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def train_epoch(self, net, batches, seed, epoch):
         """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
         self.start_epoch(epoch)
-        total_loss = total_errors = count = 0
-        for stream, x, y in batches:
-            loss_sum, n_errors = self.step(net, x, y, seed, stream)
-            total_loss += loss_sum
-            total_errors += n_errors
-            count += len(y)
-        return {"train_loss": total_loss / count, "train_error": total_errors / count}
+        return epoch_stats(self.step(net, x, y, seed, stream) for stream, x, y in batches)
 
     def diagnostics(self):
         """Per-layer diagnostics of the last epoch, name -> 1-D array (empty for most methods)."""
@@ -107,9 +102,17 @@ def _check_option(method, key, value, default):
 
 
 def batch_stats(net, trace, y):
-    """(sum of per-example losses, number of errors) of a forward pass, for training curves."""
+    """(sum of per-example losses, number of errors, batch size) of a forward pass, for training curves."""
     loss = net.per_example_loss(trace, y)
-    return float(loss.sum()), float(losses.errors(net.loss_name, trace.output, y).sum())
+    return float(loss.sum()), float(losses.errors(net.loss_name, trace.output, y).sum()), len(y)
+
+
+def epoch_stats(batch_stats_seq):
+    """Mean training loss and error over an epoch's (loss sum, errors, count) triples."""
+    total_loss = total_errors = count = 0
+    for loss_sum, n_errors, n in batch_stats_seq:
+        total_loss, total_errors, count = total_loss + loss_sum, total_errors + n_errors, count + n
+    return {"train_loss": total_loss / count, "train_error": total_errors / count}
 
 
 def flatten(grads):
@@ -125,8 +128,8 @@ class GradientMethod(Method):
 
     OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop"}
 
-    def bind(self, net):
-        super().bind(net)
+    def bind(self, net, seed=0):
+        super().bind(net, seed)
         lr = self.options["lr"]
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ConfigError(f"method {self.name!r}: lr must be a positive number, got {lr!r}")
