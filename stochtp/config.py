@@ -23,6 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import ConfigError
+from .network import parse_spec
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
 DTYPES = ("float32", "float64")
@@ -81,8 +82,11 @@ def _check_value(key, value, source):
         raise ConfigError(f"{source}: key 'input_noise' must be a finite number >= 0, got {value}")
     if key == "dtype" and value not in DTYPES:
         raise ConfigError(f"{source}: key 'dtype' must be one of {', '.join(DTYPES)}, got {value!r}")
-    if key == "method" and not isinstance(value.get("name"), str):
-        raise ConfigError(f"{source}: the [method] table needs a 'name' (bp, tp, dtp, st, reinforce, arm, disarm)")
+    if key == "network":
+        try:
+            parse_spec(value)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: key 'network': {error}") from None
     return value
 
 
@@ -98,8 +102,10 @@ def _read_toml(path):
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read ({error.strerror})") from None
 
 
 def preset_path(name):
@@ -122,15 +128,24 @@ def _resolve(table, source, seen=()):
         path = preset_path(name)
         base = _resolve(_read_toml(path), str(path), (*seen, name))
     for key, value in table.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"{source}: unknown key {key!r}; known keys: preset, {', '.join(_FIELDS)}")
-        value = _check_value(key, value, source)
-        if key in ("method", "data") and key in base:
-            if key == "method" and value.get("name", base[key].get("name")) != base[key].get("name"):
-                base[key] = {}  # a different method does not inherit the preset's method options
-            value = {**base[key], **value}
-        base[key] = value
+        _set(base, key, value, source)
     return base
+
+
+def _set(resolved, key, value, source):
+    """Check `value` and put it under `key`; a [method] or [data] table is merged into the one
+    already there (a method of another name starts with none of the old method's options)."""
+    if key not in _FIELDS:
+        raise ConfigError(f"{source}: unknown key {key!r}; known keys: preset, {', '.join(_FIELDS)}")
+    value = _check_value(key, value, source)
+    if key in ("method", "data"):
+        current = resolved.get(key, _FIELDS[key].default_factory())
+        if key == "method" and value.get("name", current.get("name")) != current.get("name"):
+            current = {}
+        value = {**current, **value}
+        if key == "method" and not isinstance(value.get("name"), str):
+            raise ConfigError(f"{source}: key 'method.name' must be a string (bp, tp, dtp, st, reinforce, arm, disarm)")
+    resolved[key] = value
 
 
 def parse_override(text):
@@ -157,15 +172,14 @@ def load(path=None, preset=None, overrides=(), **fields):
     resolved = _resolve(table, source)
     for text in overrides:
         keys, value = parse_override(text)
-        if keys[0] in ("method", "data") and len(keys) == 2:
-            resolved[keys[0]] = {**resolved.get(keys[0], _FIELDS[keys[0]].default_factory()), keys[1]: value}
-        elif len(keys) == 1 and keys[0] in _FIELDS:
-            resolved[keys[0]] = _check_value(keys[0], value, f"--set {text}")
-        else:
+        if len(keys) == 2 and keys[0] in ("method", "data"):
+            keys, value = keys[:1], {keys[1]: value}
+        if len(keys) != 1:
             raise ConfigError(f"--set {text}: unknown key {'.'.join(keys)!r}; known keys: {', '.join(_FIELDS)}, method.<option>, data.<option>")
+        _set(resolved, keys[0], value, f"--set {text}")
     for key, value in fields.items():
         if value is not None:
-            resolved[key] = _check_value(key, value, f"--{key}")
+            _set(resolved, key, value, f"--{key}")
     if "name" not in resolved:
         resolved["name"] = preset or (Path(path).stem if path else Config.name)
     return Config(**copy.deepcopy(resolved))
