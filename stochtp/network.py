@@ -95,10 +95,11 @@ def parse_spec(spec):
     return int(tokens[0]), layers
 
 
-def init_weights(n_in, n_out, seed, index, init, dtype):
-    """Glorot uniform U[-r, r], r = sqrt(6 / (n_in + n_out)); `orthogonal` replaces it by its polar factor."""
+def init_weights(n_in, n_out, seed, stream, init, dtype):
+    """Glorot uniform U[-r, r], r = sqrt(6 / (n_in + n_out)), drawn from (seed, stream);
+    `orthogonal` replaces the draw by its orthogonal (polar) factor."""
     r = np.sqrt(6.0 / (n_in + n_out))
-    u = kernels.uniform((n_in, n_out), seed, kernels.stream_id("init", index), dtype=np.float64)
+    u = kernels.uniform((n_in, n_out), seed, stream, dtype=np.float64)
     W = (2 * u - 1) * r
     if init == "orthogonal":
         left, _, right = np.linalg.svd(W, full_matrices=False)
@@ -139,7 +140,7 @@ class Network:
         n_in, specs = parse_spec(spec)
         layers = []
         for i, (n_out, unit, transmission) in enumerate(specs):
-            W = init_weights(n_in, n_out, seed, i, init, dtype)
+            W = init_weights(n_in, n_out, seed, kernels.stream_id("init", i), init, dtype)
             layers.append(Layer(W, np.zeros(n_out, dtype=dtype), unit, transmission))
             n_in = n_out
         return cls(layers, input_noise=input_noise, name=spec)
@@ -171,18 +172,18 @@ class Network:
             raise ValueError(f"input must have shape (batch, {self.layers[0].n_in}), got {x.shape}")
         return x
 
-    def forward(self, x, seed=0, stream=0, train=True, slope=1.0):
+    def forward(self, x, seed=0, stream=0, train=True, slope=1.0, stop=None):
         """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
 
         In training (`train=True`) the input gets N(0, input_noise^2) noise from
         stream_id(stream, "input-noise"). `slope` scales stochastic pre-activations
-        (straight-through slope annealing).
+        (straight-through slope annealing). With `stop`, only layers 0..stop-1 run.
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
             noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
             x = x + self.dtype.type(self.input_noise) * noise
-        return self._continue(Trace(x=x), 0, len(self.layers), seed, stream, slope)
+        return self._continue(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream, slope)
 
     def _continue(self, trace, start, stop, seed, stream, slope=1.0):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`)."""

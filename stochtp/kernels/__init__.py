@@ -23,7 +23,11 @@ _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
 
 
 def _shape(shape):
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise ValueError(f"shape must hold integers, got {shape!r}")
+    dims = tuple(shape)
     for d in dims:
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
             raise ValueError(f"shape must hold integers, got {shape!r}")
@@ -43,11 +47,13 @@ def _float_input(array, name):
     array = np.asarray(array)
     if array.dtype not in _FLOATS:
         raise ValueError(f"{name} must be a float32 or float64 array, got dtype {array.dtype}")
-    return np.ascontiguousarray(array)
+    return np.asarray(array, order="C")
 
 
 def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
     if out is None:
+        if np.dtype(default_dtype) not in allowed:
+            raise ValueError(f"{name} dtype {np.dtype(default_dtype)} is not supported; allowed: {', '.join(map(str, allowed))}")
         return np.empty(shape, dtype=default_dtype)
     if not isinstance(out, np.ndarray):
         raise ValueError(f"{name} must be a numpy array, got {type(out).__name__}")

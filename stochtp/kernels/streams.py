@@ -14,6 +14,7 @@ same purpose always gets the same numbers, in any process:
 Different methods given the same (seed, stream) see the same numbers: common random numbers.
 """
 import hashlib
+import json
 
 import numpy as np
 
@@ -32,13 +33,8 @@ def check_uint64(value, name):
 
 def stream_id(*parts):
     """A 64-bit stream id from a tuple of non-negative ints and strings (a stable hash, not Python's)."""
-    text = []
-    for part in parts:
-        if isinstance(part, str):
-            text.append("s" + part)
-        else:
-            text.append("i%d" % check_uint64(part, "stream part"))
-    digest = hashlib.blake2b("\x1f".join(text).encode(), digest_size=8).digest()
+    canonical = [part if isinstance(part, str) else check_uint64(part, "stream part") for part in parts]
+    digest = hashlib.blake2b(json.dumps(canonical).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 

@@ -1,8 +1,9 @@
 """Credit-assignment methods behind one interface (design section 6); `get(name, **options)` builds one."""
 from ..errors import ConfigError
 from .backprop import Backprop
+from .target_prop import PlainTargetProp, TargetProp
 
-METHODS = {cls.name: cls for cls in (Backprop,)}
+METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp)}
 
 
 def get(name, **options):
