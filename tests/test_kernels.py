@@ -675,3 +675,28 @@ def test_non_integer_scalar_shape_is_rejected(shape):
 def test_stream_id_parts_cannot_run_together():
     assert stream_id("a\x1fsb") != stream_id("a", "b")
     assert stream_id("1") != stream_id(1)
+
+
+@pytest.mark.parametrize("size", [1, 4097, 70001])
+def test_serial_and_parallel_drivers_draw_the_same_values(size):
+    """Small arrays go to the serial driver; both must produce the values of the position-based contract."""
+    from stochtp.kernels import sampling
+    from stochtp.kernels.streams import split64
+
+    words = (*split64(SEED), *split64(99))
+    for dtype in (np.float32, np.float64):
+        for parallel, serial in ((sampling.uniform_kernel, sampling.uniform_serial), (sampling.normal_kernel, sampling.normal_serial)):
+            a, b = np.empty(size, dtype), np.empty(size, dtype)
+            parallel(a, *words)
+            serial(b, *words)
+            np.testing.assert_array_equal(a, b)
+        p = uniform(size, SEED + 1, dtype=dtype)
+        h1, h2 = np.empty(size, np.uint8), np.empty(size, np.uint8)
+        sampling.bernoulli_kernel(p, h1, *words)
+        sampling.bernoulli_serial(p, h2, *words)
+        np.testing.assert_array_equal(h1, h2)
+        pa, ha, pb, hb = (np.empty(size, dtype) for _ in range(4))
+        sampling.sigmoid_bernoulli_kernel(p - 0.5, pa, ha, *words)
+        sampling.sigmoid_bernoulli_serial(p - 0.5, pb, hb, *words)
+        np.testing.assert_array_equal(pa, pb)
+        np.testing.assert_array_equal(ha, hb)

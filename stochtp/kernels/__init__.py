@@ -10,15 +10,23 @@ The value at position i of stream (seed, stream) is a pure function of (seed, st
 same (seed, stream) gives different methods the same numbers. `stream_id` derives stream ids
 from named purposes. This package imports nothing else of stochtp.
 """
-import numpy as np
+import os
 
-from . import sampling
-from .philox import philox4x32_reference
-from .streams import check_uint64, split64, stream_id
+# Idle OpenMP threads sleep instead of spinning, so that between two parallel kernels they
+# leave the cores to the BLAS calls of the training loop (a spinning pool slowed a mini-batch
+# GEMM 40-fold). Read when the pool starts; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+from . import sampling  # noqa: E402
+from .philox import philox4x32_reference  # noqa: E402
+from .streams import check_uint64, split64, stream_id  # noqa: E402
 
 __all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "philox4x32_reference"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+PARALLEL_MIN_SIZE = 1 << 18  # smaller arrays are sampled on the calling thread (see sampling.py)
 _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
 
 
@@ -66,6 +74,10 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
     return out
 
 
+def _driver(size, parallel, serial):
+    return parallel if size >= PARALLEL_MIN_SIZE else serial
+
+
 def _words(seed, stream):
     return (*split64(check_uint64(seed, "seed")), *split64(check_uint64(stream, "stream")))
 
@@ -74,8 +86,7 @@ def uniform(shape, seed, stream=0, dtype=np.float32):
     """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = np.empty(shape, dtype=dtype)
-    kernel = sampling.uniform_f32_kernel if dtype == np.float32 else sampling.uniform_f64_kernel
-    kernel(out.reshape(-1), *_words(seed, stream))
+    _driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream))
     return out
 
 
@@ -83,8 +94,7 @@ def normal(shape, seed, stream=0, dtype=np.float32):
     """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = np.empty(shape, dtype=dtype)
-    kernel = sampling.normal_f32_kernel if dtype == np.float32 else sampling.normal_f64_kernel
-    kernel(out.reshape(-1), *_words(seed, stream))
+    _driver(out.size, sampling.normal_kernel, sampling.normal_serial)(out.reshape(-1), *_words(seed, stream))
     return out
 
 
@@ -92,7 +102,8 @@ def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
     """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise."""
     p = _float_input(p, "p")
     out = _output(out, p.shape, dtype, "out")
-    if sampling.bernoulli_kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream)):
+    kernel = _driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
+    if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream)):
         raise ValueError("p contains NaN")
     return out
 
@@ -105,6 +116,7 @@ def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
     a = _float_input(a, "a")
     p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,))
     h_out = _output(h_out, a.shape, a.dtype, "h_out")
-    if sampling.sigmoid_bernoulli_kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream)):
+    kernel = _driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
+    if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream)):
         raise ValueError("a (pre-activation) contains NaN")
     return p_out, h_out

@@ -1,0 +1,220 @@
+"""Target propagation (`tp`) and difference target propagation (`dtp`), design section 6.2.
+
+Notation of the spec, 0-based here: layer j = 0..M-1, output layer M-1, top hidden layer
+`top` = M-2. Each layer has a value in its own "target space" `v_j`: the unit's value h_j
+for a deterministic layer, the probability h^p_j = sigmoid(a_j) for a Bernoulli layer.
+Every hidden layer j >= 1 owns an approximate inverse g_j(v) = tanh(t(v) @ V_j + c_j) back
+to layer j-1's space, where t is `inverse_transmission` (sign for the paper's discrete net).
+
+Per mini-batch (forward step):
+  1. first target  v_hat_top = v_top - eta_hat * dL/d t(h_top)   (the derivative is taken on the
+     transmitted value, i.e. on the sample for a stochastic layer; section 6.2)
+  2. lower targets TP:  v_hat_{j-1} = g_j(v_hat_j)
+                   DTP: v_hat_{j-1} = v_{j-1} + g_j(v_hat_j) - g_j(v_j)
+  3. layer j <= top descends ||v_j - v_hat_j||^2 with its input held fixed; the output layer
+     descends L. No gradient crosses a layer.
+Inverse step: for j >= 1, with h_tilde = v_{j-1} + eps, eps ~ N(0, sigma^2), g_j descends
+  ||g_j(f_j(h_tilde)) - h_tilde||^2, where f_j feeds t_{j-1}(h_tilde) (a Bernoulli sample of
+  h_tilde for a stochastic layer j-1) through layer j. sigma = sigma0 / (1 + (epoch-1) / tau).
+Schedules: `alternating` (the reference: per epoch, all inverse steps, then all forward
+steps) or `parallel` (per mini-batch: inverse step, then forward step).
+Losses are summed over units and averaged over the mini-batch (section 3).
+"""
+import math
+
+import numpy as np
+
+from .. import kernels, units
+from ..errors import ConfigError
+from ..network import init_weights
+from ..optim import make as make_optimiser
+from .backprop import backward
+from .base import Method, batch_stats, epoch_stats
+
+
+class TargetProp(Method):
+    """Difference target propagation; `difference=False` (the `tp` method) drops the correction."""
+
+    name = "dtp"
+    difference = True
+    OPTIONS = {
+        "eta_hat": 0.3,
+        "lr_f": 1e-3,
+        "lr_b": 1e-3,
+        "sigma": 0.3,
+        "sigma_tau": math.inf,
+        "schedule": "alternating",
+        "optimizer": "centred_rmsprop",
+        "inverse_init": "glorot",
+        "inverse_transmission": "identity",
+    }
+
+    def bind(self, net, seed=0):
+        super().bind(net, seed)
+        if len(net.layers) < 2:
+            raise ConfigError(f"method {self.name!r} needs at least one hidden layer; {net.spec} has none")
+        if self.options["schedule"] not in ("alternating", "parallel"):
+            raise ConfigError(f"method {self.name!r}: schedule must be 'alternating' or 'parallel', got {self.options['schedule']!r}")
+        if self.options["inverse_transmission"] not in units.TRANSMISSIONS:
+            raise ConfigError(f"method {self.name!r}: inverse_transmission must be one of {', '.join(units.TRANSMISSIONS)}")
+        for key in ("eta_hat", "lr_f", "lr_b"):
+            if not self.options[key] > 0:
+                raise ConfigError(f"method {self.name!r}: {key} must be positive, got {self.options[key]}")
+        for j, layer in enumerate(net.layers[:-1]):
+            if units.derivative(layer.unit, np.zeros(1), np.zeros(1), np.full(1, 0.5)) is None and not layer.stochastic:
+                raise ConfigError(f"method {self.name!r}: hidden layer {j} has {layer.unit!r} units, which a local loss cannot train; use tanh units with sign transmission (e.g. '500t:n')")
+        self.top = len(net.layers) - 2
+        dtype = net.dtype
+        self.V, self.c = {}, {}
+        for j in range(1, self.top + 1):
+            n_j, n_below = net.layers[j].n_out, net.layers[j].n_in
+            self.V[j] = init_weights(n_j, n_below, seed, kernels.stream_id("inverse-init", j), self.options["inverse_init"], dtype)
+            self.c[j] = np.zeros(n_below, dtype=dtype)
+        self.optimisers["forward"] = make_optimiser(self.options["optimizer"], net.parameters(), self.options["lr_f"])
+        if self.V:
+            inverse_params = [p for j in self.V for p in (self.V[j], self.c[j])]
+            self.optimisers["inverse"] = make_optimiser(self.options["optimizer"], inverse_params, self.options["lr_b"])
+        self.sigma = self.options["sigma"]
+        self._reset_diagnostics(len(net.layers), net)
+
+    def aux_parameters(self):
+        params = {}
+        for j in self.V:
+            params[f"inverse_{j}/V"] = self.V[j]
+            params[f"inverse_{j}/c"] = self.c[j]
+        return params
+
+    # ------------------------------------------------------------------ the inverses g_j
+
+    def g(self, j, v):
+        """g_j(v) = tanh(t(v) @ V_j + c_j): layer j's space back to layer j-1's."""
+        return np.tanh(units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j])
+
+    def inverse_step(self, net, x, seed, stream):
+        """One descent step of every inverse on its noise-corrupted reconstruction loss."""
+        if not self.V:
+            return
+        trace = net.forward(x, seed, stream, stop=self.top)
+        grads = []
+        for j in self.V:
+            below, layer = net.layers[j - 1], net.layers[j]
+            v_below = trace.p[j - 1]
+            noise = kernels.normal(v_below.shape, seed, kernels.stream_id(stream, "inverse-noise", j), dtype=v_below.dtype)
+            h_tilde = v_below + v_below.dtype.type(self.sigma) * noise  # h~ = v_{j-1} + eps
+            if below.stochastic:
+                fed = kernels.bernoulli(h_tilde, seed, kernels.stream_id(stream, "inverse-sample", j), dtype=h_tilde.dtype)
+            else:
+                fed = units.transmit(below.transmission, h_tilde)
+            a = fed @ layer.W + layer.b
+            v_j = units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0]  # f_j(h~) in layer j's space
+            t_v = units.transmit(self.options["inverse_transmission"], v_j)
+            r = np.tanh(t_v @ self.V[j] + self.c[j])  # g_j(f_j(h~))
+            diff = r - h_tilde
+            self._inverse_error[j] += float((diff * diff).sum(axis=1).mean())
+            grad_z = (2.0 / len(x)) * diff * (1 - r * r)  # d||r - h~||^2 / dz, z = t(v) V + c
+            grads += [t_v.T @ grad_z, grad_z.sum(axis=0)]
+        self._inverse_batches += 1
+        self.optimisers["inverse"].step(grads)
+
+    # ------------------------------------------------------------------ targets and forward step
+
+    def targets(self, net, trace, y):
+        """Targets v_hat_j for the hidden layers j = 0..top, in each layer's target space."""
+        top = self.top
+        grad_out = net.output_grad(trace, y) @ net.layers[top + 1].W.T  # dL/d t(h_top)
+        v_hat = [None] * (top + 1)
+        v_hat[top] = trace.p[top] - self.options["eta_hat"] * grad_out  # v_hat_top = v_top - eta_hat dL/dt(h_top)
+        for j in range(top, 0, -1):
+            if self.difference:
+                v_hat[j - 1] = trace.p[j - 1] + self.g(j, v_hat[j]) - self.g(j, trace.p[j])  # DTP
+            else:
+                v_hat[j - 1] = self.g(j, v_hat[j])  # TP
+        return v_hat
+
+    def forward_gradients(self, net, x, y, seed, stream):
+        """Per-layer (dW, db) of the local losses (hidden layers) and of L (output), and the trace."""
+        trace = net.forward(x, seed, stream)
+        v_hat = self.targets(net, trace, y)
+        grads = backward(net, trace, net.output_grad(trace, y), bottom=len(net.layers) - 1)
+        batch = len(x)
+        for j in range(self.top + 1):
+            layer = net.layers[j]
+            diff = trace.p[j] - v_hat[j]
+            self._target_distance[j] += float(np.sqrt((diff * diff).sum(axis=1)).mean())
+            dv_da = trace.p[j] * (1 - trace.p[j]) if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])
+            grad_a = (2.0 / batch) * diff * dv_da  # d||v_j - v_hat_j||^2 / da_j, input held fixed
+            grads[j] = (trace.input_of(j).T @ grad_a, grad_a.sum(axis=0))
+        self._forward_batches += 1
+        return grads, trace
+
+    def update(self, net, x, y, seed, stream=0):
+        """The forward step's update direction per layer, [(dW, db), ...] (what the optimiser descends along)."""
+        grads, _ = self.forward_gradients(net, np.asarray(x), np.asarray(y), seed, stream)
+        return grads
+
+    def forward_step(self, net, x, y, seed, stream):
+        grads, trace = self.forward_gradients(net, x, y, seed, stream)
+        if self._angle_due:
+            self._bp_angle = self._angles(net, trace, y, grads)
+            self._angle_due = False
+        self.optimisers["forward"].step([g for pair in grads for g in pair])
+        return batch_stats(net, trace, y)
+
+    def _angles(self, net, trace, y, grads):
+        """Angle (degrees) between each layer's update and the back-prop gradient of the same batch."""
+        if any(layer.unit in units.DISCRETE_UNITS or layer.transmission != "identity" for layer in net.layers):
+            return np.full(len(net.layers), np.nan)
+        exact = backward(net, trace, net.output_grad(trace, y))
+        angles = []
+        for (dW, db), (eW, eb) in zip(grads, exact):
+            u, v = np.concatenate([dW.ravel(), db]), np.concatenate([eW.ravel(), eb])
+            cosine = float(u @ v) / max(float(np.linalg.norm(u) * np.linalg.norm(v)), 1e-30)
+            angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cosine)))))
+        return np.array(angles)
+
+    # ------------------------------------------------------------------ epochs and schedules
+
+    def start_epoch(self, epoch):
+        self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau)
+
+    def step(self, net, x, y, seed, stream):
+        """Parallel schedule: inverse step, then forward step, on the same mini-batch."""
+        self.inverse_step(net, x, seed, kernels.stream_id(stream, "inverse-phase"))
+        return self.forward_step(net, x, y, seed, stream)
+
+    def train_epoch(self, net, batches, seed, epoch):
+        self._reset_diagnostics(len(net.layers), net)
+        if self.options["schedule"] == "parallel":
+            return super().train_epoch(net, batches, seed, epoch)
+        self.start_epoch(epoch)
+        for stream, x, _ in batches:
+            self.inverse_step(net, x, seed, kernels.stream_id(stream, "inverse-phase"))
+        return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in batches)
+
+    def _reset_diagnostics(self, n_layers, net):
+        self._inverse_error = np.zeros(n_layers)
+        self._target_distance = np.zeros(n_layers)
+        self._inverse_batches = self._forward_batches = 0
+        self._bp_angle = np.full(n_layers, np.nan)
+        self._angle_due = True
+
+    def diagnostics(self):
+        """Per layer: mean inverse reconstruction error, mean target distance ||v_hat - v||, BP angle.
+
+        NaN where a layer has no such quantity (no inverse on layer 0, no target on the output,
+        no angle on networks with discrete units). The angle is taken on the epoch's first batch.
+        """
+        n = len(self._inverse_error)
+        inverse = np.full(n, np.nan)
+        distance = np.full(n, np.nan)
+        for j in self.V:
+            inverse[j] = self._inverse_error[j] / max(self._inverse_batches, 1)
+        distance[: self.top + 1] = self._target_distance[: self.top + 1] / max(self._forward_batches, 1)
+        return {"inverse_error": inverse, "target_distance": distance, "bp_angle": self._bp_angle}
+
+
+class PlainTargetProp(TargetProp):
+    """Target propagation without the difference correction: v_hat_{j-1} = g_j(v_hat_j)."""
+
+    name = "tp"
+    difference = False
