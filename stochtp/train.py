@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import data, kernels, losses, methods, results
-from .errors import ConfigError, StochtpError, TrainingFailed
+from .errors import ConfigError, TrainingFailed
 from .network import Network
 
 EVAL_CHUNK = 2000
@@ -138,21 +138,44 @@ def thread_limit(threads):
         numba.set_num_threads(previous)
 
 
-@contextmanager
-def sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so both end a run as `interrupted`."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+class Interrupts:
+    """SIGINT and SIGTERM end a run as `interrupted` by raising KeyboardInterrupt; one that arrives
+    inside `held()` (while an epoch is being recorded) is raised when the block is done, so the
+    file never holds half of an epoch's record. Outside the main thread, signals are left alone."""
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.holding = False
+        self.pending = None
+        self.previous = {}
+
+    def __enter__(self):
+        try:
+            self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def handle(self, signum, frame):
+        if self.holding:
+            self.pending = signum
+        else:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    @contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending is not None:
+            raise KeyboardInterrupt(f"signal {self.pending}")
 
 
 class Progress:
@@ -175,42 +198,60 @@ def default_out(config):
     return Path("results") / f"{config.name}.h5"
 
 
-def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True):
+def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True, source=None):
     """Train as `config` says, append the run to `out` (default results/<name>.h5), return a RunSummary.
 
-    Raises TrainingFailed (status `failed`) on non-finite values and KeyboardInterrupt (status
-    `interrupted`) on SIGINT/SIGTERM, after recording them in the file.
+    `source` (the config file or preset) is named in the ConfigErrors met while the dataset,
+    network and method are built. Raises TrainingFailed (status `failed`) on non-finite values
+    and KeyboardInterrupt (status `interrupted`) on SIGINT/SIGTERM, after recording them in the file.
     """
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ConfigError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}")
     out = Path(out) if out is not None else default_out(config)
-    dataset = data.load(config.dataset, data_dir, **config.data)
-    net = build_network(config)
-    if net.layers[0].n_in != dataset.n_features or (net.loss_name == "nll" and net.layers[-1].n_out != dataset.n_classes):
-        raise ConfigError(
-            f"network {config.network} does not fit dataset {config.dataset!r}: "
-            f"it has {dataset.n_features} features and {dataset.n_classes} classes"
-        )
-    method = build_method(config)
-    method.bind(net, config.seed)
-    with thread_limit(threads), results.Writer(out) as writer, sigterm_as_interrupt():
+    dataset, net, method = build(config, data_dir, source)
+    with thread_limit(threads), results.Writer(out) as writer, Interrupts() as interrupts:
         run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
-        return _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet)
+        return _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet, interrupts)
+
+
+def build(config, data_dir=None, source=None):
+    """The dataset, network and bound method of `config`; their ConfigErrors name `source` when given."""
+    try:
+        dataset = data.load(config.dataset, data_dir, **config.data)
+        net = build_network(config)
+        if net.layers[0].n_in != dataset.n_features or (net.loss_name == "nll" and net.layers[-1].n_out != dataset.n_classes):
+            raise ConfigError(
+                f"network {config.network} does not fit dataset {config.dataset!r}: "
+                f"it has {dataset.n_features} features and {dataset.n_classes} classes"
+            )
+        method = build_method(config)
+        method.bind(net, config.seed)
+    except ConfigError as error:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {error}") from None
+    return dataset, net, method
+
+
+NO_BEST = {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
 
 
 def _open_run(writer, config, net, method, resume, threads):
-    """The run to write into and where to start: a new run, or the newest resumable one with this config."""
+    """The run to write into, its first epoch to train and its best epoch so far: a new run, or
+    the newest unfinished one with this config, restored from its checkpoint (epochs logged
+    after the checkpoint are dropped: they are trained again)."""
     if resume:
         candidates = [r for r in results.open(writer.path).runs if r.attrs.get("config_hash") == config.hash and r.status in ("interrupted", "running")]
         if not candidates:
             raise ConfigError(f"--resume: no interrupted run of this config in {writer.path}")
         run_writer = writer.find_run(candidates[-1].id)
-        checkpoint = run_writer.load_checkpoint()
-        if not checkpoint:
-            return run_writer, 1, {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
-        for i, layer in enumerate(net.layers):
-            layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
-            layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
-        method.load_state_dict(checkpoint["method"])
+        checkpoint = run_writer.load_checkpoint() or {"epoch": 0, "best": NO_BEST}
         epoch = int(checkpoint["epoch"])
+        if epoch:
+            for i, layer in enumerate(net.layers):
+                layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
+                layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
+            method.load_state_dict(checkpoint["method"])
         run_writer.truncate(epoch)
         return run_writer, epoch + 1, {key: float(value) for key, value in checkpoint["best"].items()}
     run_writer = writer.start_run(
@@ -222,44 +263,61 @@ def _open_run(writer, config, net, method, resume, threads):
         config=config.to_dict(),
         provenance=results.provenance(threads if threads is not None else numba.get_num_threads()),
     )
-    return run_writer, 1, {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
+    return run_writer, 1, dict(NO_BEST)
 
 
-def _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet):
+def train_epoch(config, dataset, net, method, epoch):
+    """Train one epoch; TrainingFailed when the training loss or the parameters are no longer
+    finite, or when a kernel refuses what training produced (a ValueError: "a contains NaN")."""
+    try:
+        stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+    except ValueError as error:
+        raise TrainingFailed(f"training failed at epoch {epoch}: {error}") from error
+    if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
+        raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")
+    return stats
+
+
+def record_epoch(run_writer, net, method, metrics, best, selection):
+    """Append the epoch's metrics, save the parameters if it is the best epoch so far, save the
+    checkpoint; return the best epoch so far."""
+    epoch = metrics["epoch"]
+    run_writer.append(metrics, method.diagnostics())
+    if metrics[selection] < best["value"]:
+        best = {"epoch": epoch, "value": metrics[selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
+        run_writer.save_params("best", network_arrays(net, method), attrs={"epoch": epoch})
+    run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(net), "method": method.state_dict(), "best": best})
+    return best
+
+
+def _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet, interrupts):
     progress = Progress(config, first_epoch, quiet)
     selection = selection_metric(net)
     previous_wall = run_writer.metrics_so_far().get("wall_time", np.zeros(0))
     wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
     started = time.perf_counter()
     epoch_times = []
-    epoch = first_epoch - 1
+    epoch = first_epoch
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             tick = time.perf_counter()
-            stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+            stats = train_epoch(config, dataset, net, method, epoch)
             epoch_times.append(time.perf_counter() - tick)
-            if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
-                raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")
             metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_times[-1], **stats, **evaluate(net, dataset, config, epoch)}
-            run_writer.append(metrics, method.diagnostics())
-            if metrics[selection] < best["value"]:
-                best = {"epoch": epoch, "value": metrics[selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
-                run_writer.save_params("best", network_arrays(net, method), attrs={"epoch": epoch})
-            run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(net), "method": method.state_dict(), "best": best})
+            with interrupts.held():
+                best = record_epoch(run_writer, net, method, metrics, best, selection)
             progress.update(metrics)
-    except TrainingFailed as failure:
-        run_writer.finish("failed", str(failure))
-        raise
     except KeyboardInterrupt:
-        run_writer.finish("interrupted", f"interrupted during epoch {epoch + 1}")
+        run_writer.finish("interrupted", f"interrupted during epoch {epoch}")
         raise
-    except StochtpError as error:
-        run_writer.finish("failed", str(error))
+    except Exception as error:
+        run_writer.finish("failed", str(error) or type(error).__name__)
         raise
     finally:
         progress.close()
-    run_writer.save_params("params", network_arrays(net, method))
-    run_writer.finish("completed")
+    with interrupts.held():
+        run_writer.save_params("params", network_arrays(net, method))
+        run_writer.finish("completed")
     last = run_writer.metrics_so_far()
     key = "test_error_k" if net.stochastic else "test_error"
     return RunSummary(

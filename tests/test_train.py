@@ -1,0 +1,273 @@
+"""The training loop (design sections 9, 10 and 15): determinism, crash safety, interruption
+and resume, non-finite values, and what a run records."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from stochtp import config, results, train
+from stochtp.errors import ConfigError, ResultsError, TrainingFailed
+
+TIMING_METRICS = ("wall_time", "epoch_time")
+
+# A child process running `stochtp run ARGS... --threads 1 --quiet`, its evaluation paced by
+# sys.argv[1] seconds so that a signal sent after its second epoch lands before its last one.
+CHILD = """
+import sys, time
+from stochtp import cli, train
+pace = float(sys.argv[1])
+evaluate = train.evaluate
+def paced_evaluate(*args):
+    time.sleep(pace)
+    return evaluate(*args)
+train.evaluate = paced_evaluate
+sys.exit(cli.main(["run", *sys.argv[2:], "--threads", "1", "--quiet"]))
+"""
+
+
+def only_run(path):
+    (run,) = results.open(path).runs
+    return run
+
+
+def assert_same_numbers(run, reference):
+    """Every metric except the timings, the final and best parameters: equal bit for bit."""
+    names = set(run.metrics) - set(TIMING_METRICS)
+    assert names == set(reference.metrics) - set(TIMING_METRICS)
+    for name in names:
+        np.testing.assert_array_equal(run.metrics[name], reference.metrics[name], err_msg=name, strict=True)
+    for group in ("params", "best"):
+        assert getattr(run, group).keys() == getattr(reference, group).keys()
+        for key, array in getattr(reference, group).items():
+            np.testing.assert_array_equal(getattr(run, group)[key], array, err_msg=f"{group}/{key}", strict=True)
+
+
+def start_child(config_path, out, *options, pace=0.0):
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(pace), str(config_path), "--out", str(out), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_epochs(out, count, child, timeout=60.0):
+    """Poll the results file until its run has logged `count` epochs; return how many it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.poll() is None, f"the run ended early: {child.stderr.read()}"
+        try:
+            runs = results.open(out).runs
+        except ResultsError:  # not created yet
+            runs = []
+        if runs and runs[0].num_epochs >= count:
+            return runs[0].num_epochs
+        time.sleep(0.02)
+    child.kill()
+    pytest.fail(f"no {count} epochs in {out} after {timeout} s")
+
+
+def test_same_seed_gives_the_same_numbers(tiny_config_path, tmp_path):
+    """Two runs of one config and seed agree bit for bit; another seed does not."""
+    cfg = config.load(tiny_config_path)
+    for name in ("a", "b"):
+        train.run(cfg, out=tmp_path / f"{name}.h5", threads=1)
+    assert_same_numbers(only_run(tmp_path / "a.h5"), only_run(tmp_path / "b.h5"))
+    train.run(config.load(tiny_config_path, seed=1), out=tmp_path / "c.h5", threads=1)
+    assert not np.array_equal(only_run(tmp_path / "c.h5").metrics["train_loss"], only_run(tmp_path / "a.h5").metrics["train_loss"])
+
+
+def test_thread_count_does_not_change_the_numbers(tiny_config_path, tmp_path):
+    """A stochastic net trained on 1 and on 2 threads (Bernoulli kernels, BLAS) gives identical numbers."""
+    cfg = config.load(tiny_config_path, epochs=2)
+    for threads in (1, 2):
+        train.run(cfg, out=tmp_path / f"{threads}.h5", threads=threads)
+    one, two = only_run(tmp_path / "1.h5"), only_run(tmp_path / "2.h5")
+    assert (one.attrs["num_threads"], two.attrs["num_threads"]) == (1, 2)
+    assert_same_numbers(one, two)
+
+
+def test_run_records_metrics_schedule_and_selection(tiny_config_path, tmp_path):
+    """K-sample errors on their schedule (NaN between), best epoch picked on valid_error_k, config stored whole."""
+    cfg = config.load(tiny_config_path)
+    summary = train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    metrics = run.metrics
+    np.testing.assert_array_equal(metrics["epoch"], [1, 2, 3, 4])
+    for name in ("train_loss", "train_error", "valid_error", "test_error"):
+        assert np.isfinite(metrics[name]).all(), name
+    for name in ("valid_error_k", "test_error_k"):
+        assert np.isnan(metrics[name][[0, 2]]).all() and np.isfinite(metrics[name][[1, 3]]).all(), name
+    best = (2, 4)[int(np.argmin(metrics["valid_error_k"][[1, 3]]))]
+    assert summary.best_epoch == best == run.best_attrs["epoch"]
+    assert summary.test_error_at_best == metrics["test_error_k"][best - 1]
+    assert summary.test_error_last == metrics["test_error_k"][-1]
+    assert (summary.status, run.status, run.attrs["error"]) == ("completed", "completed", "")
+    assert run.attrs["config_hash"] == cfg.hash and config.from_dict(run.config) == cfg
+    assert np.all(np.diff(metrics["wall_time"]) > 0)
+
+
+def test_sigkill_keeps_every_finished_epoch(tiny_config_path, tmp_path):
+    """A run killed with SIGKILL leaves a readable file: every epoch seen before the kill, equal
+    metric lengths, status still "running" (checked with plain h5py)."""
+    out = tmp_path / "killed.h5"
+    child = start_child(tiny_config_path, out, "--epochs", "1000")
+    seen = wait_for_epochs(out, 2, child)
+    child.kill()
+    child.wait(timeout=30)
+    with h5py.File(out, "r") as h5file:
+        assert h5file.attrs["format"] == "stochtp-results" and h5file.attrs["format_version"] == 1
+        (run,) = h5file["runs"].values()
+        assert run.attrs["status"] == "running"
+        lengths = {name: len(column) for name, column in run["metrics"].items()}
+        assert len(set(lengths.values())) == 1, lengths
+        epochs = run["metrics/epoch"][()]
+        assert len(epochs) >= seen
+        np.testing.assert_array_equal(epochs, np.arange(1, len(epochs) + 1))
+        assert np.isfinite(run["metrics/train_loss"][()]).all()
+
+
+def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_config_path, tmp_path):
+    """SIGTERM: exit code 1, status "interrupted", epochs kept; --resume then ends with the numbers
+    of a run never interrupted."""
+    out = tmp_path / "interrupted.h5"
+    child = start_child(tiny_config_path, out, "--epochs", "10", pace=0.3)
+    wait_for_epochs(out, 2, child)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == 1
+    assert "interrupted" in child.stderr.read()
+    interrupted = only_run(out)
+    assert interrupted.status == "interrupted" and "interrupted" in interrupted.attrs["error"]
+    assert 2 <= interrupted.num_epochs < 10
+
+    cfg = config.load(tiny_config_path, epochs=10)
+    resumed = train.run(cfg, out=out, threads=1, resume=True)
+    assert resumed.status == "completed" and resumed.run_id == interrupted.id
+    reference = train.run(cfg, out=tmp_path / "reference.h5", threads=1)
+    assert (resumed.best_epoch, resumed.test_error_at_best) == (reference.best_epoch, reference.test_error_at_best)
+    run = only_run(out)
+    assert run.status == "completed" and run.attrs["finished_at"]
+    assert_same_numbers(run, only_run(tmp_path / "reference.h5"))
+
+
+def test_signal_while_an_epoch_is_recorded_waits_for_the_record(tiny_config_path, tmp_path, monkeypatch):
+    """A SIGTERM arriving as epoch 2 is written interrupts the run only once the epoch's metrics,
+    best parameters and checkpoint are all in the file."""
+    append = results.RunWriter.append
+
+    def append_after_a_signal(self, metrics, *args):
+        if metrics["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return append(self, metrics, *args)
+
+    monkeypatch.setattr(results.RunWriter, "append", append_after_a_signal)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    assert run.status == "interrupted"
+    np.testing.assert_array_equal(run.metrics["epoch"], [1, 2])
+    assert run.checkpoint["epoch"] == 2
+
+
+class Crash(BaseException):
+    """Stands for a process dying (nothing in stochtp catches it)."""
+
+
+@pytest.mark.parametrize("crash_epoch", [1, 3])
+def test_resume_after_a_crash_between_log_and_checkpoint(tiny_config_path, tmp_path, monkeypatch, crash_epoch):
+    """A run that died after logging an epoch but before checkpointing it (status still "running")
+    is resumed from its last checkpoint, or from scratch without one, and trains that epoch once."""
+    cfg = config.load(tiny_config_path)
+    save_checkpoint = results.RunWriter.save_checkpoint
+
+    def save_checkpoint_or_crash(self, checkpoint):
+        if checkpoint["epoch"] == crash_epoch:
+            raise Crash
+        return save_checkpoint(self, checkpoint)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(results.RunWriter, "save_checkpoint", save_checkpoint_or_crash)
+        with pytest.raises(Crash):
+            train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    crashed = only_run(tmp_path / "r.h5")
+    assert crashed.status == "running" and crashed.num_epochs == crash_epoch
+    train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+    train.run(cfg, out=tmp_path / "reference.h5", threads=1)
+    assert_same_numbers(only_run(tmp_path / "r.h5"), only_run(tmp_path / "reference.h5"))
+
+
+def test_resume_needs_an_unfinished_run_of_the_same_config(tiny_config_path, tmp_path):
+    """--resume never restarts a completed run nor one of another config; it says so."""
+    cfg = config.load(tiny_config_path, epochs=1)
+    train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    with pytest.raises(ConfigError, match="no interrupted run of this config"):
+        train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+    assert len(results.open(tmp_path / "r.h5").runs) == 1
+
+
+@pytest.mark.parametrize("network", ["8-6t-3s", "8-6b-6b-3s"])
+def test_overflowing_learning_rate_fails_the_run(write_toml, tmp_path, network):
+    """An lr beyond float32 makes the first epoch non-finite: TrainingFailed, status "failed" with
+    the message, also when a sampling kernel is the first to meet the NaN."""
+    path = write_toml(f'preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "{network}"\n[method]\noptimizer = "sgd"\nlr = 1e300\n')
+    with pytest.raises(TrainingFailed, match="epoch 1"), np.errstate(all="ignore"):
+        train.run(config.load(path), out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    assert run.status == "failed" and "epoch 1" in run.attrs["error"] and run.attrs["finished_at"]
+    assert run.num_epochs == 0
+
+
+def test_non_finite_parameters_keep_the_epochs_before(tiny_config_path, tmp_path, monkeypatch):
+    """Parameters turning NaN in epoch 3 fail the run there; epochs 1 and 2 and the best parameters stay."""
+    build_method = train.build_method
+
+    def build_poisoned_method(cfg):
+        method = build_method(cfg)
+        train_epoch = method.train_epoch
+
+        def poisoned_epoch(net, batches, seed, epoch):
+            stats = train_epoch(net, batches, seed, epoch)
+            if epoch == 3:
+                net.layers[0].W[0, 0] = np.nan
+            return stats
+
+        method.train_epoch = poisoned_epoch
+        return method
+
+    monkeypatch.setattr(train, "build_method", build_poisoned_method)
+    with pytest.raises(TrainingFailed, match="non-finite .* epoch 3"):
+        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    assert run.status == "failed" and "epoch 3" in run.attrs["error"]
+    np.testing.assert_array_equal(run.metrics["epoch"], [1, 2])
+    assert run.best and all(np.isfinite(array).all() for array in run.best.values())
+
+
+@pytest.mark.parametrize(
+    "network, table, pattern",
+    [
+        ("4-6t-3s", "", r"network 4-6t-3s does not fit dataset 'teacher': it has 8 features"),
+        ("8-6t-5s", "", r"network 8-6t-5s does not fit dataset 'teacher'.*3 classes"),
+        ("8-6t-3s", "[method]\nlr = -1.0", r"method 'bp'.*lr must be a positive number"),
+        ("8-6t-3s", '[method]\nlr = "fast"', r"method 'bp'.*option 'lr' must be a number"),
+        ("8-6t-3s", "[method]\nmomentum = 0.9", r"method 'bp' has no option 'momentum'"),
+        ("8-6t-3s", "[data]\nn_bits = 3", r"dataset 'teacher' has no option n_bits"),
+    ],
+)
+def test_config_errors_found_when_building_name_the_source(write_toml, tmp_path, network, table, pattern):
+    """Network, method and dataset errors met when the run is built name the config file given as source."""
+    path = write_toml(f'preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "{network}"\n{table}\n')
+    with pytest.raises(ConfigError, match=rf"^{path}: {pattern}"):
+        train.run(config.load(path), out=tmp_path / "r.h5", source=str(path))
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_thread_count_must_be_positive(tiny_config_path, tmp_path):
+    with pytest.raises(ConfigError, match="threads must be between 1 and"):
+        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=0)
