@@ -65,10 +65,9 @@ def _format(value):
 def cmd_run(args):
     if args.config is None and args.preset is None:
         return _default_comparison(args)
-    if args.threads is not None and args.threads < 1:
-        raise StochtpError("--threads must be at least 1")
     cfg = config_module.load(args.config, args.preset, args.overrides, seed=args.seed, epochs=args.epochs)
-    summary = train.run(cfg, out=args.out, data_dir=args.data_dir, threads=args.threads, resume=args.resume, quiet=args.quiet)
+    source = config_module.source_name(args.config, args.preset)
+    summary = train.run(cfg, out=args.out, data_dir=args.data_dir, threads=args.threads, resume=args.resume, quiet=args.quiet, source=source)
     _print_summary(summary)
     return 0
 
@@ -88,7 +87,8 @@ def _default_comparison(args):
     epochs = args.epochs or DEFAULT_COMPARISON_EPOCHS
     for preset in DEFAULT_COMPARISON:
         cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs, eval_samples_every=epochs)
-        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, quiet=args.quiet))
+        source = config_module.source_name(preset=preset)
+        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, quiet=args.quiet, source=source))
     print(f"compare them with: stochtp show {out}")
     return 0
 

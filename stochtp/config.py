@@ -160,15 +160,23 @@ def parse_override(text):
     return key.split("."), value
 
 
+def source_name(path=None, preset=None):
+    """How messages name where a config comes from: its file, else its preset, else "defaults"."""
+    if path is not None:
+        return str(path)
+    return f"preset {preset!r}" if preset is not None else "defaults"
+
+
 def load(path=None, preset=None, overrides=(), **fields):
     """The resolved Config of a file and/or preset, with `key=value` overrides and explicit fields on top."""
     if path is not None and preset is not None:
         raise ConfigError("give a config file or a preset, not both")
-    table, source = {}, "defaults"
+    source = source_name(path, preset)
+    table = {}
     if path is not None:
-        table, source = _read_toml(path), str(path)
+        table = _read_toml(path)
     elif preset is not None:
-        table, source = {"preset": preset}, f"preset {preset!r}"
+        table = {"preset": preset}
     resolved = _resolve(table, source)
     for text in overrides:
         keys, value = parse_override(text)

@@ -1,0 +1,215 @@
+"""The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
+results files left untouched, `show` and `data check`, and one real MNIST run."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import h5py
+import pytest
+
+from stochtp import results
+from stochtp.cli import main
+
+RUN_OPTIONS = ("--threads", "1", "--quiet")
+
+
+def fails_with_usage_error(capsys, *argv):
+    """Run `stochtp ARGV` in-process, expect exit code 2 and one line on stderr; return that line."""
+    assert main(list(argv)) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.startswith("stochtp"), stderr
+    return stderr.strip()
+
+
+@pytest.fixture
+def results_file(tiny_config_path, tmp_path, capsys):
+    """A results file holding one completed 1-epoch run of the tiny config."""
+    out = tmp_path / "results.h5"
+    assert main(["run", str(tiny_config_path), "--epochs", "1", "--out", str(out), *RUN_OPTIONS]) == 0
+    assert capsys.readouterr().out.startswith("completed: run ")
+    return out
+
+
+def test_unknown_key_exits_2_with_one_line_and_no_traceback(write_toml):
+    """The installed `stochtp` entry point, in a process of its own: exit 2, one line naming key and file."""
+    path = write_toml('preset = "mnist-bp"\nlearning_rate = 0.1\n')
+    stochtp = Path(sys.executable).parent / "stochtp"
+    finished = subprocess.run([str(stochtp), "run", str(path)], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2
+    assert "Traceback" not in finished.stderr
+    assert finished.stderr.count("\n") == 1
+    assert "'learning_rate'" in finished.stderr and str(path) in finished.stderr
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ('preset = "mnist-bp"\nepoch = 3\n', "unknown key 'epoch'"),
+        ('epochs = "three"\n', "key 'epochs' must be an integer"),
+        ('preset = "mnist-bp"\nnetwork = "784-10q"\n', "key 'network'.*unknown unit letter 'q'"),
+        ('preset = "mnist-bp"\ndataset = "teacher"\n', "network 784-500t-500t-10s does not fit dataset 'teacher'"),
+        ('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[method]\nlr = "fast"\n', "method 'bp'.*'lr' must be a number"),
+        ("epochs = [\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_file_is_named(capsys, write_toml, tmp_path, text, pattern):
+    """Every error in a config file, found when loading it or when building the run, names the file."""
+    path = write_toml(text)
+    line = fails_with_usage_error(capsys, "run", str(path), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS)
+    assert str(path) in line
+    assert re.search(pattern, line), line
+    assert not (tmp_path / "r.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["run", "missing.toml"], "missing.toml does not exist"),
+        (["run", "--preset", "mnist-pb"], "unknown preset 'mnist-pb'; presets: .*mnist-bp"),
+        (["run", "--preset", "mnist-bp", "--set", "epochs"], "--set 'epochs': expected key=value"),
+        (["run", "--preset", "mnist-bp", "--set", "epochs=three"], "--set epochs=three: key 'epochs' must be an integer"),
+        (["run", "--preset", "mnist-bp", "--set", "network=784-10q"], "--set network=784-10q: key 'network'"),
+        (["run", "--preset", "mnist-bp", "--epochs", "0"], "'epochs' must be at least 1"),
+        (["run", "--preset", "mnist-bp", "--threads", "x"], "argument --threads: invalid int value"),
+        (["run", "--preset", "mnist-bp", "--threads", "0"], "threads must be between 1 and"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_exits_2(capsys, tmp_path, monkeypatch, argv, pattern):
+    monkeypatch.chdir(tmp_path)
+    line = fails_with_usage_error(capsys, *argv)
+    assert re.search(pattern, line), line
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_mnist_offline_names_the_files(capsys, tmp_path, monkeypatch):
+    """MNIST absent and no network: exit 2, the message names the missing files; nothing is downloaded."""
+    asked = []
+
+    def offline(url, timeout=None):
+        asked.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    (tmp_path / "empty").mkdir()
+    line = fails_with_usage_error(
+        capsys, "run", "--preset", "mnist-bp", "--epochs", "1", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS
+    )
+    assert "MNIST files missing" in line and "train-images-idx3-ubyte.gz" in line and str(tmp_path / "empty") in line
+    assert asked and not (tmp_path / "r.h5").exists()
+    assert not [path for path in (tmp_path / "empty").rglob("*") if path.is_file()]
+
+
+@pytest.mark.mnist
+def test_truncated_mnist_file_is_named(capsys, tmp_path, mnist_dir):
+    """A copy of MNIST with one file cut in half: exit 2, the message names that file."""
+    copy = shutil.copytree(mnist_dir, tmp_path / "data" / "mnist")
+    damaged = copy / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    line = fails_with_usage_error(
+        capsys, "run", "--preset", "mnist-bp", "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS
+    )
+    assert "t10k-labels-idx1-ubyte.gz" in line and "corrupt" in line
+
+
+def write_foreign_files(folder):
+    """Files at a results path that stochtp must refuse and leave as they are."""
+    text = folder / "notes.h5"
+    text.write_text("not HDF5 at all\n")
+    unmarked = folder / "unmarked.h5"
+    with h5py.File(unmarked, "w") as h5file:
+        h5file["data"] = [1, 2, 3]
+    newer = folder / "newer.h5"
+    with h5py.File(newer, "w") as h5file:
+        h5file.attrs["format"] = "stochtp-results"
+        h5file.attrs["format_version"] = 2
+        h5file.create_group("runs")
+    return {text: "not an HDF5 file", unmarked: "no 'format' attribute", newer: "format version 2"}
+
+
+@pytest.mark.parametrize("command", ["run", "show"])
+def test_foreign_or_newer_results_files_are_refused_untouched(capsys, tiny_config_path, tmp_path, command):
+    """A text file, an HDF5 file without the format attribute, a newer format version: exit 2,
+    the reason given, the file's bytes unchanged."""
+    for path, reason in write_foreign_files(tmp_path).items():
+        before = path.read_bytes()
+        argv = ["run", str(tiny_config_path), "--epochs", "1", "--out", str(path), *RUN_OPTIONS] if command == "run" else ["show", str(path)]
+        line = fails_with_usage_error(capsys, *argv)
+        assert str(path) in line and reason in line, line
+        assert path.read_bytes() == before
+        assert not Path(f"{path}.lock").exists()
+
+
+def test_non_finite_run_exits_1(capsys, write_toml, tmp_path):
+    """A run that diverges is a failed run: exit 1, one line saying so, status "failed" in the file."""
+    path = write_toml('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[method]\noptimizer = "sgd"\nlr = 1e300\n')
+    with pytest.warns(RuntimeWarning):
+        assert main(["run", str(path), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("stochtp: run failed:") and "non-finite" in stderr and stderr.count("\n") == 1
+    (run,) = results.open(tmp_path / "r.h5").runs
+    assert run.status == "failed"
+
+
+def test_resume_without_an_interrupted_run_exits_2(capsys, tiny_config_path, results_file):
+    line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--epochs", "1", "--out", str(results_file), "--resume", *RUN_OPTIONS)
+    assert "no interrupted run of this config" in line
+
+
+def test_show_lists_runs_and_shows_one(capsys, results_file):
+    """`show FILE` lists the run; `show FILE RUN_ID` prints its config, provenance and metrics."""
+    (run,) = results.open(results_file).runs
+    assert main(["show", str(results_file)]) == 0
+    listing = capsys.readouterr().out
+    assert run.id in listing and "tiny" in listing and "completed" in listing
+
+    assert main(["show", str(results_file), run.id]) == 0
+    shown = capsys.readouterr().out
+    config_text = shown[shown.index("config:\n") + len("config:\n"):shown.index("metrics:")]
+    assert json.loads(config_text) == run.config
+    assert run.config["network"] == "8-6b-6b-3s"
+    assert "numpy_version" in shown and "test_error_k" in shown
+
+    line = fails_with_usage_error(capsys, "show", str(results_file), "no-such-run")
+    assert "no run 'no-such-run'" in line
+
+
+@pytest.mark.mnist
+def test_data_check_mnist_reports_ok(capsys, mnist_dir):
+    assert main(["data", "check", "mnist", "--data-dir", str(mnist_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == sorted(f"{name}: ok" for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
+
+
+RUN_ATTRIBUTES = (
+    "name", "method", "dataset", "network", "seed", "status", "error", "started_at", "finished_at",
+    "config", "config_hash", "stochtp_version", "git_commit", "git_dirty", "python_version",
+    "numpy_version", "numba_version", "h5py_version", "platform", "num_threads",
+)
+
+
+@pytest.mark.mnist
+def test_mnist_bp_one_epoch_writes_the_documented_layout(capsys, tmp_path, mnist_dir):
+    """`stochtp run --preset mnist-bp --epochs 1`: every attribute, metric and group of design §10
+    is there for plain h5py, and one epoch of BP already gets under 20 % test error."""
+    out = tmp_path / "mnist.h5"
+    assert main(["run", "--preset", "mnist-bp", "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out), *RUN_OPTIONS]) == 0
+    with h5py.File(out, "r") as h5file:
+        assert h5file.attrs["format"] == "stochtp-results" and h5file.attrs["format_version"] == 1
+        (run,) = h5file["runs"].values()
+        assert set(RUN_ATTRIBUTES) <= set(run.attrs)
+        assert (run.attrs["name"], run.attrs["method"], run.attrs["dataset"], run.attrs["status"]) == ("mnist-bp", "bp", "mnist", "completed")
+        assert json.loads(run.attrs["config"])["epochs"] == 1
+        for name in ("epoch", "wall_time", "train_loss", "train_error", "valid_error", "test_error"):
+            assert run["metrics"][name].shape == (1,), name
+        for i, (n_in, n_out) in enumerate([(784, 500), (500, 500), (500, 10)]):
+            for group in ("params", "best"):
+                assert run[f"{group}/layer_{i}/W"].shape == (n_in, n_out)
+                assert run[f"{group}/layer_{i}/b"].shape == (n_out,)
+        assert len(run["checkpoint"]) > 0
+        assert run["metrics/test_error"][0] < 0.2
