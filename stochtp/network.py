@@ -113,10 +113,11 @@ class Network:
     """A stack of dense layers with an output loss (`nll` for a softmax output, `mse` otherwise).
 
     `input_noise` is the standard deviation of Gaussian noise added to the input in training
-    (the stochastic experiment of the paper uses 0.3).
+    (the stochastic experiment of the paper uses 0.3). `slope` k makes Bernoulli layers fire
+    with probability sigmoid(k a), in training and test (straight-through slope annealing).
     """
 
-    def __init__(self, layers, input_noise=0.0, name=None):
+    def __init__(self, layers, input_noise=0.0, name=None, slope=1.0):
         if not layers:
             raise ConfigError("a network needs at least one layer")
         for i, (below, above) in enumerate(zip(layers, layers[1:])):
@@ -130,6 +131,7 @@ class Network:
         self.input_noise = float(input_noise)
         self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
         self.name = name
+        self.slope = float(slope)
 
     @classmethod
     def from_spec(cls, spec, seed=0, init="glorot", dtype=np.float32, input_noise=0.0):
@@ -172,31 +174,30 @@ class Network:
             raise ValueError(f"input must have shape (batch, {self.layers[0].n_in}), got {x.shape}")
         return x
 
-    def forward(self, x, seed=0, stream=0, train=True, slope=1.0, stop=None):
+    def forward(self, x, seed=0, stream=0, train=True, stop=None):
         """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
 
         In training (`train=True`) the input gets N(0, input_noise^2) noise from
-        stream_id(stream, "input-noise"). `slope` scales stochastic pre-activations
-        (straight-through slope annealing). With `stop`, only layers 0..stop-1 run.
+        stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run.
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
             noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
             x = x + self.dtype.type(self.input_noise) * noise
-        return self._continue(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream, slope)
+        return self._continue(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
 
-    def _continue(self, trace, start, stop, seed, stream, slope=1.0):
+    def _continue(self, trace, start, stop, seed, stream):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`)."""
         for i in range(start, stop):
             a = trace.input_of(i) @ self.layers[i].W
             a += self.layers[i].b
-            self._activate(trace, i, a, seed, stream, slope)
+            self._activate(trace, i, a, seed, stream)
         return trace
 
-    def _activate(self, trace, i, a, seed, stream, slope=1.0):
+    def _activate(self, trace, i, a, seed, stream):
         """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`."""
         layer = self.layers[i]
-        h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), slope)
+        h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), self.slope)
         trace.a.append(a)
         trace.h.append(h)
         trace.p.append(p)
@@ -243,4 +244,4 @@ class Network:
 
     def copy(self):
         layers = [Layer(layer.W.copy(), layer.b.copy(), layer.unit, layer.transmission) for layer in self.layers]
-        return Network(layers, input_noise=self.input_noise, name=self.name)
+        return Network(layers, input_noise=self.input_noise, name=self.name, slope=self.slope)

@@ -1,9 +1,10 @@
 """Credit-assignment methods behind one interface (design section 6); `get(name, **options)` builds one."""
 from ..errors import ConfigError
 from .backprop import Backprop
+from .straight_through import StraightThrough
 from .target_prop import PlainTargetProp, TargetProp
 
-METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp)}
+METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp, StraightThrough)}
 
 
 def get(name, **options):

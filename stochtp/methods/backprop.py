@@ -11,7 +11,7 @@ from .. import units
 from .base import GradientMethod
 
 
-def backward(net, trace, grad_a_top, surrogate=None, slope=1.0, bottom=0):
+def backward(net, trace, grad_a_top, surrogate=None, bottom=0):
     """Per-layer (dW, db) of the loss whose gradient w.r.t. the top pre-activation is `grad_a_top`.
 
     Layers below `bottom` are not visited (their entries are None).
@@ -26,7 +26,7 @@ def backward(net, trace, grad_a_top, surrogate=None, slope=1.0, bottom=0):
         grads[i] = (trace.input_of(i).T @ grad_a, grad_a.sum(axis=0))  # dL/dW_i = t(h_{i-1})^T dL/da_i
         if i > bottom:
             below = net.layers[i - 1]
-            grad_a = chain_below(below, trace, i - 1, grad_a @ layer.W.T, surrogate, slope)
+            grad_a = chain_below(below, trace, i - 1, grad_a @ layer.W.T, surrogate, net.slope)
     return grads
 
 

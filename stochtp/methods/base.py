@@ -51,8 +51,8 @@ class Method:
         parameters (drawn from `seed`)."""
         self.check_network(net)
 
-    def start_epoch(self, epoch):
-        """Hook for per-epoch schedules (noise level, slope annealing)."""
+    def start_epoch(self, net, epoch):
+        """Hook for per-epoch schedules (noise level, slope annealing); epochs count from 1."""
 
     def step(self, net, x, y, seed, stream):
         """Train on one mini-batch; return (sum of per-example losses, number of errors, batch size)."""
@@ -60,7 +60,7 @@ class Method:
 
     def train_epoch(self, net, batches, seed, epoch):
         """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
-        self.start_epoch(epoch)
+        self.start_epoch(net, epoch)
         return epoch_stats(self.step(net, x, y, seed, stream) for stream, x, y in batches)
 
     def diagnostics(self):

@@ -174,7 +174,7 @@ class TargetProp(Method):
 
     # ------------------------------------------------------------------ epochs and schedules
 
-    def start_epoch(self, epoch):
+    def start_epoch(self, net, epoch):
         self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau)
 
     def step(self, net, x, y, seed, stream):
@@ -186,7 +186,7 @@ class TargetProp(Method):
         self._reset_diagnostics(len(net.layers), net)
         if self.options["schedule"] == "parallel":
             return super().train_epoch(net, batches, seed, epoch)
-        self.start_epoch(epoch)
+        self.start_epoch(net, epoch)
         for stream, x, _ in batches:
             self.inverse_step(net, x, seed, kernels.stream_id(stream, "inverse-phase"))
         return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in batches)
