@@ -4,7 +4,8 @@ Notation of the spec, 0-based here: layer j = 0..M-1, output layer M-1, top hidd
 `top` = M-2. Each layer has a value in its own "target space" `v_j`: the unit's value h_j
 for a deterministic layer, the probability h^p_j = sigmoid(a_j) for a Bernoulli layer.
 Every hidden layer j >= 1 owns an approximate inverse g_j(v) = tanh(t(v) @ V_j + c_j) back
-to layer j-1's space, where t is `inverse_transmission` (sign for the paper's discrete net).
+to layer j-1's space, where t is `inverse_transmission` (sign for the paper's discrete net);
+`inverse_unit = "identity"` drops the tanh (linear inverses, used to test exact inversion).
 
 Per mini-batch (forward step):
   1. first target  v_hat_top = v_top - eta_hat * dL/d t(h_top)   (the derivative is taken on the
@@ -47,6 +48,7 @@ class TargetProp(Method):
         "optimizer": "centred_rmsprop",
         "inverse_init": "glorot",
         "inverse_transmission": "identity",
+        "inverse_unit": "tanh",
     }
 
     def bind(self, net, seed=0):
@@ -55,6 +57,8 @@ class TargetProp(Method):
             raise ConfigError(f"method {self.name!r} needs at least one hidden layer; {net.spec} has none")
         if self.options["schedule"] not in ("alternating", "parallel"):
             raise ConfigError(f"method {self.name!r}: schedule must be 'alternating' or 'parallel', got {self.options['schedule']!r}")
+        if self.options["inverse_unit"] not in ("tanh", "identity"):
+            raise ConfigError(f"method {self.name!r}: inverse_unit must be 'tanh' or 'identity', got {self.options['inverse_unit']!r}")
         if self.options["inverse_transmission"] not in units.TRANSMISSIONS:
             raise ConfigError(f"method {self.name!r}: inverse_transmission must be one of {', '.join(units.TRANSMISSIONS)}")
         for key in ("eta_hat", "lr_f", "lr_b"):
@@ -88,7 +92,8 @@ class TargetProp(Method):
 
     def g(self, j, v):
         """g_j(v) = tanh(t(v) @ V_j + c_j): layer j's space back to layer j-1's."""
-        return np.tanh(units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j])
+        z = units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j]
+        return np.tanh(z) if self.options["inverse_unit"] == "tanh" else z
 
     def inverse_step(self, net, x, seed, stream):
         """One descent step of every inverse on its noise-corrupted reconstruction loss."""
@@ -108,10 +113,12 @@ class TargetProp(Method):
             a = fed @ layer.W + layer.b
             v_j = units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0]  # f_j(h~) in layer j's space
             t_v = units.transmit(self.options["inverse_transmission"], v_j)
-            r = np.tanh(t_v @ self.V[j] + self.c[j])  # g_j(f_j(h~))
+            r = self.g(j, v_j)  # g_j(f_j(h~))
             diff = r - h_tilde
             self._inverse_error[j] += float((diff * diff).sum(axis=1).mean())
-            grad_z = (2.0 / len(x)) * diff * (1 - r * r)  # d||r - h~||^2 / dz, z = t(v) V + c
+            grad_z = (2.0 / len(x)) * diff  # d||r - h~||^2 / dr
+            if self.options["inverse_unit"] == "tanh":
+                grad_z *= 1 - r * r  # dr/dz, z = t(v) V + c
             grads += [t_v.T @ grad_z, grad_z.sum(axis=0)]
         self._inverse_batches += 1
         self.optimisers["inverse"].step(grads)
@@ -120,11 +127,18 @@ class TargetProp(Method):
 
     def targets(self, net, trace, y):
         """Targets v_hat_j for the hidden layers j = 0..top, in each layer's target space."""
-        top = self.top
-        grad_out = net.output_grad(trace, y) @ net.layers[top + 1].W.T  # dL/d t(h_top)
-        v_hat = [None] * (top + 1)
-        v_hat[top] = trace.p[top] - self.options["eta_hat"] * grad_out  # v_hat_top = v_top - eta_hat dL/dt(h_top)
-        for j in range(top, 0, -1):
+        return self.propagate(trace, self.first_target(net, trace, y))
+
+    def first_target(self, net, trace, y):
+        """v_hat_top = v_top - eta_hat dL/dt(h_top): the loss gradient taken on the transmitted value."""
+        grad_out = net.output_grad(trace, y) @ net.layers[self.top + 1].W.T  # dL/d t(h_top)
+        return trace.p[self.top] - self.options["eta_hat"] * grad_out
+
+    def propagate(self, trace, v_hat_top):
+        """Lower targets from the top one, through the inverses (with the difference correction for DTP)."""
+        v_hat = [None] * (self.top + 1)
+        v_hat[self.top] = v_hat_top
+        for j in range(self.top, 0, -1):
             if self.difference:
                 v_hat[j - 1] = trace.p[j - 1] + self.g(j, v_hat[j]) - self.g(j, trace.p[j])  # DTP
             else:

@@ -1,0 +1,159 @@
+"""Target propagation and DTP (design section 6.2): the mathematics each test pins is in its docstring."""
+import numpy as np
+import pytest
+
+from stochtp import Network, data, methods
+from stochtp.errors import ConfigError
+from stochtp.methods.backprop import backward
+from stochtp.train import Batches
+
+
+def bound(name, spec, seed=0, init="glorot", **options):
+    net = Network.from_spec(spec, seed=seed, dtype=np.float64, init=init)
+    method = methods.get(name, **options)
+    method.bind(net, seed)
+    return net, method
+
+
+def batch(net, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, net.layers[0].n_in)), rng.integers(0, net.layers[-1].n_out, size=n)
+
+
+@pytest.mark.parametrize("spec", ["5-6t-7t-4t-3s", "5-6b-7b-3s", "5-6t:n-7t-3s"])
+def test_difference_correction_leaves_lower_layers_on_target_when_the_top_is(spec):
+    """DTP: v_hat_{i-1} = v_{i-1} + g(v_hat_i) - g(v_i) equals v_{i-1} whenever v_hat_i = v_i, whatever g is."""
+    net, dtp = bound("dtp", spec, inverse_transmission="sign" if ":n" in spec else "identity")
+    x, _ = batch(net)
+    trace = net.forward(x, seed=1)
+    v_hat = dtp.propagate(trace, trace.p[dtp.top].copy())
+    for j in range(dtp.top + 1):
+        np.testing.assert_allclose(v_hat[j], trace.p[j], rtol=0, atol=1e-12)
+    _, tp = bound("tp", spec)
+    plain = tp.propagate(trace, trace.p[tp.top].copy())
+    assert not np.allclose(plain[0], trace.p[0], atol=1e-3)  # plain TP has no such guarantee
+
+
+def test_tp_and_dtp_targets_coincide_with_an_exact_inverse():
+    """With linear layers and g_j = f_j^{-1} exactly (V = W^-1, c = -b W^-1), TP and DTP targets are equal."""
+    spec = "4-4l-4l-4l-3s"
+    targets = []
+    for name in ("tp", "dtp"):
+        net, method = bound(name, spec, seed=3, inverse_unit="identity", eta_hat=0.5)
+        rng = np.random.default_rng(0)
+        for layer in net.layers[:-1]:
+            layer.b[:] = rng.normal(size=layer.b.shape)
+        for j in method.V:
+            inverse = np.linalg.inv(net.layers[j].W)
+            method.V[j][:] = inverse
+            method.c[j][:] = -net.layers[j].b @ inverse
+        x, y = batch(net)
+        targets.append(method.targets(net, net.forward(x), y))
+    for tp_target, dtp_target in zip(*targets):
+        np.testing.assert_allclose(tp_target, dtp_target, rtol=1e-9, atol=1e-9)
+    assert not np.allclose(targets[0][0], net.forward(x).p[0])  # the targets did move
+
+
+def test_inverse_training_drives_the_reconstruction_error_to_zero():
+    """A learnable (linear) inverse of an invertible (orthogonal) linear layer learns to reconstruct noisy inputs exactly."""
+    net, dtp = bound("dtp", "6-6l-6l-3s", seed=2, init="orthogonal", inverse_unit="identity", lr_b=0.02, sigma=0.5, optimizer="sgd")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6))
+    errors = []
+    for step in range(1500):
+        dtp._reset_diagnostics(len(net.layers), net)
+        dtp.inverse_step(net, x, seed=0, stream=step)
+        errors.append(dtp.diagnostics()["inverse_error"][1])
+    assert errors[0] > 1.0
+    assert np.mean(errors[-50:]) < 1e-9 * errors[0]
+
+
+def test_dtp_learns_parity_through_sign_units_where_zero_derivative_backprop_cannot():
+    """3-bit parity through a layer that transmits sign(h): DTP trains the first layer, BP leaves it random."""
+    ds = data.load("parity", n_bits=3, n_train=400, n_valid=8, n_test=8)
+    accuracy = {"dtp": [], "bp": []}
+    options = {"dtp": dict(eta_hat=2.0, lr_f=1e-3, lr_b=1e-2, sigma=0.3, schedule="parallel"), "bp": dict(lr=1e-3)}
+    x = ds.train.features(dtype=np.float64)
+    for seed in range(5):
+        for name in accuracy:
+            net, method = bound(name, "3-6t:n-8t-2s", seed=seed, **options[name])
+            for epoch in range(1, 101):
+                method.train_epoch(net, Batches(ds.train, epoch, seed, 10, np.float64), seed, epoch)
+            accuracy[name].append((net.predict_proba(x).argmax(axis=1) == ds.train.y).mean())
+    assert min(accuracy["dtp"]) == 1.0, accuracy
+    assert np.mean(accuracy["bp"]) < 0.9, accuracy
+
+
+def test_dtp_update_points_along_the_backprop_gradient_on_continuous_nets():
+    """Top hidden layer: the DTP update is 2 eta_hat / B times the BP gradient (cosine 1); after inverse
+    training the lower layers' updates have positive cosine with BP's."""
+    net, dtp = bound("dtp", "6-12t-10t-8t-3s", seed=4, eta_hat=0.1, lr_b=3e-3, sigma=0.1)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 6))
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0)
+    for step in range(1500):
+        dtp.inverse_step(net, x[(step % 10) * 20:(step % 10 + 1) * 20], seed=0, stream=step)
+    update = dtp.update(net, x, y, seed=0)
+    trace = net.forward(x)
+    exact = backward(net, trace, net.output_grad(trace, y))
+    cosines = []
+    for (dW, db), (eW, eb) in zip(update, exact):
+        u, v = np.concatenate([dW.ravel(), db]), np.concatenate([eW.ravel(), eb])
+        cosines.append(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+    np.testing.assert_allclose(cosines[dtp.top], 1.0, atol=1e-9)
+    np.testing.assert_allclose(cosines[-1], 1.0, atol=1e-12)  # the output layer follows L exactly
+    assert min(cosines) > 0.1, cosines
+    np.testing.assert_allclose(update[dtp.top][0], 2 * 0.1 / len(x) * exact[dtp.top][0], rtol=1e-9)
+
+
+def test_diagnostics_have_one_value_per_layer_and_nan_where_undefined():
+    ds = data.load("teacher", n_train=200, n_valid=10, n_test=10)
+    net = Network.from_spec("8-6t-6t-5t-3s", seed=0)
+    dtp = methods.get("dtp", eta_hat=0.1)
+    dtp.bind(net, 0)
+    dtp.train_epoch(net, Batches(ds.train, 1, 0, 20, np.float32), 0, 1)
+    d = dtp.diagnostics()
+    assert set(d) == {"inverse_error", "target_distance", "bp_angle"}
+    assert all(v.shape == (4,) for v in d.values())
+    assert np.isnan(d["inverse_error"][[0, 3]]).all() and (d["inverse_error"][1:3] > 0).all()
+    assert np.isnan(d["target_distance"][3]) and (d["target_distance"][:3] > 0).all()
+    assert (d["bp_angle"] >= 0).all() and (d["bp_angle"] <= 180).all()
+
+
+def test_sigma_schedule():
+    """sigma = sigma0 / (1 + (epoch - 1) / tau), constant for tau = inf."""
+    net, dtp = bound("dtp", "4-4t-4t-2s", sigma=0.5, sigma_tau=50.0)
+    dtp.start_epoch(net, 1)
+    assert dtp.sigma == 0.5
+    dtp.start_epoch(net, 101)
+    assert dtp.sigma == pytest.approx(0.5 / 3)
+    net, dtp = bound("dtp", "4-4t-4t-2s", sigma=0.5)
+    dtp.start_epoch(net, 1000)
+    assert dtp.sigma == 0.5
+
+
+def test_alternating_and_parallel_schedules_differ_and_are_deterministic():
+    ds = data.load("teacher", n_train=200, n_valid=10, n_test=10)
+    finals = []
+    for schedule in ("alternating", "parallel", "alternating"):
+        net, dtp = bound("dtp", "8-6b-6b-3s", seed=1, schedule=schedule, lr_b=1e-3)
+        for epoch in (1, 2):
+            dtp.train_epoch(net, Batches(ds.train, epoch, 1, 20, np.float64), 1, epoch)
+        finals.append(net.layers[0].W.copy())
+    assert np.array_equal(finals[0], finals[2])
+    assert not np.array_equal(finals[0], finals[1])
+
+
+@pytest.mark.parametrize(
+    "spec, options, message",
+    [
+        ("4-3s", {}, "needs at least one hidden layer"),
+        ("4-4n-4t-2s", {}, "which a local loss cannot train"),
+        ("4-4t-4t-2s", {"schedule": "sometimes"}, "schedule must be"),
+        ("4-4t-4t-2s", {"inverse_unit": "relu"}, "inverse_unit must be"),
+        ("4-4t-4t-2s", {"eta_hat": -1.0}, "eta_hat must be positive"),
+    ],
+)
+def test_bad_dtp_setups_are_config_errors(spec, options, message):
+    with pytest.raises(ConfigError, match=message):
+        bound("dtp", spec, **options)
