@@ -1,10 +1,12 @@
 """Credit-assignment methods behind one interface (design section 6); `get(name, **options)` builds one."""
 from ..errors import ConfigError
+from .arm import Arm, DisArm
 from .backprop import Backprop
+from .reinforce import Reinforce
 from .straight_through import StraightThrough
 from .target_prop import PlainTargetProp, TargetProp
 
-METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp, StraightThrough)}
+METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp, StraightThrough, Reinforce, Arm, DisArm)}
 
 
 def get(name, **options):

@@ -1,0 +1,132 @@
+"""REINFORCE, the score-function estimator (design section 6.4).
+
+A Bernoulli layer i fires with p_i = sigmoid(k a_i) (k = `net.slope`), so the score of its
+sample is d log P(h_i | a_i) / d a_i = k (h_i - p_i) and, for a per-example loss l on the
+sampled path and any baseline c that does not depend on that path,
+
+    d E[l] / d a_i  ~  (l - c) k (h_i - p_i)                        (one sample, unbiased)
+    dW_i            ~  mean over examples and samples of t(h_{i-1})^T (l - c) k (h_i - p_i)
+
+Layers above the top stochastic layer get their exact gradient given the samples
+(back-propagation from the loss). A deterministic layer below a stochastic layer s shapes
+a_s, so it gets the score of s chained down through its true derivative (zero through sign):
+`backward_through_samples` does both in one sweep, and ARM/DisARM reuse it.
+
+Samples: the mini-batch is tiled M times and run through ONE forward pass of stream
+`stream`; row m*B + b is sample m of example b. With M = 1 the sampled path is exactly
+`net.forward(x, seed, stream)`'s, the one every other method sees (common random numbers).
+
+Baselines c:
+  none  c = 0;
+  ema   c = bias-corrected exponential moving average of the batch-mean loss of the EARLIER
+        batches (updated after use, so c never depends on the samples it multiplies);
+        0 on the first batch; saved in `state_dict` for checkpoints;
+  loo   for sample m of example b, c = mean loss of the other M - 1 samples of b (M >= 2).
+"""
+import numpy as np
+
+from ..errors import ConfigError
+from ..network import Trace
+from .backprop import chain_below
+from .base import GradientMethod
+
+BASELINES = ("none", "ema", "loo")
+
+
+def backward_through_samples(net, trace, grad_a):
+    """Per-layer (dW, db) from dL/da given for the output layer and every stochastic layer.
+
+    `grad_a` maps a layer index to dL/da of that layer: the loss gradient at the output, an
+    estimate of d E[L] / d a_s at each stochastic layer s. In between, the chain rule runs
+    down through the true derivatives of the deterministic layers; it stops at a sample
+    (zero pathwise derivative) or a sign, where the next entry of `grad_a` takes over.
+    """
+    grads = [None] * len(net.layers)
+    chained = None
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[i]
+        g = grad_a.get(i, chained)
+        if g is None:
+            grads[i] = (np.zeros_like(layer.W), np.zeros_like(layer.b))
+            continue
+        grads[i] = (trace.input_of(i).T @ g, g.sum(axis=0))  # dW_i = t(h_{i-1})^T dL/da_i
+        chained = chain_below(net.layers[i - 1], trace, i - 1, g @ layer.W.T) if i > 0 else None
+    return grads
+
+
+def check_estimator_network(method, net):
+    """Score-function estimators need Bernoulli hidden layers and a loss on a non-sampled output."""
+    if not net.stochastic:
+        raise ConfigError(f"method {method!r} needs stochastic (bernoulli) layers; network {net.spec} has none")
+    if net.layers[-1].stochastic:
+        raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be bernoulli")
+
+
+def first_rows(trace, count):
+    """The trace of the first `count` rows (sample 0 of every example), for training curves."""
+    return Trace(
+        trace.x[:count],
+        [a[:count] for a in trace.a],
+        [h[:count] for h in trace.h],
+        [p[:count] for p in trace.p],
+        [out[:count] for out in trace.out],
+    )
+
+
+class Reinforce(GradientMethod):
+    """Score-function gradient of the mini-batch mean expected loss, with a baseline."""
+
+    name = "reinforce"
+    needs_stochastic = True
+    OPTIONS = {**GradientMethod.OPTIONS, "baseline": "none", "samples": 1, "ema_decay": 0.99}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        o = self.options
+        if o["baseline"] not in BASELINES:
+            raise ConfigError(f"method 'reinforce': baseline must be one of {', '.join(BASELINES)}, got {o['baseline']!r}")
+        if o["samples"] < 1:
+            raise ConfigError(f"method 'reinforce': samples must be at least 1, got {o['samples']}")
+        if o["baseline"] == "loo" and o["samples"] < 2:
+            raise ConfigError(f"method 'reinforce': baseline 'loo' needs samples >= 2, got {o['samples']}")
+        if not 0 <= o["ema_decay"] < 1:
+            raise ConfigError(f"method 'reinforce': ema_decay must be in [0, 1), got {o['ema_decay']}")
+        self.ema_mean, self.ema_steps = 0.0, 0
+
+    def check_network(self, net):
+        check_estimator_network(self.name, net)
+
+    def estimate(self, net, x, y, seed, stream):
+        self.check_network(net)
+        samples, batch = self.options["samples"], len(x)
+        trace = net.forward(np.tile(x, (samples, 1)), seed, stream)  # row m*B + b: sample m of example b
+        y_rows = np.concatenate([y] * samples)
+        loss = net.per_example_loss(trace, y_rows)  # l on each sampled path
+        weight = (loss - self.baseline(loss, samples, batch)) / (samples * batch)  # (l - c), for the mean over rows
+        grad_a = {len(net.layers) - 1: net.output_grad(trace, y_rows)}  # exact given the samples
+        for i, layer in enumerate(net.layers):
+            if layer.stochastic:
+                grad_a[i] = weight[:, None] * (net.slope * (trace.h[i] - trace.p[i]))  # (l - c) k (h_i - p_i)
+        return backward_through_samples(net, trace, grad_a), first_rows(trace, batch)
+
+    def baseline(self, loss, samples, batch):
+        """c for every row of `loss` (see the module docstring); updates the ema after computing it."""
+        kind = self.options["baseline"]
+        if kind == "none":
+            return 0.0
+        if kind == "loo":
+            per_sample = loss.reshape(samples, batch)
+            return ((per_sample.sum(axis=0) - per_sample) / (samples - 1)).reshape(-1)  # mean of the other samples
+        decay = self.options["ema_decay"]
+        c = self.ema_mean / (1 - decay**self.ema_steps) if self.ema_steps else 0.0  # bias-corrected average
+        self.ema_mean = decay * self.ema_mean + (1 - decay) * float(loss.mean())  # updated after use
+        self.ema_steps += 1
+        return c
+
+    def state_dict(self):
+        return {**super().state_dict(), "baseline": {"ema_mean": self.ema_mean, "ema_steps": self.ema_steps}}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.ema_mean = float(state["baseline"]["ema_mean"])
+        self.ema_steps = int(state["baseline"]["ema_steps"])
