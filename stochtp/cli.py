@@ -9,7 +9,7 @@ import math
 import sys
 
 from . import config as config_module
-from . import data, results, train
+from . import data, estimators, results, train
 from .errors import StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -53,6 +53,12 @@ def build_parser():
     data_cmd.add_argument("action", choices=("fetch", "check"))
     data_cmd.add_argument("name", nargs="?", default="mnist")
     data_cmd.add_argument("--data-dir")
+
+    scoring = commands.add_parser("estimators", help="score every gradient estimator against the exact oracle")
+    scoring.add_argument("config", nargs="?", help="TOML config file (default experiments/estimators.toml)")
+    scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
+    scoring.add_argument("--out", help=f"results file (default {estimators.DEFAULT_OUT})")
+    scoring.add_argument("--seed", type=int, help="override the config's seed")
     return parser
 
 
@@ -141,7 +147,14 @@ def cmd_data(args):
     return 0 if all(state == "ok" for _, state in report) else 2
 
 
-COMMANDS = {"run": cmd_run, "show": cmd_show, "data": cmd_data}
+def cmd_estimators(args):
+    scores, out, run_id = estimators.run(args.config, draws=args.samples, out=args.out, seed=args.seed)
+    print(estimators.format_table(scores))
+    print(f"written: run {run_id} -> {out}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "data": cmd_data, "estimators": cmd_estimators}
 
 
 def main(argv=None):

@@ -1,0 +1,118 @@
+"""REINFORCE, ARM and DisARM against the exact oracle, straight-through's bias detected by the same
+test, and `stochtp estimators` (design sections 6.4-6.6)."""
+import numpy as np
+import pytest
+from test_exact import small_problem
+
+from stochtp import Network, cli, estimators, kernels, methods, results
+from stochtp.errors import ConfigError
+
+UNBIASED = ("reinforce-none", "reinforce-ema", "reinforce-loo-M2", "arm", "disarm")
+DRAWS = 2000
+# Per (network, method) family: one z-test per coordinate of all layers, Bonferroni-corrected
+# (p_bonferroni = D P(|Z| > max |z|)), so an unbiased estimator is flagged with probability
+# at most ALPHA; the seeds are fixed, so the outcome is too.
+ALPHA = 1e-3
+
+
+@pytest.fixture(scope="module", params=[("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0)], ids=lambda p: p[0])
+def scored(request):
+    spec, slope = request.param
+    net, x, y = small_problem(spec, slope, seed=2, batch=4)
+    return estimators.score(net, x, y, estimators.standard_methods(net), draws=DRAWS, seed=11)
+
+
+def test_score_function_and_antithetic_estimators_are_unbiased(scored):
+    for label in UNBIASED:
+        stats = scored["methods"][label]
+        assert stats["p_bonferroni"][-1] >= ALPHA, f"{label} looks biased on {scored['network']}"
+        assert stats["bias_se"][-1] < 0.1 * scored["exact_norm"][-1], "too few draws for the test to see a bias"
+
+
+def test_the_same_test_detects_the_bias_of_straight_through(scored):
+    surrogates = [label for label in scored["methods"] if label.startswith("st-")]
+    assert surrogates
+    for label in surrogates:
+        assert scored["methods"][label]["p_bonferroni"][-1] < ALPHA, f"{label}'s bias went unnoticed on {scored['network']}"
+
+
+@pytest.mark.parametrize("name", ["reinforce", "arm", "disarm"])
+def test_estimators_need_stochastic_hidden_layers(name):
+    net = Network.from_spec("3-4t-2s")
+    method = methods.get(name)
+    with pytest.raises(ConfigError, match="needs stochastic"):
+        method.bind(net)
+    with pytest.raises(ConfigError, match="needs stochastic"):
+        method.gradient(net, np.zeros((2, 3), np.float32), np.zeros(2, int), seed=0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"baseline": "loo"}, "needs samples >= 2"), ({"baseline": "mean"}, "baseline must be one of"), ({"samples": 0}, "at least 1"), ({"ema_decay": 1.0}, r"\[0, 1\)")],
+)
+def test_reinforce_rejects_bad_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        methods.get("reinforce", **options)
+
+
+def test_ema_baseline_is_updated_after_use_and_checkpointed():
+    net, x, y = small_problem("3-3b-3b-2s", 1.0)
+    ema, none = methods.get("reinforce", baseline="ema"), methods.get("reinforce")
+    streams = [kernels.stream_id("draw", k) for k in range(4)]
+    first, reference = ema.gradient(net, x, y, 0, streams[0]), none.gradient(net, x, y, 0, streams[0])
+    for (W, b), (rW, rb) in zip(first, reference):  # no earlier batch: c = 0, as without a baseline
+        np.testing.assert_array_equal(W, rW)
+        np.testing.assert_array_equal(b, rb)
+    ema.gradient(net, x, y, 0, streams[1])
+    resumed = methods.get("reinforce", baseline="ema")
+    resumed.bind(net)
+    ema.bind(net)
+    resumed.load_state_dict(ema.state_dict())
+    assert resumed.ema_steps == 2
+    for (W, b), (rW, rb) in zip(ema.gradient(net, x, y, 0, streams[2]), resumed.gradient(net, x, y, 0, streams[2])):
+        np.testing.assert_array_equal(W, rW)
+        np.testing.assert_array_equal(b, rb)
+    assert not np.array_equal(ema.gradient(net, x, y, 0, streams[3])[0][0], none.gradient(net, x, y, 0, streams[3])[0][0])
+
+
+def test_one_sample_sees_the_forward_pass_and_several_samples_train():
+    net, x, y = small_problem("4-4b-3s", 1.0, dtype=np.float32)
+    x = x.astype(np.float32)
+    _, trace = methods.get("reinforce").estimate(net, x, y, 5, 9)
+    np.testing.assert_array_equal(trace.h[0], net.forward(x, 5, 9).h[0])
+    method = methods.get("reinforce", baseline="loo", samples=3)
+    method.bind(net)
+    loss_sum, errors, count = method.step(net, x, y, 5, 9)
+    assert count == len(x) and np.isfinite(loss_sum) and 0 <= errors <= count
+    assert all(array.dtype == np.float32 for array in net.parameters())
+
+
+def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys):
+    out = tmp_path / "scores.h5"
+    assert cli.main(["estimators", "--samples", "1000", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "8-6b-6b-3s" in printed and "disarm" in printed and "mean cos" in printed
+    (run,) = results.open(out).runs
+    labels = run.config["estimators"]["methods"]
+    assert run.attrs["method"] == "estimators" and run.status == "completed"
+    assert list(run.metrics["method_index"]) == list(range(len(labels)))
+    variance = run.diagnostics["variance"]
+    assert variance.shape == (len(labels), 4)  # layers 0, 1, 2 and all
+    assert np.isnan(variance[labels.index("dtp")]).all() and np.isfinite(run.diagnostics["mean_cos"][labels.index("dtp")]).all()
+    # Trace of the covariance over the two Bernoulli layers. Measured margins (seeds 0-4, 1000
+    # draws): none/ema >= 5, ema/loo >= 1.05, loo/disarm >= 1.7, arm/disarm >= 1.15.
+    stochastic = {label: variance[i, :2].sum() for i, label in enumerate(labels)}
+    assert stochastic["reinforce-none"] > max(stochastic["reinforce-ema"], stochastic["reinforce-loo-M2"])
+    assert min(stochastic["reinforce-ema"], stochastic["reinforce-loo-M2"]) > stochastic["arm"] > stochastic["disarm"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--samples", "1"], "integer >= 2"), (["missing.toml"], "does not exist"), (["big.toml"], "max_bits = 20")],
+)
+def test_estimators_command_rejects_bad_input(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "big.toml").write_text('dataset = "teacher"\nnetwork = "8-21b-3s"\nbatch_size = 4\n[data]\nn_train = 20\nn_valid = 10\nn_test = 10\n[method]\nname = "dtp"\n')
+    assert cli.main(["estimators", *extra, "--out", "x.h5"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
