@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from stochtp.errors import ConfigError
+from stochtp.kernels.fused import centred_rmsprop_step
 
 
 def _positive_finite(name, value):
@@ -251,6 +252,16 @@ class CentredRMSprop(Optimiser):
         self.momentum = _fraction("momentum", momentum)
 
     def _update(self, param, grad, state, scratch):
+        arrays = (param, grad, state["mean"], state["mean_square"], state["increment"])
+        if all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+            dtype = param.dtype.type
+            flat = [a.reshape(-1) for a in arrays]
+            centred_rmsprop_step(*flat, dtype(self.lr), dtype(self.decay), dtype(1 - self.decay), dtype(self.eps), dtype(self.momentum))
+        else:
+            self.reference_update(param, grad, state, scratch)
+
+    def reference_update(self, param, grad, state, scratch):
+        """The same update as NumPy ufuncs (for arrays the fused kernel does not take, and for tests)."""
         mean, mean_square = state["mean"], state["mean_square"]
         _moving_average(mean, grad, self.decay, scratch)  # m <- decay m + (1-decay) g
         np.multiply(grad, grad, out=scratch)

@@ -245,3 +245,22 @@ def test_rules_act_element_wise(config, first, second):
         split_optimiser.step([scale * first, scale * second])
         joined_optimiser.step([scale * np.concatenate([first, second])])
     assert np.array_equal(np.concatenate(split), joined)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_centred_rmsprop_kernel_matches_the_numpy_reference(dtype):
+    """The Numba kernel the hot loop uses and the ufunc chain compute the same update, step after step."""
+    from stochtp.optim import CentredRMSprop
+
+    rng = np.random.default_rng(5)
+    fused_param = rng.normal(size=(30, 7)).astype(dtype)
+    reference_param = fused_param.copy()
+    fused, reference = CentredRMSprop([fused_param], 0.01), CentredRMSprop([reference_param], 0.01)
+    scratch = np.empty_like(reference_param)
+    for _ in range(20):
+        grad = rng.normal(size=fused_param.shape).astype(dtype)
+        fused.step([grad])
+        reference.reference_update(reference_param, grad, reference._state[0], scratch)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused_param, reference_param, rtol=tolerance, atol=tolerance)
+    assert fused_param.dtype == dtype
