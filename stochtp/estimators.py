@@ -44,7 +44,6 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimato
 DEFAULT_OUT = Path("results") / "estimators.h5"
 DEFAULT_DRAWS = 2000
 STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "variance", "mse", "cos_mean", "mean_cos")
-DIRECTION_STATISTICS = ("cos_mean", "mean_cos")
 ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-statistic divides by
 
 
@@ -73,7 +72,11 @@ def st_surrogates(net):
 
 
 def score(net, x, y, methods_by_label, draws=DEFAULT_DRAWS, seed=0, max_bits=exact.MAX_BITS):
-    """Score each method (label -> bound method) against the exact gradient; see the module docstring."""
+    """Score each method (label -> bound method) against the exact gradient; see the module docstring.
+
+    Every draw is kept (draws x parameters float64 numbers per method) so that the variances
+    are computed from deviations, not from differences of large sums.
+    """
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
         raise ConfigError(f"the number of draws must be an integer >= 2, got {draws!r}")
     if net.input_noise > 0:

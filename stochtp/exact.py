@@ -33,6 +33,7 @@ from .units import transmit
 
 MAX_BITS = 20
 CHUNK_ENTRIES = 1 << 22
+MAX_CHUNK = 2048
 
 
 def expected_loss(net, x, y, max_bits=MAX_BITS):
@@ -51,8 +52,10 @@ def expectation(net, x, y, max_bits=MAX_BITS, with_gradient=True):
     net = float64_copy(net)
     x = net.check_input(x).astype(np.float64)
     y = np.asarray(y)
-    widest = max([2 ** net.layers[s].n_out for s in stochastic] + [2048])
-    chunk = max(1, CHUNK_ENTRIES // widest)
+    if len(x) == 0 or len(y) != len(x):
+        raise ValueError(f"need a non-empty batch with one target per example, got {len(x)} inputs and {len(y)} targets")
+    widest = max((2 ** net.layers[s].n_out for s in stochastic), default=1)
+    chunk = max(1, min(MAX_CHUNK, CHUNK_ENTRIES // widest))  # bounds chunk x 2^n and chunk x chunk matrices
     loss_sum, grads = 0.0, None
     for start in range(0, len(x), chunk):
         chunk_loss, chunk_grads = _summed(net, stochastic, x[start : start + chunk], y[start : start + chunk], with_gradient)
