@@ -9,7 +9,9 @@ Conversions (documented because tests and replays depend on them):
 - float32 uniform: (w >> 8) * 2**-24, in [0, 1) on a 2**-24 grid;
 - float64 uniform: ((w0 >> 5) * 2**26 + (w1 >> 6)) * 2**-53, two words per value;
 - normal: Box-Muller on (1 - u1, u2); float32 values come in pairs from two words (tails cut
-  at 5.77 sigma, probability 2e-8), float64 values in pairs from two 53-bit uniforms.
+  at 5.77 sigma, probability 2e-8), float64 values in pairs from two 53-bit uniforms. The
+  float32 path computes log(1 - u1) and (cos, sin)(2 pi u2) with branch-free polynomials on the
+  integer words (exact range reduction, errors below 2e-7), so that it vectorises; float64 uses libm.
 
 Words are made a *group* at a time (`philox4x32_lanes`: LANES blocks, 4*LANES words, side by
 side so that the rounds vectorise), then converted in one contiguous pass. Each kernel is one
@@ -35,6 +37,16 @@ _ONE_F32 = np.float32(1.0)  # keeps float32 arithmetic float32 and float64 arith
 _U8 = np.uint32(8)
 _U5 = np.uint32(5)
 _U6 = np.uint32(6)
+_SQRT2_F32 = np.float32(math.sqrt(2.0))
+_LN2_F32 = np.float32(math.log(2.0))
+_LOG_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for k in (16, 8, 4, 2, 1)) + (
+    (np.float32(2.0), np.float32(math.sqrt(0.5)), np.float32(1.0)),
+)
+_THIRD, _FIFTH, _SEVENTH, _NINTH = (np.float32(1.0 / d) for d in (3, 5, 7, 9))
+_HALF_PI_OVER_2_22 = np.float32(math.pi / 2 / 2**22)
+# Taylor terms in nested form: sin t = t (1 - t^2/(2*3) (1 - t^2/(4*5) (...))), likewise cos from 1*2.
+_SIN3, _SIN5, _SIN7, _SIN9, _SIN11 = (np.float32(1.0 / ((d - 1) * d)) for d in (3, 5, 7, 9, 11))
+_COS2, _COS4, _COS6, _COS8, _COS10, _COS12 = (np.float32(1.0 / ((d - 1) * d)) for d in (2, 4, 6, 8, 10, 12))
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -45,7 +57,7 @@ def _scratch():
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _u24(word):
-    return np.float32(word >> _U8) * _TWO_M24
+    return np.float32(np.int32(word >> _U8)) * _TWO_M24  # through int32: AVX2 converts signed ints only
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -77,7 +89,42 @@ def _uniform_from_words(words, out, base):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _normal_from_words(words, out, base):
+def _radius_f32(word):
+    """sqrt(-2 log(1 - u)) for u = (word >> 8) 2**-24, branch-free.
+
+    x = 1 - u in [2**-24, 1] is scaled by exact powers of two into [sqrt(1/2), sqrt(2)), counting
+    -ln x in multiples of ln 2; the rest is ln x = 2 atanh((x - 1) / (x + 1)), |t| < 0.172.
+    """
+    x = _ONE_F32 - _u24(word)
+    scaled = np.float32(0.0)
+    for factor, threshold, count in _LOG_STEPS:
+        small = x < threshold
+        x = x * factor if small else x
+        scaled += count if small else np.float32(0.0)
+    t = (x - _ONE_F32) / (x + _ONE_F32)
+    t2 = t * t
+    series = _ONE_F32 + t2 * (_THIRD + t2 * (_FIFTH + t2 * (_SEVENTH + t2 * _NINTH)))
+    minus_log = scaled * _LN2_F32 - np.float32(2.0) * t * series  # -ln(1 - u)
+    return np.float32(math.sqrt(np.float32(2.0) * minus_log))
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _cos_sin_f32(word):
+    """(cos, sin)(2 pi u) for u = (word >> 8) 2**-24: quadrant from the top two bits, Taylor on [0, pi/2)."""
+    quadrant = word >> np.uint32(30)
+    theta = np.float32(np.int32((word >> _U8) & np.uint32(0x3FFFFF))) * _HALF_PI_OVER_2_22
+    t2 = theta * theta
+    sin = theta * (_ONE_F32 - t2 * _SIN3 * (_ONE_F32 - t2 * _SIN5 * (_ONE_F32 - t2 * _SIN7 * (_ONE_F32 - t2 * _SIN9 * (_ONE_F32 - t2 * _SIN11)))))
+    cos = _ONE_F32 - t2 * _COS2 * (_ONE_F32 - t2 * _COS4 * (_ONE_F32 - t2 * _COS6 * (_ONE_F32 - t2 * _COS8 * (_ONE_F32 - t2 * _COS10 * (_ONE_F32 - t2 * _COS12)))))
+    odd = (quadrant & np.uint32(1)) != 0
+    x, y = (sin, cos) if odd else (cos, sin)
+    x = -x if ((quadrant + np.uint32(1)) & np.uint32(2)) != 0 else x  # cos < 0 in quadrants 1, 2
+    y = -y if (quadrant & np.uint32(2)) != 0 else y  # sin < 0 in quadrants 2, 3
+    return x, y
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _normal_from_words(words, out, base, buffer):
     """One group's Box-Muller pairs into out[base:], in the precision of `out`."""
     n = out.size
     if out.itemsize == 8:
@@ -86,10 +133,13 @@ def _normal_from_words(words, out, base):
             angle = 2.0 * math.pi * _u53(words[4 * pair + 2], words[4 * pair + 3])
             _store_pair(out, base + 2 * pair, radius * math.cos(angle), radius * math.sin(angle))
     else:
-        for pair in range(min(GROUP, n - base + 1) // 2):
-            radius = np.float32(math.sqrt(np.float32(-2.0) * math.log(_ONE_F32 - _u24(words[2 * pair]))))
-            angle = _TWO_PI_F32 * _u24(words[2 * pair + 1])
-            _store_pair(out, base + 2 * pair, radius * np.float32(math.cos(angle)), radius * np.float32(math.sin(angle)))
+        for pair in range(GROUP // 2):
+            radius = _radius_f32(words[2 * pair])
+            cos, sin = _cos_sin_f32(words[2 * pair + 1])
+            buffer[2 * pair] = radius * cos
+            buffer[2 * pair + 1] = radius * sin
+        for i in range(min(GROUP, n - base)):
+            out[base + i] = buffer[i]
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -116,9 +166,10 @@ def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _normal_groups(first, stop, out, key0, key1, stream0, stream1):
     words, c0, c1, c2, c3 = _scratch()
+    buffer = np.empty(GROUP, out.dtype)
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
-        _normal_from_words(words, out, g * _values_per_group(out))
+        _normal_from_words(words, out, g * _values_per_group(out), buffer)
     return False
 
 
@@ -158,7 +209,7 @@ def _words_needed(out):
     return out.size * 2 if out.itemsize == 8 else out.size
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def uniform_kernel(out, key0, key1, stream0, stream1):
     """Fill flat float32 or float64 `out` with U[0, 1) values of the stream, from position 0."""
     n_groups = _groups_of(_words_needed(out))
@@ -167,12 +218,12 @@ def uniform_kernel(out, key0, key1, stream0, stream1):
         _uniform_groups(start, stop, out, key0, key1, stream0, stream1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def uniform_serial(out, key0, key1, stream0, stream1):
     _uniform_groups(0, _groups_of(_words_needed(out)), out, key0, key1, stream0, stream1)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def normal_kernel(out, key0, key1, stream0, stream1):
     """Fill flat float32 or float64 `out` with N(0, 1) values of the stream, from position 0."""
     n_groups = _groups_of(_words_needed(out))
@@ -181,12 +232,12 @@ def normal_kernel(out, key0, key1, stream0, stream1):
         _normal_groups(start, stop, out, key0, key1, stream0, stream1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def normal_serial(out, key0, key1, stream0, stream1):
     _normal_groups(0, _groups_of(_words_needed(out)), out, key0, key1, stream0, stream1)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def bernoulli_kernel(p, out, key0, key1, stream0, stream1):
     """out[i] = 1[u_i < p[i]] on flat arrays; returns True if some p[i] is NaN."""
     n_groups = _groups_of(p.size)
@@ -198,12 +249,12 @@ def bernoulli_kernel(p, out, key0, key1, stream0, stream1):
     return nan_seen.any()
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def bernoulli_serial(p, out, key0, key1, stream0, stream1):
     return _bernoulli_groups(0, _groups_of(p.size), p, out, key0, key1, stream0, stream1)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0, stream1):
     """p = sigmoid(a), h = 1[u < p] on flat arrays; returns True if some a[i] is NaN."""
     n_groups = _groups_of(a.size)
@@ -215,6 +266,6 @@ def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0, stream1):
     return nan_seen.any()
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0, stream1):
     return _sigmoid_bernoulli_groups(0, _groups_of(a.size), a, p_out, h_out, key0, key1, stream0, stream1)
