@@ -184,10 +184,11 @@ class Network:
         if train and self.input_noise > 0:
             noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
             x = x + self.dtype.type(self.input_noise) * noise
-        return self._continue(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
+        return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
 
-    def _continue(self, trace, start, stop, seed, stream):
-        """Run layers start..stop-1 on top of `trace` (which holds layers before `start`)."""
+    def continue_forward(self, trace, start, stop, seed, stream):
+        """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to
+        propagate a replaced sample of layer start-1 upwards (ARM's antithetic pairs)."""
         for i in range(start, stop):
             a = trace.input_of(i) @ self.layers[i].W
             a += self.layers[i].b
@@ -231,7 +232,7 @@ class Network:
         x = self.check_input(x).astype(self.dtype, copy=False)
         if first is None:
             return self.forward(x, seed, stream, train=False).output.astype(np.float64)
-        shared = self._continue(Trace(x=x), 0, first, seed, stream)
+        shared = self.continue_forward(Trace(x=x), 0, first, seed, stream)
         a_first = shared.input_of(first) @ self.layers[first].W
         a_first += self.layers[first].b
         total = np.zeros((len(x), self.layers[-1].n_out))
@@ -239,7 +240,7 @@ class Network:
             sample_stream = kernels.stream_id(stream, "test-sample", k)
             trace = Trace(shared.x, list(shared.a), list(shared.h), list(shared.p), list(shared.out))
             self._activate(trace, first, a_first, seed, sample_stream)
-            total += self._continue(trace, first + 1, n, seed, sample_stream).output
+            total += self.continue_forward(trace, first + 1, n, seed, sample_stream).output
         return total / samples
 
     def copy(self):

@@ -18,7 +18,7 @@ unit j, the estimate of d E[l | lower samples] / d phi_j is
 (DisARM is ARM's expectation over u given the pair, so it never has more variance.) Yin & Zhou
 write ARM as (f(1[u > sigmoid(-phi)]) - f(1[u < sigmoid(phi)])) (u - 1/2) = (f(b~) - f(b)) (u - 1/2):
 the same estimator. Both are unbiased given the lower samples, hence unbiased. The output layer and the deterministic layers get the
-exact gradient given the base sample, chained as in REINFORCE (`backward_through_samples`).
+exact gradient given the base sample, chained as in REINFORCE (`backprop.backward` with injected estimates).
 Cost per mini-batch: one forward pass plus two passes through the layers above every
 Bernoulli layer.
 """
@@ -27,7 +27,8 @@ import numpy as np
 from .. import kernels, units
 from ..network import Trace
 from .base import GradientMethod
-from .reinforce import backward_through_samples, check_estimator_network
+from .backprop import backward
+from .reinforce import check_estimator_network
 
 
 class Arm(GradientMethod):
@@ -50,7 +51,7 @@ class Arm(GradientMethod):
         for i, layer in enumerate(net.layers):
             if layer.stochastic:
                 grad_a[i] = self.logit_gradient(net, trace, y, i, seed, stream) * (net.slope / len(x))  # d/da = k d/dphi; batch mean
-        return backward_through_samples(net, trace, grad_a), trace
+        return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
 
     def logit_gradient(self, net, trace, y, i, seed, stream):
         """Per example and unit, the antithetic estimate of d E[l | samples below i] / d phi_i."""
@@ -78,5 +79,5 @@ def loss_with_sample(net, trace, y, i, h_i, seed, stream):
     """Per-example loss when layer i's sample is replaced by `h_i`, the layers above sampling from `stream`."""
     layer = net.layers[i]
     path = Trace(trace.x, trace.a[: i + 1], trace.h[:i] + [h_i], trace.p[: i + 1], trace.out[:i] + [units.transmit(layer.transmission, h_i)])
-    net._continue(path, i + 1, len(net.layers), seed, stream)
+    net.continue_forward(path, i + 1, len(net.layers), seed, stream)
     return net.per_example_loss(path, y)

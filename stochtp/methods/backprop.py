@@ -11,15 +11,19 @@ from .. import units
 from .base import GradientMethod
 
 
-def backward(net, trace, grad_a_top, surrogate=None, bottom=0):
+def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
     """Per-layer (dW, db) of the loss whose gradient w.r.t. the top pre-activation is `grad_a_top`.
 
-    Layers below `bottom` are not visited (their entries are None).
+    `injected` maps a layer index to a dL/da that replaces the chain rule at that layer (the
+    score-function estimators inject their estimates at the stochastic layers, where the
+    pathwise derivative is zero). Layers below `bottom` are not visited (their entries are None).
     """
     grads = [None] * len(net.layers)
     grad_a = grad_a_top
     for i in range(len(net.layers) - 1, bottom - 1, -1):
         layer = net.layers[i]
+        if injected is not None and i in injected:
+            grad_a = injected[i]
         if grad_a is None:
             grads[i] = (np.zeros_like(layer.W), np.zeros_like(layer.b))
             continue

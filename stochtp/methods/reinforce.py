@@ -10,7 +10,7 @@ sampled path and any baseline c that does not depend on that path,
 Layers above the top stochastic layer get their exact gradient given the samples
 (back-propagation from the loss). A deterministic layer below a stochastic layer s shapes
 a_s, so it gets the score of s chained down through its true derivative (zero through sign):
-`backward_through_samples` does both in one sweep, and ARM/DisARM reuse it.
+`backprop.backward` with the estimates injected at the stochastic layers does both in one sweep; ARM/DisARM do the same.
 
 Samples: the mini-batch is tiled M times and run through ONE forward pass of stream
 `stream`; row m*B + b is sample m of example b. With M = 1 the sampled path is exactly
@@ -27,31 +27,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..network import Trace
-from .backprop import chain_below
+from .backprop import backward
 from .base import GradientMethod
 
 BASELINES = ("none", "ema", "loo")
-
-
-def backward_through_samples(net, trace, grad_a):
-    """Per-layer (dW, db) from dL/da given for the output layer and every stochastic layer.
-
-    `grad_a` maps a layer index to dL/da of that layer: the loss gradient at the output, an
-    estimate of d E[L] / d a_s at each stochastic layer s. In between, the chain rule runs
-    down through the true derivatives of the deterministic layers; it stops at a sample
-    (zero pathwise derivative) or a sign, where the next entry of `grad_a` takes over.
-    """
-    grads = [None] * len(net.layers)
-    chained = None
-    for i in range(len(net.layers) - 1, -1, -1):
-        layer = net.layers[i]
-        g = grad_a.get(i, chained)
-        if g is None:
-            grads[i] = (np.zeros_like(layer.W), np.zeros_like(layer.b))
-            continue
-        grads[i] = (trace.input_of(i).T @ g, g.sum(axis=0))  # dW_i = t(h_{i-1})^T dL/da_i
-        chained = chain_below(net.layers[i - 1], trace, i - 1, g @ layer.W.T) if i > 0 else None
-    return grads
 
 
 def check_estimator_network(method, net):
@@ -107,7 +86,7 @@ class Reinforce(GradientMethod):
         for i, layer in enumerate(net.layers):
             if layer.stochastic:
                 grad_a[i] = weight[:, None] * (net.slope * (trace.h[i] - trace.p[i]))  # (l - c) k (h_i - p_i)
-        return backward_through_samples(net, trace, grad_a), first_rows(trace, batch)
+        return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), first_rows(trace, batch)
 
     def baseline(self, loss, samples, batch):
         """c for every row of `loss` (see the module docstring); updates the ema after computing it."""
