@@ -37,11 +37,14 @@ def only_run(path):
 
 
 def assert_same_numbers(run, reference):
-    """Every metric except the timings, the final and best parameters: equal bit for bit."""
+    """Every metric except the timings, every diagnostic, the final and best parameters: equal bit for bit."""
     names = set(run.metrics) - set(TIMING_METRICS)
     assert names == set(reference.metrics) - set(TIMING_METRICS)
     for name in names:
         np.testing.assert_array_equal(run.metrics[name], reference.metrics[name], err_msg=name, strict=True)
+    assert run.diagnostics.keys() == reference.diagnostics.keys()
+    for name, table in reference.diagnostics.items():
+        np.testing.assert_array_equal(run.diagnostics[name], table, err_msg=name, strict=True)
     for group in ("params", "best"):
         assert getattr(run, group).keys() == getattr(reference, group).keys()
         for key, array in getattr(reference, group).items():
@@ -133,11 +136,24 @@ def test_sigkill_keeps_every_finished_epoch(tiny_config_path, tmp_path):
         assert np.isfinite(run["metrics/train_loss"][()]).all()
 
 
-def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_config_path, tmp_path):
+# Method overrides of the tiny config whose state a checkpoint must carry: DTP's inverses, noise
+# schedule and two optimisers; ST's surrogate; REINFORCE's moving-average baseline.
+RESUMED_METHODS = {
+    "bp": (),
+    "dtp": ("method.name=dtp", "method.sigma_tau=2.0"),
+    "st": ("method.name=st",),
+    "reinforce": ("method.name=reinforce", "method.baseline=ema"),
+}
+
+
+@pytest.mark.parametrize("method", RESUMED_METHODS)
+def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_config_path, tmp_path, method):
     """SIGTERM: exit code 1, status "interrupted", epochs kept; --resume then ends with the numbers
-    of a run never interrupted."""
+    of a run never interrupted, for every kind of method state on the stochastic network."""
+    overrides = RESUMED_METHODS[method]
     out = tmp_path / "interrupted.h5"
-    child = start_child(tiny_config_path, out, "--epochs", "10", pace=0.3)
+    set_options = [option for override in overrides for option in ("--set", override)]
+    child = start_child(tiny_config_path, out, "--epochs", "10", *set_options, pace=0.3)
     wait_for_epochs(out, 2, child)
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=30) == 1
@@ -146,7 +162,7 @@ def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_c
     assert interrupted.status == "interrupted" and "interrupted" in interrupted.attrs["error"]
     assert 2 <= interrupted.num_epochs < 10
 
-    cfg = config.load(tiny_config_path, epochs=10)
+    cfg = config.load(tiny_config_path, overrides=overrides, epochs=10)
     resumed = train.run(cfg, out=out, threads=1, resume=True)
     assert resumed.status == "completed" and resumed.run_id == interrupted.id
     reference = train.run(cfg, out=tmp_path / "reference.h5", threads=1)
