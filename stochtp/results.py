@@ -23,14 +23,15 @@ metric whose values are all integers (epoch) is stored as int64, any other as fl
 Crash safety and concurrency
 ----------------------------
 * The HDF5 file is open only for the few milliseconds of each write (``start_run``,
-  ``append``, ``save_params``, ``save_checkpoint``, ``finish``): open, write, close. Between
-  writes nothing of the file lives in memory, so a writer killed at any moment between two
-  writes (SIGKILL included; training spends nearly all its time there) leaves a complete,
-  valid file with every epoch appended so far and the run's status still "running". Files
-  are created with the earliest HDF5 format bounds, whose superblock carries no
-  "open for writing" flag, so such a file needs no ``h5clear`` afterwards. Only a kill in
-  the middle of a write can lose that write; new files are created under a temporary name
-  and renamed into place, so a half-created file is never seen.
+  ``append``, ``save_params``, ``save_checkpoint``, ``finish``, ``add_record``): open,
+  write, close. Between writes nothing of the file lives in memory, so a writer killed at
+  any moment between two writes (SIGKILL included; training spends nearly all its time
+  there) leaves a complete, valid file with every epoch appended so far and the run's
+  status still "running". Files are created with the earliest HDF5 format bounds, whose
+  superblock carries no "open for writing" flag, so such a file needs no ``h5clear``
+  afterwards. Only a kill in the middle of a write can lose that write; new files are
+  created under a temporary name and renamed into place, so a half-created file is never
+  seen.
 * A Writer holds an exclusive ``fcntl.flock`` on ``<file>.lock`` (holding its pid) for its
   whole life. A second Writer on the same file fails at once with ResultsError, before the
   results file is touched; the operating system drops the lock when its holder dies, so a
@@ -374,6 +375,25 @@ class _WriterLock:
         self._descriptor = None
 
 
+def is_being_written(path):
+    """Whether a Writer on this machine holds the results file at `path` now: its lock file
+    exists and names a live process (a killed writer leaves one naming a dead pid)."""
+    try:
+        with io.open(os.path.realpath(os.fspath(path)) + ".lock") as lock_file:
+            holder = lock_file.read().strip()
+    except FileNotFoundError:
+        return False
+    if not holder.isdigit():  # a Writer that has not yet written its pid
+        return True
+    try:
+        os.kill(int(holder), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 # --------------------------------------------------------------------------------- writer
 
 
@@ -449,14 +469,41 @@ class Writer:
         attrs.update(provenance)
         attrs = {key: _attr_value(key, value) for key, value in attrs.items()}
         with self._open("r+") as h5file:
-            runs = h5file.require_group("runs")
-            run_id = _new_run_id(max(runs, default=None))
-            group = runs.create_group(run_id)
-            group.attrs.update(attrs)
-            # Metrics and diagnostics keep the order they were first logged in.
-            for subgroup in _RUN_SUBGROUPS:
-                group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+            run_id, _ = _create_run_group(h5file, attrs)
         return RunWriter(self, run_id)
+
+    def add_record(self, record):
+        """Add a whole run given as plain data (a `read_record` dict, e.g. of a run trained in
+        another process or on another machine) under a new run id of this file; return the id.
+
+        Everything is checked before the file is opened, and the one write sets the record's
+        status last: a write cut short leaves a run whose status is "running", never one that
+        claims to be complete.
+        """
+        attrs = {key: _attr_value(key, value) for key, value in record["attrs"].items()}
+        metrics = {name: np.asarray(column) for name, column in record["metrics"].items()}
+        diagnostics = {name: np.asarray(table, dtype=np.float64) for name, table in record["diagnostics"].items()}
+        for name in (*metrics, *diagnostics):
+            _check_name(name, "metric or diagnostic")
+        shapes_ok = all(column.ndim == 1 for column in metrics.values()) and all(table.ndim == 2 for table in diagnostics.values())
+        if not shapes_ok or len({len(column) for column in (*metrics.values(), *diagnostics.values())}) > 1:
+            raise ValueError("a run record needs 1-D metrics and 2-D diagnostics with one row per epoch each")
+        parameters = {which: _flatten_params(record[which]) for which in PARAMETER_GROUPS}
+        checkpoint_groups, checkpoint_leaves = set(), {}
+        _flatten_checkpoint(record["checkpoint"], (), checkpoint_groups, checkpoint_leaves)
+        best_attrs = {key: _attr_value(key, value) for key, value in record["best_attrs"].items()}
+        with self._open("r+") as h5file:
+            run_id, group = _create_run_group(h5file, {**attrs, "status": "running"})
+            for name, column in metrics.items():
+                _create_metric(group["metrics"], name, column)
+            for name, table in diagnostics.items():
+                _create_diagnostic(group["diagnostics"], name, table)
+            for which, (groups, leaves) in parameters.items():
+                _replace_tree(group[which], groups, leaves)
+            group["best"].attrs.update(best_attrs)
+            _replace_tree(group["checkpoint"], checkpoint_groups, checkpoint_leaves)
+            group.attrs["status"] = attrs.get("status", "running")
+        return run_id
 
     def find_run(self, run_id):
         """Handle on an existing run, to continue it (resume); ResultsError if there is none."""
@@ -473,6 +520,18 @@ class Writer:
                 for group in h5file.get("runs", {}).values()
                 if group.attrs.get("status") == "completed" and "config_hash" in group.attrs
             }
+
+
+def _create_run_group(h5file, attrs):
+    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups."""
+    runs = h5file.require_group("runs")
+    run_id = _new_run_id(max(runs, default=None))
+    group = runs.create_group(run_id)
+    group.attrs.update(attrs)
+    # Metrics and diagnostics keep the order they were first logged in.
+    for subgroup in _RUN_SUBGROUPS:
+        group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+    return run_id, group
 
 
 class RunWriter:
@@ -597,9 +656,7 @@ def _append_row(metrics_group, diagnostics_group, metrics, diagnostics):
         else:
             column = np.full(row + 1, np.nan)
             column[row] = value
-        metrics_group.create_dataset(
-            name, data=column, maxshape=(None,), chunks=(_METRIC_CHUNK_ROWS,)
-        )
+        _create_metric(metrics_group, name, column)
 
     for name, dataset in diagnostics_group.items():
         dataset.resize(row + 1, axis=0)
@@ -607,12 +664,22 @@ def _append_row(metrics_group, diagnostics_group, metrics, diagnostics):
     for name, values in diagnostic_rows.items():
         table = np.full((row + 1, values.size), np.nan)
         table[row] = values
-        diagnostics_group.create_dataset(
-            name,
-            data=table,
-            maxshape=(None, values.size),
-            chunks=(_DIAGNOSTIC_CHUNK_ROWS, values.size),
-        )
+        _create_diagnostic(diagnostics_group, name, table)
+
+
+def _create_metric(metrics_group, name, column):
+    """A metric dataset holding `column`, extendable epoch by epoch."""
+    return metrics_group.create_dataset(
+        name, data=column, maxshape=(None,), chunks=(_METRIC_CHUNK_ROWS,)
+    )
+
+
+def _create_diagnostic(diagnostics_group, name, table):
+    """A diagnostic dataset holding `table` (epochs x layers), extendable epoch by epoch."""
+    layers = table.shape[1]
+    return diagnostics_group.create_dataset(
+        name, data=table, maxshape=(None, layers), chunks=(_DIAGNOSTIC_CHUNK_ROWS, layers)
+    )
 
 
 def _metric_value(name, value):
@@ -627,9 +694,7 @@ def _convert_to_float(metrics_group, name):
     """Rewrite an integer metric as float64, for a non-integer or missing (NaN) value."""
     values = metrics_group[name][()].astype(np.float64)
     del metrics_group[name]
-    return metrics_group.create_dataset(
-        name, data=values, maxshape=(None,), chunks=(_METRIC_CHUNK_ROWS,)
-    )
+    return _create_metric(metrics_group, name, values)
 
 
 def _diagnostic_row(diagnostics_group, name, values):
@@ -804,6 +869,33 @@ def open(path):
     """
     path = os.fspath(path)
     return Results(path, _read_with_retries(path, lambda h5file: _read_runs(path, h5file)))
+
+
+def read_record(path, run_id):
+    """One run of a results file as plain data (dicts of Python values and NumPy arrays), in one
+    read: what a sweep worker sends back and `Writer.add_record` writes into another file.
+
+    Keys: attrs, metrics, diagnostics, params, best (flat "layer_0/W" -> array), best_attrs,
+    checkpoint (nested dict).
+    """
+    path = os.fspath(path)
+
+    def read(h5file):
+        if run_id not in h5file.get("runs", {}):
+            raise ResultsError(f"there is no run {run_id!r} in {path}")
+        group = h5file["runs"][run_id]
+        rows = _complete_rows(group)
+        return {
+            "attrs": _python_attrs(group.attrs),
+            "metrics": _read_columns(group["metrics"], rows),
+            "diagnostics": _read_columns(group["diagnostics"], rows),
+            "params": _read_flat(group["params"]),
+            "best": _read_flat(group["best"]),
+            "best_attrs": _python_attrs(group["best"].attrs),
+            "checkpoint": _read_tree(group["checkpoint"]),
+        }
+
+    return _read_with_retries(path, read)
 
 
 def _read_runs(path, h5file):

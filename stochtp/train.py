@@ -254,16 +254,21 @@ def _open_run(writer, config, net, method, resume, threads):
             method.load_state_dict(checkpoint["method"])
         run_writer.truncate(epoch)
         return run_writer, epoch + 1, {key: float(value) for key, value in checkpoint["best"].items()}
-    run_writer = writer.start_run(
+    run_writer = start_run(writer, config, threads if threads is not None else numba.get_num_threads())
+    return run_writer, 1, dict(NO_BEST)
+
+
+def start_run(writer, config, threads):
+    """A new run of `config` in `writer`'s file, status "running", provenance for `threads` threads."""
+    return writer.start_run(
         name=config.name,
         method=config.method["name"],
         dataset=config.dataset,
         network=config.network,
         seed=config.seed,
         config=config.to_dict(),
-        provenance=results.provenance(threads if threads is not None else numba.get_num_threads()),
+        provenance=results.provenance(threads),
     )
-    return run_writer, 1, dict(NO_BEST)
 
 
 def train_epoch(config, dataset, net, method, epoch):
