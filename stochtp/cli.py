@@ -9,7 +9,7 @@ import math
 import sys
 
 from . import config as config_module
-from . import data, estimators, results, train
+from . import data, estimators, report, results, sweep, train
 from .errors import StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -48,6 +48,24 @@ def build_parser():
     show = commands.add_parser("show", help="list the runs of a results file, or show one run")
     show.add_argument("file")
     show.add_argument("run_id", nargs="?")
+    _follow_options(show)
+
+    report_cmd = commands.add_parser("report", help="mean ± std over seeds per group, paired comparisons, learning curves")
+    report_cmd.add_argument("files", nargs="+", metavar="FILE.h5")
+    report_cmd.add_argument("--by", default="name", help="group by a run attribute or dotted config key (default name; method, method.lr...)")
+    report_cmd.add_argument("--metric", help="test metric to report (default test_error_k for stochastic runs, else test_error)")
+    report_cmd.add_argument("--format", default="table", choices=report.FORMATS)
+    report_cmd.add_argument("--plot", metavar="FILE.png", help="draw learning curves and diagnostics (needs matplotlib)")
+    _follow_options(report_cmd)
+
+    sweep_cmd = commands.add_parser("sweep", help="run the cartesian product of a sweep file, skipping completed runs")
+    sweep_cmd.add_argument("sweep", metavar="SWEEP.toml")
+    sweep_cmd.add_argument("--out", help="results file (default results/<sweep file name>.h5)")
+    where = sweep_cmd.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes, one thread each (default: one per core)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler to send the runs to (tcp://HOST:8786)")
+    sweep_cmd.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")
+    sweep_cmd.add_argument("--quiet", action="store_true", help="no line per finished run")
 
     data_cmd = commands.add_parser("data", help="download or verify datasets")
     data_cmd.add_argument("action", choices=("fetch", "check"))
@@ -60,6 +78,11 @@ def build_parser():
     scoring.add_argument("--out", help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, help="override the config's seed")
     return parser
+
+
+def _follow_options(parser):
+    parser.add_argument("--follow", action="store_true", help="print epochs as they are written, until no process writes the file")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow (default 2)")
 
 
 def _format(value):
@@ -100,6 +123,9 @@ def _default_comparison(args):
 
 
 def cmd_show(args):
+    if args.follow:
+        report.follow([args.file], args.interval, args.run_id)
+        return 0
     store = results.open(args.file)
     if args.run_id is None:
         print(f"{'run':34} {'name':28} {'method':10} {'seed':>5} {'status':11} {'epochs':>6} {'best valid':>10} {'test@best':>9}")
@@ -122,19 +148,29 @@ def cmd_show(args):
 
 
 def _run_line(run):
-    metrics = run.metrics
-    key = "valid_error_k" if "valid_error_k" in metrics else "valid_error"
-    test_key = "test_error_k" if key == "valid_error_k" else "test_error"
-    epochs = len(metrics.get("epoch", []))
-    best = test = math.nan
-    if epochs and key in metrics:
-        valid = metrics[key]
-        finite = [i for i, v in enumerate(valid) if not math.isnan(v)]
-        if finite:
-            i = min(finite, key=lambda j: valid[j])
-            best, test = float(valid[i]), float(metrics[test_key][i])
+    result = report.outcome(run.metrics)
     attrs = run.attrs
-    return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {epochs:>6} {_format(best):>10} {_format(test):>9}"
+    return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {run.num_epochs:>6} {_format(result.best_valid):>10} {_format(result.at_best):>9}"
+
+
+def cmd_report(args):
+    if args.follow:
+        report.follow(args.files, args.interval)
+    summary = report.summarise(args.files, by=args.by, metric=args.metric)
+    if args.plot:
+        report.plot(summary, args.plot)
+    print(report.format_report(summary, args.format))
+    return 0
+
+
+def cmd_sweep(args):
+    try:
+        summary = sweep.run(args.sweep, out=args.out, workers=args.workers, scheduler=args.scheduler, data_dir=args.data_dir, say=None if args.quiet else print)
+    except KeyboardInterrupt:
+        print("stochtp: sweep interrupted; the runs already written are kept (run the sweep again to train the others)", file=sys.stderr)
+        return 1
+    print(f"sweep done: {len(summary.completed)} completed, {len(summary.failed)} failed, {summary.skipped} skipped (completed before) -> {summary.out}")
+    return 1 if summary.failed else 0
 
 
 def cmd_data(args):
@@ -154,7 +190,7 @@ def cmd_estimators(args):
     return 0
 
 
-COMMANDS = {"run": cmd_run, "show": cmd_show, "data": cmd_data, "estimators": cmd_estimators}
+COMMANDS = {"run": cmd_run, "show": cmd_show, "report": cmd_report, "sweep": cmd_sweep, "data": cmd_data, "estimators": cmd_estimators}
 
 
 def main(argv=None):

@@ -1,0 +1,241 @@
+"""Sweeps (design section 12): a grid of runs, trained by local worker processes or on a Dask
+cluster, collected into one results file.
+
+A sweep file is a config (it may start from `preset = "NAME"`) plus a `[sweep]` table whose
+keys are config keys and whose values are lists; the runs are the cartesian product::
+
+    preset = "paper-stochastic-dtp"
+    epochs = 100
+
+    [sweep]
+    seed = [0, 1, 2]
+    method.lr_f = [1e-3, 3e-3]     # dotted keys reach into [method] and [data]
+
+`preset` may be swept too (`preset = ["paper-stochastic-dtp", "paper-stochastic-st"]`); each
+run is then named after its preset (`<name>-<preset>` when the file sets a `name`), so that
+reports tell them apart. Otherwise a run's name is the file's `name`, else its preset's, else
+the sweep file's stem.
+
+The record path: every run is trained by a worker, on one thread (Numba and BLAS), into a
+results file of its own in a temporary folder of the worker's machine, and comes back to the
+client as a run record (`results.read_record`: plain dicts of NumPy arrays). The client is the
+only process that writes the sweep's results file: it adds each record as it arrives
+(`Writer.add_record`). Local worker processes and Dask workers share this path, so no two
+processes ever write one HDF5 file and a Dask cluster needs no shared filesystem. Local
+workers are started with the "spawn" method: nothing is forked from a process that holds a
+Writer.
+
+Runs whose config hash is already `completed` in the results file are skipped, so running a
+sweep again after it was stopped trains only the missing runs. A run that fails (non-finite
+values, or any exception in its worker) is recorded as `failed` with the message, and the
+sweep goes on.
+"""
+import concurrent.futures
+import copy
+import itertools
+import multiprocessing
+import os
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config as config_module
+from . import extras, report, results, train
+from .errors import ConfigError, StochtpError, TrainingFailed
+
+SECTIONS = ("method", "data")  # the config tables a dotted sweep key can reach into
+DASK_CONNECT_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its resolved config and the swept values that made it."""
+
+    config: config_module.Config
+    label: str
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: planned runs, those skipped as already completed, and the outcome of the rest."""
+
+    out: Path
+    planned: int
+    skipped: int
+    completed: list = field(default_factory=list)  # run ids in the results file
+    failed: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def _axes(grid, source):
+    """The [sweep] table as (dotted key, list of values) pairs, in the file's order."""
+    axes = []
+    for key, values in grid.items():
+        if key in SECTIONS and isinstance(values, dict):
+            axes += [(f"{key}.{option}", option_values) for option, option_values in values.items()]
+        else:
+            axes.append((key, values))
+    for key, values in axes:
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: [sweep] key {key!r} must be a non-empty list of values, got {values!r}")
+    return axes
+
+
+def _run_table(base, assignment, path):
+    """The config table of one combination: the file's keys with the swept values put in,
+    and the run's name (see the module docstring)."""
+    table = copy.deepcopy(base)
+    for key, value in assignment.items():
+        section, _, option = key.partition(".")
+        if option:
+            if not isinstance(table.get(section, {}), dict):
+                raise ConfigError(f"{path}: [sweep] key {key!r}: {section!r} is not a table")
+            table[section] = {**table.get(section, {}), option: value}
+        else:
+            table[key] = value
+    if "preset" in assignment and "name" not in assignment:
+        table["name"] = f"{base['name']}-{assignment['preset']}" if "name" in base else assignment["preset"]
+    elif "name" not in table and "preset" not in table:
+        table["name"] = path.stem
+    return table
+
+
+def _label(assignment):
+    return " ".join(f"{key}={value}" for key, value in assignment.items())
+
+
+def expand(path):
+    """The runs of the sweep file at `path`, in grid order (the last key varies fastest), each
+    config once. Every config is checked here, method options included, so that a typo stops
+    the sweep before any run starts."""
+    path = Path(path)
+    table = config_module._read_toml(path)
+    grid = table.pop("sweep", None)
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values")
+    axes = _axes(grid, path)
+    planned, seen = [], set()
+    for values in itertools.product(*(values for _, values in axes)):
+        assignment = dict(zip((key for key, _ in axes), values))
+        run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
+        try:
+            train.build_method(run_config)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+        if run_config.hash not in seen:
+            seen.add(run_config.hash)
+            planned.append(PlannedRun(run_config, _label(assignment)))
+    return planned
+
+
+# ------------------------------------------------------------------------------- workers
+
+
+def train_record(run_config, data_dir=None):
+    """A worker's task: train `run_config` on one thread into a temporary results file and
+    return the run's record. A run that fails in training comes back as the record of a
+    failed run (its message and epochs included); any other exception goes to the client."""
+    with tempfile.TemporaryDirectory(prefix="stochtp-sweep-") as folder, train.thread_limit(1):
+        out = Path(folder) / "run.h5"
+        try:
+            train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
+        except TrainingFailed:
+            pass  # recorded in the file as a failed run, which is what the client gets
+        (run,) = results.open(out).runs
+        return results.read_record(out, run.id)
+
+
+class LocalWorkers:
+    """`workers` worker processes on this machine (spawned, not forked)."""
+
+    def __init__(self, workers):
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, function, *args):
+        return self.pool.submit(function, *args)
+
+    def as_completed(self, futures):
+        return concurrent.futures.as_completed(futures)
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskWorkers:
+    """The workers of a running Dask distributed cluster, reached through its scheduler."""
+
+    def __init__(self, address):
+        self.distributed = extras.require("distributed", "distributed")
+        try:
+            self.client = self.distributed.Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise StochtpError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+
+    def submit(self, function, *args):
+        return self.client.submit(function, *args, pure=False)
+
+    def as_completed(self, futures):
+        return self.distributed.as_completed(futures)
+
+    def close(self):
+        self.client.close()
+
+
+# --------------------------------------------------------------------------------- sweep
+
+
+def default_out(path):
+    return Path("results") / f"{Path(path).stem}.h5"
+
+
+def _store(writer, planned_run, future):
+    """Write the run a finished task stands for: its record, or, when the task raised, a
+    failed run of its config carrying the exception's message. Returns (run id, status, detail)."""
+    try:
+        record = future.result()
+    except Exception as error:  # raised in the worker, or the worker died
+        message = f"{type(error).__name__}: {error}"
+        run_writer = train.start_run(writer, planned_run.config, threads=1)
+        run_writer.finish("failed", message)
+        return run_writer.id, "failed", message
+    status = record["attrs"]["status"]
+    if status != "completed":
+        return writer.add_record(record), status, record["attrs"].get("error", "")
+    result = report.outcome(record["metrics"])
+    seconds = statistics.median(record["metrics"]["epoch_time"])
+    detail = f"{result.metric} {result.at_best:.4f} at best epoch {result.best_epoch}, last {result.last:.4f}, {seconds:.2f} s/epoch"
+    return writer.add_record(record), status, detail
+
+
+def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
+    """Run the sweep file at `path` into the results file `out` (default results/<stem>.h5) on
+    `workers` local processes (default: one per core) or, given a `scheduler` address, on that
+    Dask cluster; `say` gets the progress lines (None: quiet). Returns a SweepSummary."""
+    say = say or (lambda line: None)
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give --workers or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    planned = expand(path)
+    out = Path(out) if out is not None else default_out(path)
+    with results.Writer(out) as writer:
+        completed_before = writer.completed_hashes()
+        todo = [item for item in planned if item.config.hash not in completed_before]
+        summary = SweepSummary(out, len(planned), len(planned) - len(todo))
+        say(f"sweep {path}: {summary.planned} runs, {summary.skipped} already completed in {out}, {len(todo)} to run")
+        if not todo:
+            return summary
+        executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))
+        try:
+            futures = {executor.submit(train_record, item.config, data_dir): item for item in todo}
+            for finished, future in enumerate(executor.as_completed(futures), 1):
+                item = futures[future]
+                run_id, status, detail = _store(writer, item, future)
+                (summary.completed if status == "completed" else summary.failed).append(run_id)
+                say(f"[{finished}/{len(todo)}] {status}: {item.config.name} {item.label} -> run {run_id}: {detail}")
+        finally:
+            executor.close()
+    return summary

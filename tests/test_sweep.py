@@ -1,0 +1,277 @@
+"""Sweeps (design section 12): grid expansion, the run-record path, local and Dask executors,
+resuming a killed sweep, failed runs."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from stochtp import config, results, sweep, train
+from stochtp.cli import main
+from stochtp.errors import ConfigError, ResultsError
+
+TIMING_METRICS = ("wall_time", "epoch_time")
+TIME_ATTRIBUTES = ("started_at", "finished_at")
+
+# The tiny stochastic teacher task of conftest.TINY_RUN, without a [method] table, so that a
+# sweep over method.name gives each method its default options.
+BASE = """\
+dataset = "teacher"
+network = "8-6b-6b-3s"
+epochs = 2
+batch_size = 50
+eval_samples = 4
+eval_samples_every = 2
+
+[data]
+n_train = 400
+n_valid = 200
+n_test = 200
+"""
+
+METHODS_BY_SEEDS = BASE + """
+[sweep]
+method.name = ["dtp", "st"]
+seed = [0, 1]
+"""
+
+
+def write_sweep(tmp_path, text, name="grid.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def records_by_hash(path):
+    """Every run of a results file as a record, keyed by config hash."""
+    return {run.attrs["config_hash"]: results.read_record(path, run.id) for run in results.open(path).runs}
+
+
+def assert_same_tree(actual, expected, where):
+    assert actual.keys() == expected.keys(), where
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            assert_same_tree(actual[key], value, f"{where}/{key}")
+        else:
+            np.testing.assert_array_equal(actual[key], value, err_msg=f"{where}/{key}", strict=True)
+
+
+def assert_same_record(actual, expected):
+    """Equal bit for bit except the timings: attributes, metrics, diagnostics, parameters, checkpoint."""
+    untimed = lambda attrs: {key: value for key, value in attrs.items() if key not in TIME_ATTRIBUTES}
+    assert untimed(actual["attrs"]) == untimed(expected["attrs"])
+    metrics = lambda record: {name: column for name, column in record["metrics"].items() if name not in TIMING_METRICS}
+    assert_same_tree(metrics(actual), metrics(expected), "metrics")
+    for part in ("diagnostics", "params", "best", "best_attrs", "checkpoint"):
+        assert_same_tree(actual[part], expected[part], part)
+
+
+# ------------------------------------------------------------------------------ expansion
+
+
+def test_expand_is_the_cartesian_product_with_dotted_keys(tmp_path):
+    """Keys vary in the file's order (the last fastest); dotted keys, written bare or quoted,
+    reach into [method] and [data]; a value listed twice gives one run."""
+    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "dtp"\n\n[sweep]\nseed = [0, 1, 1]\nmethod.lr_f = [0.001, 0.01]\n"data.n_train" = [300]\n')
+    planned = sweep.expand(path)
+    assert [item.label for item in planned] == [
+        f"seed={seed} method.lr_f={lr} data.n_train=300" for seed in (0, 1) for lr in (0.001, 0.01)
+    ]
+    assert [(item.config.seed, item.config.method["lr_f"], item.config.data["n_train"]) for item in planned] == [
+        (0, 0.001, 300), (0, 0.01, 300), (1, 0.001, 300), (1, 0.01, 300)
+    ]
+    assert all(item.config.name == "grid" and item.config.method["name"] == "dtp" for item in planned)
+    assert all(item.config.data["n_valid"] == 200 for item in planned)
+
+
+def test_swept_presets_name_their_runs(tmp_path):
+    """Sweeping `preset` names each run after its preset, or `<name>-<preset>` when the file has a name."""
+    presets = ["paper-stochastic-dtp", "paper-stochastic-st"]
+    bare = sweep.expand(write_sweep(tmp_path, f"epochs = 3\n[sweep]\npreset = {presets}\n"))
+    assert [item.config.name for item in bare] == presets
+    assert [item.config.method["name"] for item in bare] == ["dtp", "st"]
+    assert all(item.config.epochs == 3 for item in bare)
+    named = sweep.expand(write_sweep(tmp_path, f'name = "short"\n[sweep]\npreset = {presets}\n'))
+    assert [item.config.name for item in named] == [f"short-{preset}" for preset in presets]
+
+
+def test_reproduce_sweep_covers_every_paper_preset():
+    """experiments/sweeps/reproduce.toml: every paper-* preset x seeds 0, 1, 2, distinct names."""
+    planned = sweep.expand(config.PRESET_DIR / "sweeps" / "reproduce.toml")
+    paper = [name for name in config.presets() if name.startswith("paper-")]
+    assert len(paper) >= 8
+    assert sorted((item.config.name, item.config.seed) for item in planned) == sorted((name, seed) for name in paper for seed in (0, 1, 2))
+    assert all(item.config == config.load(preset=item.config.name, seed=item.config.seed) for item in planned)
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        (BASE, "needs a \\[sweep\\] table"),
+        (BASE + "[sweep]\nseed = 3\n", "key 'seed' must be a non-empty list"),
+        (BASE + "[sweep]\nseed = []\n", "key 'seed' must be a non-empty list"),
+        (BASE + "[sweep]\nepoch = [1, 2]\n", "unknown key 'epoch'"),
+        (BASE + "[sweep]\nseed = [0, \"one\"]\n", "key 'seed' must be an integer"),
+        (BASE + "[sweep]\nmethod.lrr = [0.1]\n", "method 'bp' has no option 'lrr'"),
+        (BASE + "[sweep]\nepochs.x = [1]\n", "key 'epochs' must be a non-empty list"),
+        (BASE + '[sweep]\n"epochs.x" = [1]\n', "key 'epochs.x': 'epochs' is not a table"),
+        (BASE + '[sweep]\n"optimiser.lr" = [1]\n', "unknown key 'optimiser'"),
+    ],
+)
+def test_bad_sweep_files_are_refused_before_any_run(capsys, tmp_path, text, pattern):
+    """Exit 2, one line naming the file and the problem, no results file."""
+    path = write_sweep(tmp_path, text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out.h5"), "--workers", "1"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and str(path) in line, line
+    assert re.search(pattern, line), line
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_workers_must_be_positive(capsys, tmp_path):
+    path = write_sweep(tmp_path, METHODS_BY_SEEDS)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out.h5"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------------- records
+
+
+def test_a_record_copied_into_another_file_reads_back_the_same(tmp_path):
+    """read_record -> Writer.add_record -> read_record: everything equal (a DTP run, so
+    diagnostics, inverses and a nested checkpoint are in it), under a new run id."""
+    cfg = config.from_dict({**config.load(write_sweep(tmp_path, BASE, "base.toml")).to_dict(), "method": {"name": "dtp"}})
+    summary = train.run(cfg, out=tmp_path / "source.h5", threads=1)
+    record = results.read_record(tmp_path / "source.h5", summary.run_id)
+    assert record["diagnostics"] and record["checkpoint"]["method"] and record["best_attrs"]["epoch"] == summary.best_epoch
+    with results.Writer(tmp_path / "copy.h5") as writer:
+        run_id = writer.add_record(record)
+    assert run_id != summary.run_id
+    copied = results.read_record(tmp_path / "copy.h5", run_id)
+    assert copied["attrs"] == record["attrs"]
+    assert_same_tree(copied["metrics"], record["metrics"], "metrics")
+    for part in ("diagnostics", "params", "best", "best_attrs", "checkpoint"):
+        assert_same_tree(copied[part], record[part], part)
+    assert results.open(tmp_path / "copy.h5")[run_id].status == "completed"
+
+    with pytest.raises(ResultsError, match="no run 'missing'"):
+        results.read_record(tmp_path / "copy.h5", "missing")
+    ragged = {**record, "metrics": {**record["metrics"], "epoch": record["metrics"]["epoch"][:1]}}
+    with results.Writer(tmp_path / "copy.h5") as writer, pytest.raises(ValueError, match="one row per epoch"):
+        writer.add_record(ragged)
+    assert len(results.open(tmp_path / "copy.h5").runs) == 1
+
+
+# ------------------------------------------------------------------------------ executors
+
+
+def test_local_sweep_writes_every_run_and_a_rerun_skips_them(capsys, tmp_path):
+    """Two local workers: one progress line per run, four completed runs trained on one thread each,
+    the same numbers as `stochtp run`; running the sweep again trains nothing."""
+    path = write_sweep(tmp_path, METHODS_BY_SEEDS)
+    out = tmp_path / "grid.h5"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("4 runs, 0 already completed in " + str(out) + ", 4 to run")
+    assert sorted(line.split("] ", 1)[1].split(" -> ")[0] for line in lines[1:5]) == sorted(
+        f"completed: grid method.name={method} seed={seed}" for method in ("dtp", "st") for seed in (0, 1)
+    )
+    assert lines[5].startswith("sweep done: 4 completed, 0 failed, 0 skipped")
+    runs = results.open(out).runs
+    assert [run.status for run in runs] == ["completed"] * 4
+    assert {run.attrs["config_hash"] for run in runs} == {item.config.hash for item in sweep.expand(path)}
+    assert {run.attrs["num_threads"] for run in runs} == {1}
+
+    dtp_seed_1 = next(item.config for item in sweep.expand(path) if item.label == "method.name=dtp seed=1")
+    train.run(dtp_seed_1, out=tmp_path / "single.h5", threads=1)
+    (single,) = records_by_hash(tmp_path / "single.h5").values()
+    assert_same_record(records_by_hash(out)[dtp_seed_1.hash], single)
+
+    assert main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"sweep done: 0 completed, 0 failed, 4 skipped (completed before) -> {out}"]
+    assert len(results.open(out).runs) == 4
+
+
+def test_dask_cluster_gives_the_records_of_local_workers(tmp_path):
+    """The same sweep through --scheduler on a LocalCluster of two single-threaded worker
+    processes and through local workers: the same records, bit for bit except the timings."""
+    distributed = pytest.importorskip("distributed")
+    path = write_sweep(tmp_path, METHODS_BY_SEEDS)
+    local = sweep.run(path, out=tmp_path / "local.h5", workers=2, say=None)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = sweep.run(path, out=tmp_path / "dask.h5", scheduler=cluster.scheduler_address, say=None)
+    assert (len(local.completed), len(remote.completed), remote.failed) == (4, 4, [])
+    local_records, dask_records = records_by_hash(tmp_path / "local.h5"), records_by_hash(tmp_path / "dask.h5")
+    assert local_records.keys() == dask_records.keys() and len(local_records) == 4
+    for config_hash, record in local_records.items():
+        assert_same_record(dask_records[config_hash], record)
+
+
+def test_missing_or_unreachable_dask_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    path = write_sweep(tmp_path, METHODS_BY_SEEDS)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "distributed", None)
+        assert main(["sweep", str(path), "--out", str(tmp_path / "a.h5"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+        assert "distributed is needed: pip install 'stochtp[distributed]'" in capsys.readouterr().err
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 1)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "b.h5"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_failed_runs_are_recorded_and_the_others_complete(capsys, tmp_path):
+    """A run that diverges (its worker's record says failed, with its message) and runs whose
+    worker raises (an impossible dataset option) are `failed` in the file; the rest completes; exit 1."""
+    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "bp"\noptimizer = "sgd"\n\n[sweep]\nmethod.lr = [0.01, 1e300]\ndata.n_train = [400, 0]\n')
+    out = tmp_path / "grid.h5"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 1
+    assert "sweep done: 1 completed, 3 failed, 0 skipped" in capsys.readouterr().out
+    by_values = {(run.config["method"]["lr"], run.config["data"]["n_train"]): run for run in results.open(out).runs}
+    assert by_values.keys() == {(0.01, 400), (1e300, 400), (0.01, 0), (1e300, 0)}
+    assert by_values[0.01, 400].status == "completed" and by_values[0.01, 400].num_epochs == 2
+    diverged = by_values[1e300, 400]
+    assert diverged.status == "failed" and "epoch 1" in diverged.attrs["error"] and diverged.attrs["finished_at"]
+    for lr in (0.01, 1e300):
+        raised = by_values[lr, 0]
+        assert raised.status == "failed" and raised.attrs["error"].startswith("ConfigError: ") and "n_train" in raised.attrs["error"]
+        assert raised.attrs["config_hash"] == config.from_dict(raised.config).hash
+
+
+def test_killed_sweep_trains_only_the_missing_runs(tmp_path):
+    """SIGKILL to a sweep (client and worker) after its first run is in the file; running it again
+    skips the runs written before, trains the others, and leaves one completed run per config."""
+    path = write_sweep(tmp_path, METHODS_BY_SEEDS.replace("epochs = 2", "epochs = 12").replace('["dtp", "st"]', '["dtp"]').replace("[0, 1]", "[0, 1, 2, 3]"))
+    out = tmp_path / "grid.h5"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stochtp.cli", "sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        before = []
+        while not before:
+            assert child.poll() is None, f"the sweep ended early: {child.stderr.read()}"
+            assert time.monotonic() < deadline, "no run written in 120 s"
+            time.sleep(0.02)
+            try:
+                before = [run for run in results.open(out).runs if run.status == "completed"]
+            except ResultsError:  # not created yet
+                pass
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    assert 1 <= len(before) < 4, "the sweep finished before it could be killed"
+
+    lines = []
+    summary = sweep.run(path, out=out, workers=1, say=lines.append)
+    assert (summary.planned, summary.skipped, len(summary.completed), summary.failed) == (4, len(before), 4 - len(before), [])
+    assert lines[0].endswith(f"4 runs, {len(before)} already completed in {out}, {4 - len(before)} to run")
+    completed = [run for run in results.open(out).runs if run.status == "completed"]
+    assert sorted(run.attrs["config_hash"] for run in completed) == sorted(item.config.hash for item in sweep.expand(path))
+    assert {run.id for run in before} | set(summary.completed) == {run.id for run in completed}
