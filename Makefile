@@ -1,4 +1,5 @@
-# Quick start: `make demo` (sets up .venv and runs a short real experiment), `make test` (sets up and runs the suite).
+# Quick start: `make demo` (sets up .venv, runs the default DTP / ST / REINFORCE comparison on MNIST),
+# `make test` (sets up .venv, runs the whole test suite).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -11,20 +12,19 @@ endif
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/stochtp run --preset mnist-bp --epochs 3
+	$(BIN)/stochtp run
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/stochtp bench
+	$(BIN)/python benchmarks/bench_kernels.py
 
 clean:
 	rm -rf $(VENV) results
