@@ -4,6 +4,7 @@ Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no trac
 1 a run that failed or was interrupted.
 """
 import argparse
+import functools
 import json
 import math
 import sys
@@ -165,7 +166,7 @@ def cmd_report(args):
 
 def cmd_sweep(args):
     try:
-        summary = sweep.run(args.sweep, out=args.out, workers=args.workers, scheduler=args.scheduler, data_dir=args.data_dir, say=None if args.quiet else print)
+        summary = sweep.run(args.sweep, out=args.out, workers=args.workers, scheduler=args.scheduler, data_dir=args.data_dir, say=None if args.quiet else functools.partial(print, flush=True))
     except KeyboardInterrupt:
         print("stochtp: sweep interrupted; the runs already written are kept (run the sweep again to train the others)", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ every statistic is over seeds. Every two groups that report the same metric are 
 the seeds they share: the mean difference with its 95 % Student-t interval, and a sign test.
 """
 import csv
+import functools
 import io
 import json
 import math
@@ -428,6 +429,7 @@ def plot(report, path):
     """Learning curves of the report's metric (mean over seeds with a min–max band, per group)
     and a panel per diagnostic (mean over seeds, per group and layer), written to `path`."""
     figure_module = extras.require("matplotlib.figure", "plot")
+    ticker = extras.require("matplotlib.ticker", "plot")
     if not report.groups:
         raise ConfigError("nothing to plot: no completed runs")
     diagnostics = _diagnostic_names(report.groups)
@@ -438,6 +440,8 @@ def plot(report, path):
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for extra in axes[panels:]:
         extra.set_visible(False)
+    for axis in axes[:panels]:
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
     curves = axes[0]
     for index, group in enumerate(report.groups):
@@ -477,7 +481,7 @@ def _run_label(run):
     return f"{run.id} {run.attrs.get('name', '')} seed {run.attrs.get('seed', '')}"
 
 
-def follow(paths, interval=2.0, run_id=None, write=print):
+def follow(paths, interval=2.0, run_id=None, write=functools.partial(print, flush=True)):
     """Print the epochs of the runs in the files `paths` (or only of run `run_id`) as they land,
     and how each run ends, re-reading the files every `interval` seconds; return once no
     process on this machine is writing any of them (after one last read)."""

@@ -1,0 +1,266 @@
+"""`stochtp report` and `--follow` (design sections 9 and 11): numbers over seeds checked
+against a hand computation, paired comparisons, the four formats, plots, live following."""
+import csv
+import json
+import math
+import re
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from stochtp import config, report, results, train
+from stochtp.cli import main
+from test_train import start_child, wait_for_epochs
+
+NAN = math.nan
+T_975_1 = 12.706204736  # Student t quantile 0.975, 1 degree of freedom (tables)
+
+# Runs written straight into a results file, 3 epochs each, K-sample errors missing at epoch 1.
+# The 1-sample errors are lowest at epoch 1, so selecting on them instead of the K-sample ones
+# would pick another epoch. (name, seed, method.lr, valid_error_k, test_error_k, epoch_time, test_error)
+RUNS = [
+    ("alpha", 0, 0.1, [0.90, 0.90], [0.90, 0.90], [9, 9, 9], 0.11),  # older copy of the next config
+    ("alpha", 0, 0.1, [0.20, 0.30], [0.22, 0.27], [1, 2, 3], 0.11),
+    ("alpha", 1, 0.1, [0.25, 0.15], [0.26, 0.18], [4, 5, 6], 0.11),
+    ("beta", 0, 0.1, [0.30, 0.30], [0.20, 0.35], [1, 1, 1], 0.13),  # a tie: the earlier epoch is best
+    ("beta", 1, 0.2, [0.40, 0.35], [0.41, 0.38], [2, 2, 2], 0.13),
+]
+# By hand. Best-validation epoch and test_error_k there / at the last epoch:
+#   alpha 0: epoch 2, 0.22 / 0.27    alpha 1: epoch 3, 0.18 / 0.18
+#   beta 0:  epoch 2, 0.20 / 0.35    beta 1:  epoch 3, 0.38 / 0.38
+# alpha: mean 0.20, std sqrt(2 * 0.02^2) = 0.028284; last 0.225, std 0.063640; median time 3.5
+# beta:  mean 0.29, std 0.127279; last 0.365, std 0.021213; median time 1.5
+# alpha - beta per seed: +0.02, -0.20 -> mean -0.09, sd 0.155563, se 0.11,
+#   95 % interval -0.09 -/+ 12.706205 * 0.11 = [-1.487683, +1.307683]; each lower on one seed: p = 1
+BY_NAME = {
+    "alpha": dict(seeds=2, at_best_mean=0.20, at_best_std=0.0282843, last_mean=0.225, last_std=0.0636396, seconds_per_epoch=3.5),
+    "beta": dict(seeds=2, at_best_mean=0.29, at_best_std=0.1272792, last_mean=0.365, last_std=0.0212132, seconds_per_epoch=1.5),
+}
+HALF_WIDTH = T_975_1 * 0.22 / math.sqrt(2) / math.sqrt(2)
+
+
+def write_runs(path, runs=RUNS):
+    """A results file holding `runs` (completed) and one failed run."""
+    with results.Writer(path) as writer:
+        for name, seed, lr, valid_k, test_k, times, test_error in runs:
+            cfg = {"name": name, "seed": seed, "dataset": "teacher", "network": "8-6b-6b-3s", "method": {"name": "dtp", "lr": lr}}
+            run = writer.start_run(name=name, method="dtp", dataset="teacher", network="8-6b-6b-3s", seed=seed, config=cfg, provenance={"num_threads": 1})
+            for epoch in range(3):
+                run.append({
+                    "epoch": epoch + 1,
+                    "epoch_time": float(times[epoch]),
+                    "valid_error": [0.10, 0.50, 0.50][epoch],
+                    "test_error": [test_error, 0.50, 0.50][epoch],
+                    "valid_error_k": [NAN, *valid_k][epoch],
+                    "test_error_k": [NAN, *test_k][epoch],
+                })
+            run.finish("completed")
+        failed = writer.start_run(name="gamma", method="dtp", dataset="teacher", network="8-6b-6b-3s", seed=0, config={"name": "gamma"}, provenance={})
+        failed.finish("failed", "non-finite training loss")
+    return path
+
+
+@pytest.fixture
+def runs_file(tmp_path):
+    return write_runs(tmp_path / "runs.h5")
+
+
+def report_output(capsys, *argv):
+    assert main(["report", *map(str, argv)]) == 0
+    return capsys.readouterr().out
+
+
+def test_outcome_selects_on_validation_and_ignores_unevaluated_epochs():
+    metrics = {"epoch": np.arange(1, 5), "valid_error": np.array([0.1, 0.4, 0.4, 0.4]), "test_error": np.array([0.5, 0.6, 0.7, 0.8]),
+               "valid_error_k": np.array([NAN, 0.3, NAN, 0.2]), "test_error_k": np.array([NAN, 0.35, NAN, 0.25])}
+    assert report.outcome(metrics) == report.Outcome("test_error_k", 4, 0.2, 0.25, 0.25)
+    assert report.outcome(metrics, "test_error") == report.Outcome("test_error", 1, 0.1, 0.5, 0.8)
+    continuous = {name: metrics[name] for name in ("epoch", "valid_error", "test_error")}
+    assert report.outcome(continuous).metric == "test_error"
+
+
+def test_t_quantile_and_sign_test_match_tables():
+    for df, quantile in [(1, 12.706204736), (2, 4.302652730), (5, 2.570581836), (10, 2.228138852), (30, 2.042272456)]:
+        assert report.t_quantile(0.975, df) == pytest.approx(quantile, rel=1e-9)
+    assert report.t_quantile(0.95, 4) == pytest.approx(2.131846786, rel=1e-9)
+    assert report.sign_test(3, 0) == 0.25 and report.sign_test(9, 1) == pytest.approx(22 / 1024)
+    assert report.sign_test(2, 2) == 1.0 and report.sign_test(0, 0) == 1.0
+
+
+def test_json_numbers_match_the_hand_computation(capsys, runs_file):
+    document = json.loads(report_output(capsys, runs_file, "--format", "json"))
+    assert [group["name"] for group in document["groups"]] == ["alpha", "beta"]
+    for group in document["groups"]:
+        expected = BY_NAME[group["name"]]
+        assert (group["metric"], group["epochs"]) == ("test_error_k", "3")
+        assert group == {**group, **{key: pytest.approx(value, abs=1e-6) for key, value in expected.items()}}
+    (comparison,) = document["comparisons"]
+    assert (comparison["first"], comparison["second"], comparison["seeds"]) == ("alpha", "beta", [0, 1])
+    assert comparison["difference"] == pytest.approx(-0.09)
+    assert (comparison["low"], comparison["high"]) == (pytest.approx(-0.09 - HALF_WIDTH), pytest.approx(-0.09 + HALF_WIDTH))
+    assert (comparison["first_lower"], comparison["second_lower"], comparison["sign_p"]) == (1, 1, 1.0)
+    assert document["left_out"] == {"failed": 1, "repeated config": 1}
+
+
+def test_table_and_markdown_show_the_same_numbers_and_the_comparison(capsys, runs_file):
+    lines = report_output(capsys, runs_file).splitlines()
+    assert [re.split(r"\s{2,}", line.strip()) for line in lines[1:3]] == [
+        ["alpha", "test_error_k", "2", "3", "0.2000 ± 0.0283", "0.2250 ± 0.0636", "3.50"],
+        ["beta", "test_error_k", "2", "3", "0.2900 ± 0.1273", "0.3650 ± 0.0212", "1.50"],
+    ]
+    comparison = "alpha − beta (test_error_k): -0.0900 [-1.4877, +1.3077] over 2 seeds; lower: alpha on 1, beta on 1; sign test p = 1"
+    assert comparison in lines and "left out: 1 failed, 1 repeated config" in lines
+
+    markdown = report_output(capsys, runs_file, "--format", "markdown").splitlines()
+    assert markdown[:4] == [
+        "| name | metric | seeds | epochs | at best valid (mean ± std) | at last epoch | s/epoch |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| alpha | test_error_k | 2 | 3 | 0.2000 ± 0.0283 | 0.2250 ± 0.0636 | 3.50 |",
+        "| beta | test_error_k | 2 | 3 | 0.2900 ± 0.1273 | 0.3650 ± 0.0212 | 1.50 |",
+    ]
+    assert f"- {comparison}" in markdown
+
+
+def test_csv_has_one_row_per_group(capsys, runs_file):
+    rows = list(csv.DictReader(report_output(capsys, runs_file, "--format", "csv").splitlines()))
+    assert [row["name"] for row in rows] == ["alpha", "beta"]
+    for row in rows:
+        for key, value in BY_NAME[row["name"]].items():
+            assert float(row[key]) == pytest.approx(value, abs=1e-6), key
+
+
+def test_by_dotted_config_key_averages_each_seed_first(capsys, runs_file):
+    """--by method.lr: lr 0.1 holds alpha 0, alpha 1 and beta 0; seed 0 is (0.22 + 0.20) / 2."""
+    document = json.loads(report_output(capsys, runs_file, "--by", "method.lr", "--format", "json"))
+    low_lr, high_lr = document["groups"]
+    assert (low_lr["method.lr"], low_lr["seeds"], high_lr["method.lr"], high_lr["seeds"]) == ("0.1", 2, "0.2", 1)
+    assert low_lr["at_best_mean"] == pytest.approx(0.195) and low_lr["at_best_std"] == pytest.approx(0.03 / math.sqrt(2))
+    assert low_lr["last_mean"] == pytest.approx(0.245) and high_lr["at_best_mean"] == pytest.approx(0.38)
+    assert high_lr["at_best_std"] is None
+    (comparison,) = document["comparisons"]
+    assert comparison["seeds"] == [1] and comparison["difference"] == pytest.approx(-0.20)
+    assert comparison["low"] is None and comparison["sign_p"] == 1.0
+
+
+def test_metric_option_selects_on_its_own_validation_counterpart(capsys, runs_file):
+    """--metric test_error: the best epoch is chosen on valid_error (epoch 1 everywhere)."""
+    document = json.loads(report_output(capsys, runs_file, "--metric", "test_error", "--format", "json"))
+    alpha, beta = document["groups"]
+    assert (alpha["metric"], alpha["at_best_mean"], alpha["last_mean"], beta["at_best_mean"]) == ("test_error", 0.11, 0.5, 0.13)
+    (comparison,) = document["comparisons"]
+    assert comparison["difference"] == pytest.approx(-0.02) and comparison["first_lower"] == 2 and comparison["sign_p"] == 0.5
+
+
+def test_groups_reporting_different_metrics_are_not_compared(capsys, tmp_path):
+    path = write_runs(tmp_path / "r.h5", RUNS[1:3])
+    with results.Writer(path) as writer:
+        run = writer.start_run(name="continuous", method="bp", dataset="teacher", network="8-6t-3s", seed=0, config={"name": "continuous"}, provenance={})
+        run.append({"epoch": 1, "epoch_time": 1.0, "valid_error": 0.3, "test_error": 0.31})
+        run.finish("completed")
+    document = json.loads(report_output(capsys, path, "--format", "json"))
+    assert [(group["name"], group["metric"]) for group in document["groups"]] == [("alpha", "test_error_k"), ("continuous", "test_error")]
+    assert document["comparisons"] == []
+
+
+def test_reports_read_several_files(capsys, tmp_path):
+    first = write_runs(tmp_path / "first.h5", RUNS[1:3])
+    second = write_runs(tmp_path / "second.h5", RUNS[3:])
+    document = json.loads(report_output(capsys, first, second, "--format", "json"))
+    assert [group["name"] for group in document["groups"]] == ["alpha", "beta"]
+    assert document["left_out"] == {"failed": 2}
+
+
+@pytest.mark.parametrize("argv, message", [(["--by", "nothing"], "--by nothing: no run has this attribute or config key"), (["--format", "xml"], "invalid choice: 'xml'")])
+def test_bad_options_exit_2(capsys, runs_file, argv, message):
+    assert main(["report", str(runs_file), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_stochtps_exits_2(capsys, tmp_path):
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5\n")
+    with h5py.File(tmp_path / "other.h5", "w") as h5file:
+        h5file["x"] = 1
+    for path in (text, tmp_path / "other.h5"):
+        assert main(["report", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a stochtp results file" in err and str(path) in err
+
+
+# ------------------------------------------------------------------------------- plotting
+
+
+@pytest.fixture
+def trained_file(tiny_config_path, tmp_path):
+    """Three tiny trained runs on the stochastic net: DTP (with diagnostics) seeds 0 and 1, ST seed 0."""
+    out = tmp_path / "trained.h5"
+    for method, seed in (("dtp", 0), ("dtp", 1), ("st", 0)):
+        cfg = config.load(tiny_config_path, overrides=[f"method.name={method}"], seed=seed, epochs=4)
+        train.run(cfg, out=out, threads=1)
+    return out
+
+
+def test_plot_draws_curves_and_diagnostic_panels(capsys, trained_file, tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    png = tmp_path / "curves.png"
+    output = report_output(capsys, trained_file, "--by", "method", "--plot", png)
+    assert output.splitlines()[0].startswith("method")
+    pixels = image.imread(png)
+    # metric + inverse_error + target_distance (bp_angle is all NaN on stochastic nets): 2 x 2 panels
+    assert pixels.shape[:2] == (round(4.4 * 2 * 110), round(6.4 * 2 * 110))
+    rgb = np.round(pixels[..., :3] * 255).astype(int)
+    for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's C0 and C1: one per group
+        assert (np.abs(rgb - colour).sum(axis=-1) < 30).sum() > 300, colour
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100
+
+
+def test_plot_without_matplotlib_exits_2(capsys, runs_file, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["report", str(runs_file), "--plot", str(tmp_path / "c.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "stochtp: error: matplotlib is needed: pip install 'stochtp[plot]'"
+    assert captured.out == "" and not (tmp_path / "c.png").exists()
+
+
+# -------------------------------------------------------------------------------- follow
+
+
+EPOCH_LINE = re.compile(r"^(\S+) (\S+) seed (\d+) epoch (\d+): \w+ \d")
+
+
+def test_follow_on_a_file_nobody_writes_prints_it_and_returns(capsys, runs_file):
+    assert main(["show", str(runs_file), "--follow"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    epochs = [(match[2], int(match[4])) for match in map(EPOCH_LINE.match, lines) if match]
+    assert epochs == [(name, epoch) for name, *_ in RUNS for epoch in (1, 2, 3)]
+    assert sum(line.endswith(": completed") for line in lines) == 5
+    assert any(line.endswith(": failed (non-finite training loss)") for line in lines)
+
+    output = report_output(capsys, runs_file, "--follow", "--interval", "0.1")
+    assert EPOCH_LINE.match(output) and "alpha − beta" in output
+
+
+def test_show_follow_prints_epochs_while_a_run_writes_them(tiny_config_path, tmp_path):
+    """`stochtp show --follow` started on a run in progress prints its first epochs before the
+    run ends, then every later epoch once, then how it ended, and exits by itself."""
+    out = tmp_path / "live.h5"
+    child = start_child(tiny_config_path, out, "--epochs", "12", pace=0.5)
+    try:
+        wait_for_epochs(out, 1, child)
+        follower = subprocess.Popen([sys.executable, "-m", "stochtp.cli", "show", str(out), "--follow", "--interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = follower.stdout.readline()
+        run_was_going = child.poll() is None
+        rest, errors = follower.communicate(timeout=120)
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert follower.returncode == 0, errors
+    assert run_was_going, "the run had ended before the first epoch was printed"
+    lines = [first.rstrip("\n"), *rest.splitlines()]
+    assert [int(match[4]) for match in map(EPOCH_LINE.match, lines) if match] == list(range(1, 13))
+    assert lines[-1].endswith(": completed")
