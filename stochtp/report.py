@@ -151,6 +151,8 @@ class Comparison:
 
 @dataclass
 class Report:
+    """The groups (sorted by key value), their paired comparisons, and the runs left out."""
+
     by: str
     groups: list
     comparisons: list

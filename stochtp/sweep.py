@@ -35,6 +35,7 @@ import copy
 import itertools
 import multiprocessing
 import os
+import signal
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -148,11 +149,17 @@ def train_record(run_config, data_dir=None):
         return results.read_record(out, run.id)
 
 
+def _ignore_sigint():
+    """Worker processes leave Ctrl-C to the client while idle; during a run, training's own
+    handler marks the run interrupted (the client then stops the sweep)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class LocalWorkers:
     """`workers` worker processes on this machine (spawned, not forked)."""
 
     def __init__(self, workers):
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
 
     def submit(self, function, *args):
         return self.pool.submit(function, *args)
