@@ -486,25 +486,31 @@ def _run_label(run):
 def follow(paths, interval=2.0, run_id=None, write=functools.partial(print, flush=True)):
     """Print the epochs of the runs in the files `paths` (or only of run `run_id`) as they land,
     and how each run ends, re-reading the files every `interval` seconds; return once no
-    process on this machine is writing any of them (after one last read)."""
+    process on this machine is writing any of them (after one last read), or on Ctrl-C."""
     if not interval > 0:
         raise ConfigError(f"--interval must be a positive number of seconds, got {interval}")
     shown_epochs, shown_status = {}, {}
-    while True:
-        writing = any(results.is_being_written(path) for path in paths)
-        for path in paths:
-            for run in results.open(path).runs:
-                if run_id is not None and run.id != run_id:
-                    continue
-                key = (path, run.id)
-                for row in range(shown_epochs.get(key, 0), run.num_epochs):
-                    values = ", ".join(f"{name} {run.metrics[name][row]:.4f}" for name in FOLLOWED_METRICS if name in run.metrics and math.isfinite(run.metrics[name][row]))
-                    write(f"{_run_label(run)} epoch {int(run.metrics['epoch'][row])}: {values}")
-                shown_epochs[key] = run.num_epochs
-                if run.status in results.FINAL_STATUSES and shown_status.get(key) != run.status:
-                    error = run.attrs.get("error", "")
-                    write(f"{_run_label(run)}: {run.status}" + (f" ({error})" if error else ""))
-                shown_status[key] = run.status
-        if not writing:
-            return
-        time.sleep(interval)
+    try:
+        while True:
+            writing = any(results.is_being_written(path) for path in paths)
+            for path in paths:
+                for run in results.open(path).runs:
+                    if run_id is None or run.id == run_id:
+                        _print_news(run, (path, run.id), shown_epochs, shown_status, write)
+            if not writing:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:  # the usual way to stop following a long run
+        return
+
+
+def _print_news(run, key, shown_epochs, shown_status, write):
+    """Write the epochs of `run` not shown yet, and its status once it is final."""
+    for row in range(shown_epochs.get(key, 0), run.num_epochs):
+        values = ", ".join(f"{name} {run.metrics[name][row]:.4f}" for name in FOLLOWED_METRICS if name in run.metrics and math.isfinite(run.metrics[name][row]))
+        write(f"{_run_label(run)} epoch {int(run.metrics['epoch'][row])}: {values}")
+    shown_epochs[key] = run.num_epochs
+    if run.status in results.FINAL_STATUSES and shown_status.get(key) != run.status:
+        error = run.attrs.get("error", "")
+        write(f"{_run_label(run)}: {run.status}" + (f" ({error})" if error else ""))
+    shown_status[key] = run.status

@@ -264,3 +264,28 @@ def test_show_follow_prints_epochs_while_a_run_writes_them(tiny_config_path, tmp
     lines = [first.rstrip("\n"), *rest.splitlines()]
     assert [int(match[4]) for match in map(EPOCH_LINE.match, lines) if match] == list(range(1, 13))
     assert lines[-1].endswith(": completed")
+
+
+def test_ctrl_c_ends_following_with_exit_0(capsys, runs_file, monkeypatch):
+    """While a writer holds the file, --follow waits for more; Ctrl-C there ends it quietly."""
+
+    def interrupted_sleep(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "is_being_written", lambda path: True)
+    monkeypatch.setattr(report.time, "sleep", interrupted_sleep)
+    assert main(["show", str(runs_file), "--follow"]) == 0
+    captured = capsys.readouterr()
+    assert sum(bool(EPOCH_LINE.match(line)) for line in captured.out.splitlines()) == 3 * len(RUNS)
+    assert captured.err == ""
+
+
+def test_a_file_is_being_written_while_a_live_writer_holds_it(tmp_path):
+    """Writer open: yes; closed: no; a lock file left by a killed writer (dead pid): no."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path):
+        assert results.is_being_written(path)
+    assert not results.is_being_written(path)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    (tmp_path / "r.h5.lock").write_text(finished.stdout)
+    assert not results.is_being_written(path)
