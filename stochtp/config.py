@@ -95,7 +95,8 @@ def presets():
     return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
 
 
-def _read_toml(path):
+def read_toml(path):
+    """The table of a TOML file, or ConfigError naming the file (missing, unreadable, not TOML)."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -126,7 +127,7 @@ def _resolve(table, source, seen=()):
         if name in seen:
             raise ConfigError(f"{source}: presets form a cycle through {name!r}")
         path = preset_path(name)
-        base = _resolve(_read_toml(path), str(path), (*seen, name))
+        base = _resolve(read_toml(path), str(path), (*seen, name))
     for key, value in table.items():
         _set(base, key, value, source)
     return base
@@ -174,7 +175,7 @@ def load(path=None, preset=None, overrides=(), **fields):
     source = source_name(path, preset)
     table = {}
     if path is not None:
-        table = _read_toml(path)
+        table = read_toml(path)
     elif preset is not None:
         table = {"preset": preset}
     resolved = _resolve(table, source)

@@ -113,7 +113,7 @@ def expand(path):
     config once. Every config is checked here, method options included, so that a typo stops
     the sweep before any run starts."""
     path = Path(path)
-    table = config_module._read_toml(path)
+    table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
     if not isinstance(grid, dict) or not grid:
         raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values")
