@@ -115,6 +115,11 @@ class Group:
         return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
     @property
+    def tasks(self):
+        """The (dataset, network) pairs the group's runs were trained on."""
+        return {(run.attrs.get("dataset"), run.attrs.get("network")) for run in self.runs}
+
+    @property
     def seconds_per_epoch(self):
         times = np.concatenate([run.metrics.get("epoch_time", np.zeros(0)) for run in self.runs])
         times = times[np.isfinite(times)]
@@ -202,7 +207,11 @@ def _included_runs(runs, metric):
 
 
 def summarise(paths, by="name", metric=None):
-    """The Report of the completed runs in the results files `paths`, grouped by `by`."""
+    """The Report of the completed runs in the results files `paths`, grouped by `by`.
+
+    Groups are compared in pairs only when they ran on the same dataset and network with the
+    same metric: a comparison across networks says nothing about the methods.
+    """
     included, left_out = _included_runs(load_runs(paths), metric)
     values = [run_value(run, by) for run in included]
     if included and all(value is None for value in values):
@@ -215,7 +224,7 @@ def summarise(paths, by="name", metric=None):
         compare(first, second)
         for i, first in enumerate(groups)
         for second in groups[i + 1:]
-        if first.metric == second.metric and set(first.seeds) & set(second.seeds)
+        if first.metric == second.metric and first.tasks == second.tasks and set(first.seeds) & set(second.seeds)
     ]
     return Report(by, groups, comparisons, left_out)
 

@@ -254,7 +254,9 @@ def test_show_follow_prints_epochs_while_a_run_writes_them(tiny_config_path, tmp
         follower = subprocess.Popen([sys.executable, "-m", "stochtp.cli", "show", str(out), "--follow", "--interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = follower.stdout.readline()
         run_was_going = child.poll() is None
-        rest, errors = follower.communicate(timeout=120)
+        rest = follower.stdout.read()  # the same buffered reader: communicate() would miss lines readline() buffered
+        errors = follower.stderr.read()
+        follower.wait(timeout=120)
         assert child.wait(timeout=60) == 0
     finally:
         if child.poll() is None:
