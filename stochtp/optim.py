@@ -10,6 +10,7 @@ allocates no parameter-sized array.
 the classes.
 """
 
+import abc
 import inspect
 import math
 
@@ -55,7 +56,7 @@ def _momentum_step(param, velocity, momentum, descent):
     np.add(param, velocity, out=param)
 
 
-class Optimiser:
+class Optimiser(abc.ABC):
     """Shared machinery: parameter and learning-rate checks, state buffers, the step loop, checkpoints.
 
     A subclass lists the names of its per-parameter state buffers in `state_names` (each starts
@@ -104,8 +105,9 @@ class Optimiser:
         for param, grad, state, scratch in zip(self.params, grads, self._state, self._scratch):
             self._update(param, grad, state, scratch)
 
+    @abc.abstractmethod
     def _update(self, param, grad, state, scratch):
-        raise NotImplementedError
+        """Update one parameter in place from its gradient and state."""
 
     def state_dict(self):
         """A snapshot for checkpoints: copies of the state buffers keyed `"<buffer>.<param index>"`,

@@ -11,6 +11,7 @@ optimisers, and trains a network one epoch at a time:
 (see `stochtp.kernels.streams`). Estimators also expose `gradient(net, x, y, seed)`, an
 estimate of the gradient of the mini-batch mean loss, as per-layer `(dW, db)` pairs.
 """
+import abc
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..errors import ConfigError
 from ..optim import make as make_optimiser
 
 
-class Method:
+class Method(abc.ABC):
     """Base class: option handling, epoch loop over `step`, optimiser state for checkpoints.
 
     Subclasses list their options with defaults in `OPTIONS` and implement `bind` and `step`.
@@ -54,9 +55,9 @@ class Method:
     def start_epoch(self, net, epoch):
         """Hook for per-epoch schedules (noise level, slope annealing); epochs count from 1."""
 
+    @abc.abstractmethod
     def step(self, net, x, y, seed, stream):
         """Train on one mini-batch; return (sum of per-example losses, number of errors, batch size)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def train_epoch(self, net, batches, seed, epoch):
         """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
@@ -135,8 +136,9 @@ class GradientMethod(Method):
             raise ConfigError(f"method {self.name!r}: lr must be a positive number, got {lr!r}")
         self.optimisers["forward"] = make_optimiser(self.options["optimizer"], net.parameters(), lr)
 
+    @abc.abstractmethod
     def estimate(self, net, x, y, seed, stream):
-        raise NotImplementedError(f"{type(self).__name__} must implement estimate()")
+        """(per-layer [(dW, db), ...] estimate of the mini-batch mean loss gradient, the forward trace)."""
 
     def gradient(self, net, x, y, seed, stream=0):
         """Estimate of d(mean mini-batch loss)/d(W_i, b_i) for every layer i, as [(dW, db), ...]."""
