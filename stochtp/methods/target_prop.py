@@ -127,11 +127,13 @@ class TargetProp(Method):
 
     def targets(self, net, trace, y):
         """Targets v_hat_j for the hidden layers j = 0..top, in each layer's target space."""
-        return self.propagate(trace, self.first_target(net, trace, y))
+        return self.propagate(trace, self.first_target(net, trace, net.output_grad(trace, y)))
 
-    def first_target(self, net, trace, y):
-        """v_hat_top = v_top - eta_hat dL/dt(h_top): the loss gradient taken on the transmitted value."""
-        grad_out = net.output_grad(trace, y) @ net.layers[self.top + 1].W.T  # dL/d t(h_top)
+    def first_target(self, net, trace, grad_output):
+        """v_hat_top = v_top - eta_hat dL/dt(h_top): the loss gradient taken on the transmitted value.
+
+        `grad_output` is dL/da of the output layer."""
+        grad_out = grad_output @ net.layers[self.top + 1].W.T  # dL/d t(h_top)
         return trace.p[self.top] - self.options["eta_hat"] * grad_out
 
     def propagate(self, trace, v_hat_top):
@@ -148,8 +150,9 @@ class TargetProp(Method):
     def forward_gradients(self, net, x, y, seed, stream):
         """Per-layer (dW, db) of the local losses (hidden layers) and of L (output), and the trace."""
         trace = net.forward(x, seed, stream)
-        v_hat = self.targets(net, trace, y)
-        grads = backward(net, trace, net.output_grad(trace, y), bottom=len(net.layers) - 1)
+        grad_output = net.output_grad(trace, y)
+        v_hat = self.propagate(trace, self.first_target(net, trace, grad_output))
+        grads = backward(net, trace, grad_output, bottom=len(net.layers) - 1)
         batch = len(x)
         for j in range(self.top + 1):
             layer = net.layers[j]
