@@ -118,8 +118,9 @@ def _default_comparison(args):
     for preset in DEFAULT_COMPARISON:
         cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs, eval_samples_every=epochs)
         source = config_module.source_name(preset=preset)
+        print(f"{preset} ({cfg.method['name']}, {epochs} epochs):")
         _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, quiet=args.quiet, source=source))
-    print(f"compare them with: stochtp show {out}")
+    print(f"compare them with: stochtp report {out}")
     return 0
 
 
