@@ -178,11 +178,12 @@ class Network:
         """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
 
         In training (`train=True`) the input gets N(0, input_noise^2) noise from
-        stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run.
+        stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run. `stream` may be
+        a list of C streams for C mini-batches stacked as rows: each draws what it would alone.
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
-            noise = kernels.normal(x.shape, seed, kernels.stream_id(stream, "input-noise"), dtype=self.dtype)
+            noise = kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype)
             x = x + self.dtype.type(self.input_noise) * noise
         return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
 
@@ -198,7 +199,7 @@ class Network:
     def _activate(self, trace, i, a, seed, stream):
         """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`."""
         layer = self.layers[i]
-        h, p = units.activate(layer.unit, a, seed, kernels.stream_id(stream, "forward-sample", i), self.slope)
+        h, p = units.activate(layer.unit, a, seed, kernels.derive(stream, "forward-sample", i), self.slope)
         trace.a.append(a)
         trace.h.append(h)
         trace.p.append(p)

@@ -680,10 +680,9 @@ def test_stream_id_parts_cannot_run_together():
 @pytest.mark.parametrize("size", [1, 4097, 70001])
 def test_serial_and_parallel_drivers_draw_the_same_values(size):
     """Small arrays go to the serial driver; both must produce the values of the position-based contract."""
-    from stochtp.kernels import sampling
-    from stochtp.kernels.streams import split64
+    from stochtp.kernels import _words, sampling
 
-    words = (*split64(SEED), *split64(99))
+    words = _words(SEED, 99, (size,))
     for dtype in (np.float32, np.float64):
         for parallel, serial in ((sampling.uniform_kernel, sampling.uniform_serial), (sampling.normal_kernel, sampling.normal_serial)):
             a, b = np.empty(size, dtype), np.empty(size, dtype)
@@ -700,3 +699,29 @@ def test_serial_and_parallel_drivers_draw_the_same_values(size):
         sampling.sigmoid_bernoulli_serial(p - 0.5, pb, hb, *words)
         np.testing.assert_array_equal(pa, pb)
         np.testing.assert_array_equal(ha, hb)
+
+
+@pytest.mark.parametrize("blocks, rows", [(1, 3), (3, 1), (5, 40), (7, 300)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype):
+    """stream = [s_0, ..., s_{C-1}] cuts the first axis into C blocks; block k is the draw of stream s_k.
+    7 x 300 x 130 values take the parallel driver, the others the serial one."""
+    streams = [stream_id(k, "chunk") for k in range(blocks)]
+    shape = (blocks * rows, 130)
+    a = (uniform(shape, SEED + 5, dtype=dtype) - 0.5) * 8
+
+    def each(draw):
+        return np.concatenate([draw(a[k * rows:(k + 1) * rows], s) for k, s in enumerate(streams)])
+
+    np.testing.assert_array_equal(uniform(shape, SEED, streams, dtype=dtype), each(lambda x, s: uniform(x.shape, SEED, s, dtype=dtype)))
+    np.testing.assert_array_equal(normal(shape, SEED, streams, dtype=dtype), each(lambda x, s: normal(x.shape, SEED, s, dtype=dtype)))
+    p = uniform(shape, SEED + 6, dtype=dtype)
+    np.testing.assert_array_equal(bernoulli(p, SEED, streams), np.concatenate([bernoulli(p[k * rows:(k + 1) * rows], SEED, s) for k, s in enumerate(streams)]))
+    for got, expected in zip(sigmoid_bernoulli(a, SEED, streams), zip(*[sigmoid_bernoulli(a[k * rows:(k + 1) * rows], SEED, s) for k, s in enumerate(streams)])):
+        np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("streams", [[], [1, 2, 3]])
+def test_streams_that_do_not_cut_the_array_into_equal_blocks_are_rejected(streams):
+    with pytest.raises(ValueError, match="equal blocks"):
+        normal((4, 5), SEED, streams)

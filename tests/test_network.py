@@ -105,3 +105,18 @@ def test_parse_spec_units():
     n_in, layers = parse_spec("3-2l-2t-2g-2r-2n-2h-2b-2s")
     assert n_in == 3
     assert [unit for _, unit, _ in layers] == ["identity", "tanh", "sigmoid", "relu", "sign", "step", "bernoulli", "softmax"]
+
+
+def test_stacked_mini_batches_with_a_stream_each_get_what_each_gets_alone():
+    """forward(x, seed, [s_0, .., s_{C-1}]) on C mini-batches stacked as rows draws, for each, the
+    input noise and the samples of forward(x_k, seed, s_k)."""
+    net = Network.from_spec("7-5b-4b-3s", seed=2, dtype=np.float64, input_noise=0.3)
+    x = np.random.default_rng(0).random((4 * 6, 7))
+    streams = [11, 12, 13, 14]
+    stacked = net.forward(x, 5, streams)
+    alone = [net.forward(x[6 * k:6 * (k + 1)], 5, s) for k, s in enumerate(streams)]
+    np.testing.assert_allclose(stacked.x, np.concatenate([t.x for t in alone]), rtol=1e-14)
+    for i in range(3):
+        np.testing.assert_allclose(stacked.p[i], np.concatenate([t.p[i] for t in alone]), rtol=1e-12)
+    for i in range(2):  # the Bernoulli samples
+        np.testing.assert_array_equal(stacked.h[i], np.concatenate([t.h[i] for t in alone]))

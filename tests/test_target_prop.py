@@ -144,6 +144,28 @@ def test_alternating_and_parallel_schedules_differ_and_are_deterministic():
     assert not np.array_equal(finals[0], finals[1])
 
 
+@pytest.mark.parametrize("spec", ["8-6b-6b-5b-3s", "8-6t:n-6t-3s"])
+def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec):
+    """The alternating inverse phase computes its inputs a chunk of mini-batches at once; the
+    inverses must end where one inverse_step per mini-batch (same streams) takes them."""
+    from stochtp import kernels
+    from stochtp.methods import target_prop
+
+    ds = data.load("teacher", n_train=1300, n_valid=10, n_test=10)
+    batches = Batches(ds.train, 1, 1, 20, np.float64)
+    assert len(batches) > target_prop.INVERSE_CHUNK  # two chunks, the second one short
+    net, chunked = bound("dtp", spec, seed=1, lr_b=1e-2)
+    chunked.inverse_phase(net, batches, 1)
+    _, single = bound("dtp", spec, seed=1, lr_b=1e-2)
+    for stream, x, _ in batches:
+        single.inverse_step(net, x, 1, kernels.stream_id(stream, "inverse-phase"))
+    for j in chunked.V:
+        assert not np.allclose(chunked.V[j], bound("dtp", spec, seed=1)[1].V[j])
+        np.testing.assert_allclose(chunked.V[j], single.V[j], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(chunked.c[j], single.c[j], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(chunked.diagnostics()["inverse_error"], single.diagnostics()["inverse_error"], rtol=1e-10)
+
+
 @pytest.mark.parametrize(
     "spec, options, message",
     [

@@ -9,6 +9,10 @@ The value at position i of stream (seed, stream) is a pure function of (seed, st
 (Philox4x32-10, see `philox`), so results do not depend on `numba.set_num_threads`, and the
 same (seed, stream) gives different methods the same numbers. `stream_id` derives stream ids
 from named purposes. This package imports nothing else of stochtp.
+
+`stream` may also be a sequence of stream ids: the array is cut into that many equal blocks
+along its first axis and block k is drawn from stream[k], exactly as a separate call on the
+block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
 """
 import os
 
@@ -21,9 +25,9 @@ import numpy as np  # noqa: E402
 
 from . import sampling  # noqa: E402
 from .philox import philox4x32_reference  # noqa: E402
-from .streams import check_uint64, split64, stream_id  # noqa: E402
+from .streams import check_uint64, derive, split64, stream_id  # noqa: E402
 
-__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "philox4x32_reference"]
+__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 PARALLEL_MIN_SIZE = 1 << 18  # smaller arrays are sampled on the calling thread (see sampling.py)
@@ -78,15 +82,24 @@ def _driver(size, parallel, serial):
     return parallel if size >= PARALLEL_MIN_SIZE else serial
 
 
-def _words(seed, stream):
-    return (*split64(check_uint64(seed, "seed")), *split64(check_uint64(stream, "stream")))
+def _words(seed, stream, shape):
+    """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
+    key = split64(check_uint64(seed, "seed"))
+    if isinstance(stream, (list, tuple, np.ndarray)):
+        streams = [check_uint64(s, "stream") for s in stream]
+        if not streams or len(shape) == 0 or shape[0] % len(streams):
+            raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
+    else:
+        streams = [check_uint64(stream, "stream")]
+    words = np.array([split64(s) for s in streams], dtype=np.uint64).reshape(len(streams), 2)
+    return (*key, np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1]))
 
 
 def uniform(shape, seed, stream=0, dtype=np.float32):
     """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = np.empty(shape, dtype=dtype)
-    _driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream))
+    _driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream, shape))
     return out
 
 
@@ -94,7 +107,7 @@ def normal(shape, seed, stream=0, dtype=np.float32):
     """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = np.empty(shape, dtype=dtype)
-    _driver(out.size, sampling.normal_kernel, sampling.normal_serial)(out.reshape(-1), *_words(seed, stream))
+    _driver(out.size, sampling.normal_kernel, sampling.normal_serial)(out.reshape(-1), *_words(seed, stream, shape))
     return out
 
 
@@ -103,7 +116,7 @@ def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
     p = _float_input(p, "p")
     out = _output(out, p.shape, dtype, "out")
     kernel = _driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
-    if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream)):
+    if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream, p.shape)):
         raise ValueError("p contains NaN")
     return out
 
@@ -117,6 +130,6 @@ def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
     p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,))
     h_out = _output(h_out, a.shape, a.dtype, "h_out")
     kernel = _driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
-    if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream)):
+    if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream, a.shape)):
         raise ValueError("a (pre-activation) contains NaN")
     return p_out, h_out

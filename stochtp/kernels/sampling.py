@@ -12,12 +12,15 @@ Conversions (documented because tests and replays depend on them):
   at 5.77 sigma, probability 2e-8), float64 values in pairs from two 53-bit uniforms. The
   float32 path computes log(1 - u1) and (cos, sin)(2 pi u2) with branch-free polynomials on the
   integer words (exact range reduction, errors below 2e-7), so that it vectorises; float64 uses libm.
+- sigmoid: 1 / (1 + exp(-a)); in float32 exp is a branch-free polynomial (relative error below
+  3e-7, i.e. within 2 ulp of libm; infinite above 88.7 as libm's), so that the loop vectorises.
 
 Words are made a *group* at a time (`philox4x32_lanes`: LANES blocks, 4*LANES words, side by
 side so that the rounds vectorise), then converted in one contiguous pass. Each kernel is one
 `_*_groups(first, stop, ...)` routine run either by a parallel driver (tasks of
-`_GROUPS_PER_TASK` groups over Numba's threads) or serially. Mini-batch-sized arrays go
-serial: waking a thread pool for 20 000 values costs more than the work and takes the cores
+`_GROUPS_PER_TASK` groups over Numba's threads) or serially. A flat array may be cut into
+equal blocks with one stream each (a chunk of mini-batches, each drawing its own numbers in
+one call). Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values costs more than the work and takes the cores
 from the BLAS call that follows. Both drivers produce the same values.
 """
 import math
@@ -43,6 +46,12 @@ _LOG_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for 
     (np.float32(2.0), np.float32(math.sqrt(0.5)), np.float32(1.0)),
 )
 _THIRD, _FIFTH, _SEVENTH, _NINTH = (np.float32(1.0 / d) for d in (3, 5, 7, 9))
+_LOG2E_F32 = np.float32(1.0 / math.log(2.0))
+_LN2_HI_F32, _LN2_LO_F32 = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)  # ln 2 = hi + lo, hi exact
+_EXP_OVERFLOW_F32 = np.float32(88.72)
+_ROUNDER_F32 = np.float32(1.5 * 2**23)
+_EXP_TERMS = tuple(np.float32(1.0 / k) for k in (7, 6, 5, 4, 3, 2))  # Taylor to degree 7 in nested form
+_POW2_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for k in (64, 32, 16, 8, 4, 2, 1))
 _HALF_PI_OVER_2_22 = np.float32(math.pi / 2 / 2**22)
 # Taylor terms in nested form: sin t = t (1 - t^2/(2*3) (1 - t^2/(4*5) (...))), likewise cos from 1*2.
 _SIN3, _SIN5, _SIN7, _SIN9, _SIN11 = (np.float32(1.0 / ((d - 1) * d)) for d in (3, 5, 7, 9, 11))
@@ -106,6 +115,31 @@ def _radius_f32(word):
     series = _ONE_F32 + t2 * (_THIRD + t2 * (_FIFTH + t2 * (_SEVENTH + t2 * _NINTH)))
     minus_log = scaled * _LN2_F32 - np.float32(2.0) * t * series  # -ln(1 - u)
     return np.float32(math.sqrt(np.float32(2.0) * minus_log))
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _exp_f32(x):
+    """exp(x) in float32, branch-free: x = n ln 2 + r with |r| <= ln 2 / 2, e^r by Taylor to r^7,
+    times 2^n applied as products by 2^(+-k), k = 64 .. 1 (|n| <= 128 after clamping)."""
+    clamped = min(max(x, -_EXP_OVERFLOW_F32), _EXP_OVERFLOW_F32)
+    n = (clamped * _LOG2E_F32 + _ROUNDER_F32) - _ROUNDER_F32  # round to nearest: the sum's ulp is 1
+    r = (clamped - n * _LN2_HI_F32) - n * _LN2_LO_F32
+    series = _ONE_F32
+    for inverse in _EXP_TERMS:
+        series = _ONE_F32 + r * inverse * series
+    value = _ONE_F32 + r * series
+    remaining = abs(n)
+    for up, down, k in _POW2_STEPS:
+        take = remaining >= k
+        value = value * (up if n > 0 else down) if take else value
+        remaining = remaining - k if take else remaining
+    return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else value
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _sigmoid(a, single):
+    """1 / (1 + exp(-a)): polynomial exp for float32 (`single`), libm for float64."""
+    return _ONE_F32 / (_ONE_F32 + (_exp_f32(-a) if single else math.exp(-a)))
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -193,11 +227,12 @@ def _sigmoid_bernoulli_groups(first, stop, a, p_out, h_out, key0, key1, stream0,
     """p = sigmoid(a), h = 1[u < p] on groups first..stop-1; True if one of their a is NaN."""
     words, c0, c1, c2, c3 = _scratch()
     nan = False
+    single = a.itemsize == 4
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
         base = g * GROUP
         for i in range(min(GROUP, a.size - base)):
-            prob = _ONE_F32 / (_ONE_F32 + math.exp(-a[base + i]))
+            prob = _sigmoid(a[base + i], single)
             p_out[base + i] = prob
             h_out[base + i] = _u24(words[i]) < prob
             nan |= a[base + i] != a[base + i]
@@ -205,67 +240,101 @@ def _sigmoid_bernoulli_groups(first, stop, a, p_out, h_out, key0, key1, stream0,
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _words_needed(out):
-    return out.size * 2 if out.itemsize == 8 else out.size
+def _words_needed(n_values, itemsize):
+    return n_values * 2 if itemsize == 8 else n_values
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _layout(size, itemsize, n_blocks):
+    """(values per block, groups per block, tasks per block) of a flat array cut into `n_blocks` streams."""
+    block = size // n_blocks
+    groups = _groups_of(_words_needed(block, itemsize))
+    return block, groups, (groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _task_range(task, tasks_per_block, groups_per_block):
+    """(block, first group, stop group) of parallel task `task`."""
+    block = task // tasks_per_block
+    start = (task % tasks_per_block) * _GROUPS_PER_TASK
+    return block, start, min(groups_per_block, start + _GROUPS_PER_TASK)
+
+
+# Drivers: `stream0s`, `stream1s` hold one stream per block; block b is positions
+# b*block..(b+1)*block-1 of the flat arrays, drawn from position 0 of stream b.
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def uniform_kernel(out, key0, key1, stream0, stream1):
-    """Fill flat float32 or float64 `out` with U[0, 1) values of the stream, from position 0."""
-    n_groups = _groups_of(_words_needed(out))
-    for task in prange((n_groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK):
-        start, stop = _task_range(task, n_groups)
-        _uniform_groups(start, stop, out, key0, key1, stream0, stream1)
+def uniform_kernel(out, key0, key1, stream0s, stream1s):
+    """Fill flat float32 or float64 `out` with U[0, 1) values, block b from stream b."""
+    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
+    for task in prange(stream0s.size * tasks):
+        b, start, stop = _task_range(task, tasks, groups)
+        _uniform_groups(start, stop, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def uniform_serial(out, key0, key1, stream0, stream1):
-    _uniform_groups(0, _groups_of(_words_needed(out)), out, key0, key1, stream0, stream1)
+def uniform_serial(out, key0, key1, stream0s, stream1s):
+    block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
+    for b in range(stream0s.size):
+        _uniform_groups(0, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def normal_kernel(out, key0, key1, stream0, stream1):
-    """Fill flat float32 or float64 `out` with N(0, 1) values of the stream, from position 0."""
-    n_groups = _groups_of(_words_needed(out))
-    for task in prange((n_groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK):
-        start, stop = _task_range(task, n_groups)
-        _normal_groups(start, stop, out, key0, key1, stream0, stream1)
+def normal_kernel(out, key0, key1, stream0s, stream1s):
+    """Fill flat float32 or float64 `out` with N(0, 1) values, block b from stream b."""
+    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
+    for task in prange(stream0s.size * tasks):
+        b, start, stop = _task_range(task, tasks, groups)
+        _normal_groups(start, stop, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def normal_serial(out, key0, key1, stream0, stream1):
-    _normal_groups(0, _groups_of(_words_needed(out)), out, key0, key1, stream0, stream1)
+def normal_serial(out, key0, key1, stream0s, stream1s):
+    block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
+    for b in range(stream0s.size):
+        _normal_groups(0, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def bernoulli_kernel(p, out, key0, key1, stream0, stream1):
-    """out[i] = 1[u_i < p[i]] on flat arrays; returns True if some p[i] is NaN."""
-    n_groups = _groups_of(p.size)
-    n_tasks = (n_groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
-    nan_seen = np.zeros(n_tasks, dtype=np.bool_)
-    for task in prange(n_tasks):
-        start, stop = _task_range(task, n_groups)
-        nan_seen[task] = _bernoulli_groups(start, stop, p, out, key0, key1, stream0, stream1)
+def bernoulli_kernel(p, out, key0, key1, stream0s, stream1s):
+    """out[i] = 1[u_i < p[i]] on flat arrays, block b from stream b; returns True if some p[i] is NaN."""
+    block, groups, tasks = _layout(p.size, 4, stream0s.size)
+    nan_seen = np.zeros(stream0s.size * tasks, dtype=np.bool_)
+    for task in prange(stream0s.size * tasks):
+        b, start, stop = _task_range(task, tasks, groups)
+        sl = slice(b * block, (b + 1) * block)
+        nan_seen[task] = _bernoulli_groups(start, stop, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
     return nan_seen.any()
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def bernoulli_serial(p, out, key0, key1, stream0, stream1):
-    return _bernoulli_groups(0, _groups_of(p.size), p, out, key0, key1, stream0, stream1)
+def bernoulli_serial(p, out, key0, key1, stream0s, stream1s):
+    block, groups, _ = _layout(p.size, 4, stream0s.size)
+    nan = False
+    for b in range(stream0s.size):
+        sl = slice(b * block, (b + 1) * block)
+        nan |= _bernoulli_groups(0, groups, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
+    return nan
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0, stream1):
-    """p = sigmoid(a), h = 1[u < p] on flat arrays; returns True if some a[i] is NaN."""
-    n_groups = _groups_of(a.size)
-    n_tasks = (n_groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
-    nan_seen = np.zeros(n_tasks, dtype=np.bool_)
-    for task in prange(n_tasks):
-        start, stop = _task_range(task, n_groups)
-        nan_seen[task] = _sigmoid_bernoulli_groups(start, stop, a, p_out, h_out, key0, key1, stream0, stream1)
+def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0s, stream1s):
+    """p = sigmoid(a), h = 1[u < p] on flat arrays, block b from stream b; returns True if some a[i] is NaN."""
+    block, groups, tasks = _layout(a.size, 4, stream0s.size)
+    nan_seen = np.zeros(stream0s.size * tasks, dtype=np.bool_)
+    for task in prange(stream0s.size * tasks):
+        b, start, stop = _task_range(task, tasks, groups)
+        sl = slice(b * block, (b + 1) * block)
+        nan_seen[task] = _sigmoid_bernoulli_groups(start, stop, a[sl], p_out[sl], h_out[sl], key0, key1, stream0s[b], stream1s[b])
     return nan_seen.any()
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0, stream1):
-    return _sigmoid_bernoulli_groups(0, _groups_of(a.size), a, p_out, h_out, key0, key1, stream0, stream1)
+def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0s, stream1s):
+    block, groups, _ = _layout(a.size, 4, stream0s.size)
+    nan = False
+    for b in range(stream0s.size):
+        sl = slice(b * block, (b + 1) * block)
+        nan |= _sigmoid_bernoulli_groups(0, groups, a[sl], p_out[sl], h_out[sl], key0, key1, stream0s[b], stream1s[b])
+    return nan

@@ -12,6 +12,7 @@ same purpose always gets the same numbers, in any process:
     stream_id(base, "estimator", ...)               an estimator's extra draws
 
 Different methods given the same (seed, stream) see the same numbers: common random numbers.
+`derive(streams, ...)` maps a purpose over the streams of a stacked chunk of mini-batches.
 """
 import hashlib
 import json
@@ -36,6 +37,14 @@ def stream_id(*parts):
     canonical = [part if isinstance(part, str) else check_uint64(part, "stream part") for part in parts]
     digest = hashlib.blake2b(json.dumps(canonical).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+def derive(stream, *parts):
+    """stream_id(stream, *parts), or the list of them for a sequence of streams (one per block of a
+    stacked chunk of mini-batches, as the kernels accept it)."""
+    if isinstance(stream, (list, tuple, np.ndarray)):
+        return [stream_id(s, *parts) for s in stream]
+    return stream_id(stream, *parts)
 
 
 def split64(value):

@@ -21,6 +21,7 @@ Schedules: `alternating` (the reference: per epoch, all inverse steps, then all 
 steps) or `parallel` (per mini-batch: inverse step, then forward step).
 Losses are summed over units and averaged over the mini-batch (section 3).
 """
+import itertools
 import math
 
 import numpy as np
@@ -31,6 +32,8 @@ from ..network import init_weights
 from ..optim import make as make_optimiser
 from .backprop import backward
 from .base import Method, batch_stats, epoch_stats
+
+INVERSE_CHUNK = 50  # mini-batches whose inverse-training inputs are computed together
 
 
 class TargetProp(Method):
@@ -95,33 +98,57 @@ class TargetProp(Method):
         z = units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j]
         return np.tanh(z) if self.options["inverse_unit"] == "tanh" else z
 
-    def inverse_step(self, net, x, seed, stream):
-        """One descent step of every inverse on its noise-corrupted reconstruction loss."""
-        if not self.V:
-            return
-        trace = net.forward(x, seed, stream, stop=self.top)
-        grads = []
+    def inverse_inputs(self, net, x, seed, streams):
+        """Per inverse j: (h_tilde, f_j(h_tilde)), the corrupted layer-(j-1) value and layer j's answer
+        to it, for mini-batches stacked as rows (mini-batch k draws from streams[k]).
+
+        They depend on the forward layers only, which the alternating schedule holds fixed for a
+        whole inverse phase: a chunk of mini-batches is computed at once, in large matrix products.
+        """
+        trace = net.forward(x, seed, streams, stop=self.top)
+        pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
             v_below = trace.p[j - 1]
-            noise = kernels.normal(v_below.shape, seed, kernels.stream_id(stream, "inverse-noise", j), dtype=v_below.dtype)
+            noise = kernels.normal(v_below.shape, seed, kernels.derive(streams, "inverse-noise", j), dtype=v_below.dtype)
             h_tilde = v_below + v_below.dtype.type(self.sigma) * noise  # h~ = v_{j-1} + eps
             if below.stochastic:
-                fed = kernels.bernoulli(h_tilde, seed, kernels.stream_id(stream, "inverse-sample", j), dtype=h_tilde.dtype)
+                fed = kernels.bernoulli(h_tilde, seed, kernels.derive(streams, "inverse-sample", j), dtype=h_tilde.dtype)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
             a = fed @ layer.W + layer.b
-            v_j = units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0]  # f_j(h~) in layer j's space
-            t_v = units.transmit(self.options["inverse_transmission"], v_j)
+            pairs[j] = (h_tilde, units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0])  # f_j(h~) in layer j's space
+        return pairs
+
+    def inverse_descent(self, pairs):
+        """One descent step of every inverse g_j on ||g_j(f_j(h~)) - h~||^2, given one mini-batch's pairs."""
+        grads = []
+        for j, (h_tilde, v_j) in pairs.items():
             r = self.g(j, v_j)  # g_j(f_j(h~))
             diff = r - h_tilde
-            self._inverse_error[j] += float((diff * diff).sum(axis=1).mean())
-            grad_z = (2.0 / len(x)) * diff  # d||r - h~||^2 / dr
+            self._inverse_error[j] += float(np.einsum("ij,ij->", diff, diff)) / len(diff)
+            grad_z = (2.0 / len(diff)) * diff  # d||r - h~||^2 / dr
             if self.options["inverse_unit"] == "tanh":
                 grad_z *= 1 - r * r  # dr/dz, z = t(v) V + c
-            grads += [t_v.T @ grad_z, grad_z.sum(axis=0)]
+            grads += [units.transmit(self.options["inverse_transmission"], v_j).T @ grad_z, grad_z.sum(axis=0)]
         self._inverse_batches += 1
         self.optimisers["inverse"].step(grads)
+
+    def inverse_step(self, net, x, seed, stream):
+        """One descent step of every inverse on its noise-corrupted reconstruction loss."""
+        if self.V:
+            self.inverse_descent(self.inverse_inputs(net, x, seed, [stream]))
+
+    def inverse_phase(self, net, batches, seed):
+        """The alternating schedule's inverse phase: a step per mini-batch, inputs computed a chunk at a time."""
+        if not self.V:
+            return
+        for chunk in _chunks(batches, INVERSE_CHUNK):
+            streams = [kernels.stream_id(stream, "inverse-phase") for stream, _, _ in chunk]
+            sizes = np.cumsum([0] + [len(x) for _, x, _ in chunk])
+            pairs = self.inverse_inputs(net, np.concatenate([x for _, x, _ in chunk]), seed, streams)
+            for first, stop in zip(sizes[:-1], sizes[1:]):
+                self.inverse_descent({j: (h_tilde[first:stop], v_j[first:stop]) for j, (h_tilde, v_j) in pairs.items()})
 
     # ------------------------------------------------------------------ targets and forward step
 
@@ -204,8 +231,7 @@ class TargetProp(Method):
         if self.options["schedule"] == "parallel":
             return super().train_epoch(net, batches, seed, epoch)
         self.start_epoch(net, epoch)
-        for stream, x, _ in batches:
-            self.inverse_step(net, x, seed, kernels.stream_id(stream, "inverse-phase"))
+        self.inverse_phase(net, batches, seed)
         return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in batches)
 
     def _reset_diagnostics(self, n_layers, net):
@@ -235,3 +261,10 @@ class PlainTargetProp(TargetProp):
 
     name = "tp"
     difference = False
+
+
+def _chunks(iterable, size):
+    """Successive lists of `size` items (the last may be shorter)."""
+    iterator = iter(iterable)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
