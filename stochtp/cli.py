@@ -8,9 +8,10 @@ import functools
 import json
 import math
 import sys
+from pathlib import Path
 
 from . import config as config_module
-from . import data, estimators, report, results, sweep, train
+from . import bench, data, estimators, report, results, sweep, train
 from .errors import StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -78,6 +79,18 @@ def build_parser():
     scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
     scoring.add_argument("--out", help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, help="override the config's seed")
+
+    bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory")
+    bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help=f"presets to time (default all: {', '.join(bench.PRESETS)}, paper-stochastic-arm)")
+    bench_cmd.add_argument("--batches", type=int, default=200, help="mini-batches timed per epoch, extrapolated to the epoch (default 200)")
+    bench_cmd.add_argument("--repeat", type=int, default=3, help="timed repetitions; the best is kept (default 3)")
+    bench_cmd.add_argument("--kernel-n", type=int, default=10_000_000, help="values per kernel call (default 10^7)")
+    bench_cmd.add_argument("--threads", type=int, help="Numba and BLAS threads (default all)")
+    bench_cmd.add_argument("--peer", metavar="SCRIPT.py", help="also time the PyTorch peer script (../shared/bench/torch_peer.py)")
+    bench_cmd.add_argument("--peer-python", metavar="PYTHON", help="interpreter with torch for --peer (default this one)")
+    bench_cmd.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    bench_cmd.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")
+    bench_cmd.add_argument("--json", action="store_true", help="print the measurements as JSON")
     return parser
 
 
@@ -192,7 +205,21 @@ def cmd_estimators(args):
     return 0
 
 
-COMMANDS = {"run": cmd_run, "show": cmd_show, "report": cmd_report, "sweep": cmd_sweep, "data": cmd_data, "estimators": cmd_estimators}
+def cmd_bench(args):
+    for name in ("batches", "repeat", "kernel_n"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"stochtp bench: --{name.replace('_', '-')} must be positive")
+    if args.peer and not Path(args.peer).is_file():
+        raise UsageError(f"stochtp bench: --peer {args.peer}: no such file")
+    with train.thread_limit(args.threads):
+        measured = bench.run(args.names, batches=args.batches, repeat=args.repeat, kernel_n=args.kernel_n, data_dir=args.data_dir,
+                             peer=args.peer, peer_python=args.peer_python, memory=not args.no_memory,
+                             progress=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(measured, indent=2) if args.json else bench.format_report(measured))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "report": cmd_report, "sweep": cmd_sweep, "data": cmd_data, "estimators": cmd_estimators, "bench": cmd_bench}
 
 
 def main(argv=None):

@@ -62,15 +62,17 @@ class Batches:
     """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches.
 
     Re-iterable (the alternating DTP schedule makes two passes) and lazy: each pass converts
-    one mini-batch at a time, so no float copy of the training set is held.
+    one mini-batch at a time, so no float copy of the training set is held. `limit` keeps only
+    the first mini-batches (benchmarks time part of an epoch).
     """
 
-    def __init__(self, split, epoch, seed, batch_size, dtype):
-        self.split, self.epoch, self.batch_size, self.dtype = split, epoch, batch_size, dtype
+    def __init__(self, split, epoch, seed, batch_size, dtype, limit=None):
+        self.split, self.epoch, self.batch_size, self.dtype, self.limit = split, epoch, batch_size, dtype, limit
         self.order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
 
     def __len__(self):
-        return len(self.split) // self.batch_size
+        full = len(self.split) // self.batch_size
+        return full if self.limit is None else min(full, self.limit)
 
     def __iter__(self):
         for k in range(len(self)):

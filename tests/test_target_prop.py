@@ -166,6 +166,20 @@ def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec)
     np.testing.assert_allclose(chunked.diagnostics()["inverse_error"], single.diagnostics()["inverse_error"], rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_fused_local_target_gradient_matches_its_numpy_reference(dtype, rtol):
+    from stochtp.kernels.fused import local_target_gradient
+    from stochtp.methods.target_prop import local_target_gradient_reference
+
+    rng = np.random.default_rng(3)
+    v, v_hat, dv_da = (rng.random((37, 23)).astype(dtype) for _ in range(3))
+    grad_a = np.empty_like(v)
+    distance = local_target_gradient(v, v_hat, dv_da, dtype(2 / 37), grad_a)
+    expected_grad, expected_distance = local_target_gradient_reference(v, v_hat, dv_da, dtype(2 / 37))
+    np.testing.assert_allclose(grad_a, expected_grad, rtol=rtol)
+    assert distance == pytest.approx(expected_distance, rel=rtol)
+
+
 @pytest.mark.parametrize(
     "spec, options, message",
     [

@@ -30,7 +30,7 @@ from .streams import check_uint64, derive, split64, stream_id  # noqa: E402
 __all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-PARALLEL_MIN_SIZE = 1 << 18  # smaller arrays are sampled on the calling thread (see sampling.py)
+PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays are sampled on the calling thread (see sampling.py)
 _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
 
 

@@ -23,3 +23,20 @@ def centred_rmsprop_step(param, grad, mean, mean_square, increment, lr, keep, ta
         inc = increment[i] * momentum - (g / math.sqrt(v - m * m + eps)) * lr
         increment[i] = inc
         param[i] += inc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def local_target_gradient(v, v_hat, dv_da, scale, grad_a):
+    """grad_a = scale (v - v_hat) dv_da on (B, n) arrays, in place; returns the sum over rows of ||v - v_hat||.
+
+    The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) and its target distance, in one pass.
+    """
+    distance = 0.0
+    for row in range(v.shape[0]):
+        squares = 0.0
+        for k in range(v.shape[1]):
+            diff = v[row, k] - v_hat[row, k]
+            squares += diff * diff
+            grad_a[row, k] = scale * diff * dv_da[row, k]
+        distance += math.sqrt(squares)
+    return distance

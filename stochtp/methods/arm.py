@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import kernels, units
 from ..network import Trace
-from .base import GradientMethod
+from .base import GradientMethod, gemm_flops
 from .backprop import backward
 from .reinforce import check_estimator_network
 
@@ -52,6 +52,11 @@ class Arm(GradientMethod):
             if layer.stochastic:
                 grad_a[i] = self.logit_gradient(net, trace, y, i, seed, stream) * (net.slope / len(x))  # d/da = k d/dphi; batch mean
         return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
+
+    def flops_per_batch(self, net, batch):
+        """Forward and backward passes, plus two passes through the layers above each stochastic layer."""
+        above = sum(gemm_flops(net, batch, range(i + 1, len(net.layers))) for i, layer in enumerate(net.layers) if layer.stochastic)
+        return super().flops_per_batch(net, batch) + 2 * above
 
     def logit_gradient(self, net, trace, y, i, seed, stream):
         """Per example and unit, the antithetic estimate of d E[l | samples below i] / d phi_i."""

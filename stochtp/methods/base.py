@@ -64,6 +64,12 @@ class Method(abc.ABC):
         self.start_epoch(net, epoch)
         return epoch_stats(self.step(net, x, y, seed, stream) for stream, x, y in batches)
 
+    def flops_per_batch(self, net, batch):
+        """Floating-point operations of the matrix products one training mini-batch of `batch`
+        examples costs (2 per multiply-add; element-wise work is not counted): the work against
+        which `stochtp bench` measures speed. Default: a forward pass and back-propagation."""
+        return gemm_flops(net, batch) + backward_flops(net, batch)
+
     def diagnostics(self):
         """Per-layer diagnostics of the last epoch, name -> 1-D array (empty for most methods)."""
         return {}
@@ -114,6 +120,17 @@ def epoch_stats(batch_stats_seq):
     for loss_sum, n_errors, n in batch_stats_seq:
         total_loss, total_errors, count = total_loss + loss_sum, total_errors + n_errors, count + n
     return {"train_loss": total_loss / count, "train_error": total_errors / count}
+
+
+def gemm_flops(net, rows, layers=None):
+    """2 rows n_in n_out summed over `layers` (default all): one product of each layer's weights."""
+    chosen = net.layers if layers is None else [net.layers[i] for i in layers]
+    return sum(2 * rows * layer.n_in * layer.n_out for layer in chosen)
+
+
+def backward_flops(net, rows):
+    """Back-propagation: every layer's weight gradient, and the gradient into every layer but the first."""
+    return gemm_flops(net, rows) + gemm_flops(net, rows, range(1, len(net.layers)))
 
 
 def flatten(grads):

@@ -88,6 +88,10 @@ class Reinforce(GradientMethod):
                 grad_a[i] = weight[:, None] * (net.slope * (trace.h[i] - trace.p[i]))  # (l - c) k (h_i - p_i)
         return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), first_rows(trace, batch)
 
+    def flops_per_batch(self, net, batch):
+        """Forward and backward passes on `samples` copies of the mini-batch."""
+        return super().flops_per_batch(net, batch * self.options["samples"])
+
     def baseline(self, loss, samples, batch):
         """c for every row of `loss` (see the module docstring); updates the ema after computing it."""
         kind = self.options["baseline"]

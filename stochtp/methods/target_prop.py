@@ -28,10 +28,11 @@ import numpy as np
 
 from .. import kernels, units
 from ..errors import ConfigError
+from ..kernels.fused import local_target_gradient
 from ..network import init_weights
 from ..optim import make as make_optimiser
 from .backprop import backward
-from .base import Method, batch_stats, epoch_stats
+from .base import Method, batch_stats, epoch_stats, gemm_flops
 
 INVERSE_CHUNK = 50  # mini-batches whose inverse-training inputs are computed together
 
@@ -169,7 +170,8 @@ class TargetProp(Method):
         v_hat[self.top] = v_hat_top
         for j in range(self.top, 0, -1):
             if self.difference:
-                v_hat[j - 1] = trace.p[j - 1] + self.g(j, v_hat[j]) - self.g(j, trace.p[j])  # DTP
+                g_hat, g_v = np.split(self.g(j, np.concatenate([v_hat[j], trace.p[j]])), 2)  # one product for both
+                v_hat[j - 1] = trace.p[j - 1] + g_hat - g_v  # DTP: v_{j-1} + g(v_hat_j) - g(v_j)
             else:
                 v_hat[j - 1] = self.g(j, v_hat[j])  # TP
         return v_hat
@@ -183,10 +185,10 @@ class TargetProp(Method):
         batch = len(x)
         for j in range(self.top + 1):
             layer = net.layers[j]
-            diff = trace.p[j] - v_hat[j]
-            self._target_distance[j] += float(np.sqrt((diff * diff).sum(axis=1)).mean())
             dv_da = trace.p[j] * (1 - trace.p[j]) if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])
-            grad_a = (2.0 / batch) * diff * dv_da  # d||v_j - v_hat_j||^2 / da_j, input held fixed
+            grad_a = np.empty_like(dv_da)
+            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, dv_da.dtype.type(2.0 / batch), grad_a)  # d||v_j - v_hat_j||^2 / da_j
+            self._target_distance[j] += distance / batch
             grads[j] = (trace.input_of(j).T @ grad_a, grad_a.sum(axis=0))
         self._forward_batches += 1
         return grads, trace
@@ -217,6 +219,15 @@ class TargetProp(Method):
         return np.array(angles)
 
     # ------------------------------------------------------------------ epochs and schedules
+
+    def flops_per_batch(self, net, batch):
+        """Inverse step: the layers below the top one, then f_j, g_j and g_j's gradient for each
+        inverse. Forward step: a forward pass, dL/dt(h_top), g_j on 2 batch rows (g(v_hat), g(v))
+        for each inverse, and every layer's weight gradient."""
+        inverses = range(1, self.top + 1)
+        inverse = gemm_flops(net, batch, range(self.top)) + 3 * gemm_flops(net, batch, inverses)
+        forward = 2 * gemm_flops(net, batch) + gemm_flops(net, batch, [self.top + 1]) + 2 * gemm_flops(net, batch, inverses)
+        return inverse + forward
 
     def start_epoch(self, net, epoch):
         self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau)
@@ -268,3 +279,9 @@ def _chunks(iterable, size):
     iterator = iter(iterable)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
+
+
+def local_target_gradient_reference(v, v_hat, dv_da, scale):
+    """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, sum of row norms of v - v_hat)."""
+    diff = v - v_hat
+    return scale * diff * dv_da, float(np.sqrt((diff * diff).sum(axis=1)).sum())

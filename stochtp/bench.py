@@ -1,0 +1,268 @@
+"""`stochtp bench`: how fast each method trains, against the machine's own limit (design section 13).
+
+One run measures, on this machine and in this order:
+  (a) the float32 GEMM rate of the BLAS in use at the shapes the presets train with: for each
+      layer, the three products of a mini-batch (x @ W, x.T @ grad, grad @ W.T); a preset's
+      limit is its products' FLOPs over their time (the practical limit for dense networks);
+  (b) sampling-kernel throughput against NumPy (`stochtp.kernels` vs `np.random.Generator`);
+  (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
+      network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
+      whole epoch (labelled so), with the FLOPs an epoch needs (`Method.flops_per_batch`), the
+      achieved GFLOP/s and its fraction of (a);
+  (d) the peak resident memory of a one-epoch `paper-stochastic-dtp` run, in a child process;
+  (e) optionally, the PyTorch peer script's DTP and ST epochs (`--peer`), for the ratio.
+Timings are best-of-`repeat` wall times; the machines are shared, so compare ratios taken in
+one run rather than absolute numbers.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from . import config as config_module
+from . import data, train
+from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
+
+PRESETS = [
+    "paper-stochastic-dtp",
+    "paper-stochastic-st",
+    "paper-stochastic-reinforce",
+    "paper-stochastic-disarm",
+    "paper-discrete-dtp",
+    "paper-discrete-bp",
+    "paper-discrete-bp-cont",
+    "paper-deep-tanh-dtp",
+    "paper-deep-tanh-tp",
+    "paper-deep-tanh-bp",
+]
+EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
+PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
+SEED = 12345
+
+
+def best_seconds(functions, repeat):
+    """Minimum wall time of each function over `repeat` rounds, after one untimed warm-up call each.
+
+    The functions alternate within a round, so background load affects them alike.
+    """
+    for function in functions:
+        function()
+    best = [float("inf")] * len(functions)
+    for _ in range(repeat):
+        for index, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
+
+
+# ---------------------------------------------------------------------- (a) GEMM rate
+
+
+def layer_shapes(config):
+    """(batch, n_in, n_out) of every layer of the config's network."""
+    net = train.build_network(config)
+    return [(config.batch_size, layer.n_in, layer.n_out) for layer in net.layers]
+
+
+def gemm_seconds(shape, repeat):
+    """Best time of a mini-batch's three float32 products of one layer: x @ W, x.T @ grad, grad @ W.T."""
+    batch, n_in, n_out = shape
+    rng = np.random.default_rng(0)
+    x, W, grad = (rng.random(s, dtype=np.float32) for s in ((batch, n_in), (n_in, n_out), (batch, n_out)))
+    products = [lambda: x @ W, lambda: x.T @ grad, lambda: grad @ W.T]
+    return sum(best_seconds(products, repeat))
+
+
+def gemm_limit(shapes, times):
+    """GFLOP/s of the BLAS on a list of layer shapes: their products' FLOPs over their measured time."""
+    flops = sum(3 * 2 * b * n_in * n_out for b, n_in, n_out in shapes)
+    return flops / sum(times[shape] for shape in shapes) / 1e9
+
+
+# ---------------------------------------------------------------------- (b) kernels
+
+
+def kernel_comparisons(n):
+    """(kernel, peer name, stochtp call, peer call) for every benchmarked kernel on n float32 values."""
+    inputs = np.random.default_rng(0)
+    p = inputs.random(n, dtype=np.float32)
+    a = inputs.standard_normal(n, dtype=np.float32)
+    rng = np.random.default_rng(SEED)
+
+    def numpy_sigmoid_bernoulli():
+        probability = 1 / (1 + np.exp(-a))
+        return probability, probability > rng.random(n, dtype=np.float32)
+
+    rows = [
+        ("bernoulli", "numpy rng.random < p", lambda: bernoulli(p, SEED), lambda: rng.random(n, dtype=np.float32) < p),
+        ("uniform", "numpy rng.random", lambda: uniform(n, SEED), lambda: rng.random(n, dtype=np.float32)),
+        ("normal", "numpy rng.standard_normal", lambda: normal(n, SEED), lambda: rng.standard_normal(n, dtype=np.float32)),
+        ("sigmoid_bernoulli", "numpy sigmoid, rng.random", lambda: sigmoid_bernoulli(a, SEED), numpy_sigmoid_bernoulli),
+    ]
+    try:
+        import torch
+    except ImportError:
+        return rows
+    torch.set_num_threads(numba.get_num_threads())
+    p_tensor = torch.from_numpy(p)
+    generator = torch.Generator().manual_seed(SEED)
+    rows.append(("bernoulli", "torch.bernoulli", lambda: bernoulli(p, SEED), lambda: torch.bernoulli(p_tensor, generator=generator)))
+    return rows
+
+
+def kernel_throughput(n=10_000_000, repeat=7):
+    """One dict per (kernel, peer): seconds of each side, speed-up = peer / stochtp, values per second."""
+    rows = []
+    for kernel, peer, stochtp_call, peer_call in kernel_comparisons(n):
+        stochtp_s, peer_s = best_seconds([stochtp_call, peer_call], repeat)
+        rows.append({
+            "kernel": kernel, "peer": peer, "n": n, "threads": numba.get_num_threads(),
+            "stochtp_s": stochtp_s, "peer_s": peer_s, "speedup": peer_s / stochtp_s,
+            "stochtp_values_per_s": n / stochtp_s, "peer_values_per_s": n / peer_s,
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------- (c) epochs
+
+
+def bench_configs(names=None):
+    """name -> Config of every benchmarked preset (and ARM), or of the named ones."""
+    table = {name: (name, []) for name in PRESETS}
+    table.update(EXTRA_ESTIMATORS)
+    chosen = list(table) if not names else names
+    unknown = [name for name in chosen if name not in table]
+    if unknown:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(table)}")
+    configs = {}
+    for name in chosen:
+        preset, overrides = table[name]
+        configs[name] = config_module.load(preset=preset, overrides=overrides)
+    return configs
+
+
+def epoch_seconds(config, dataset, batches, repeat):
+    """(seconds per full training epoch extrapolated from `batches` mini-batches, mini-batches per epoch, FLOPs per epoch)."""
+    net, method = train.build_network(config), train.build_method(config)
+    method.bind(net, config.seed)
+    per_epoch = len(dataset.train) // config.batch_size
+    timed = min(batches, per_epoch)
+
+    def epoch(number, limit):
+        method.train_epoch(net, train.Batches(dataset.train, number, config.seed, config.batch_size, net.dtype, limit=limit), config.seed, number)
+
+    epoch(1, 2)  # compiles and warms up
+    best = min(_timed(lambda r=r: epoch(2 + r, timed)) for r in range(repeat))
+    return best * per_epoch / timed, per_epoch, method.flops_per_batch(net, config.batch_size) * per_epoch
+
+
+def _timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------- (d) memory, (e) peer
+
+
+def peak_memory_mb(preset, data_dir, threads):
+    """Peak resident memory (MB) of `stochtp run --preset preset --epochs 1` in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "stochtp", "run", "--preset", preset, "--epochs", "1", "--quiet",
+                   "--out", os.path.join(tmp, "bench.h5"), "--threads", str(threads)]
+        if data_dir:
+            command += ["--data-dir", str(data_dir)]
+        code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code, *command], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def peer_epochs(script, python, threads):
+    """The PyTorch peer's {"dtp_epoch_s": .., "st_epoch_s": ..} (best of its 2 epochs each)."""
+    out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- the whole run
+
+
+def run(names=None, batches=200, repeat=3, kernel_n=10_000_000, data_dir=None, peer=None, peer_python=None, memory=True, progress=print):
+    """Every measurement of the module docstring, as one JSON-ready dict."""
+    configs = bench_configs(names)
+    threads = numba.get_num_threads()
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": threads,
+                    "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"]},
+        "settings": {"batches": batches, "repeat": repeat, "kernel_n": kernel_n},
+    }
+    progress("GEMM rate at the presets' shapes ...")
+    shapes = {name: layer_shapes(config) for name, config in configs.items()}
+    times = {shape: gemm_seconds(shape, max(repeat, 5) * 20) for shape in sorted({s for v in shapes.values() for s in v})}
+    report["gemm"] = [{"batch": b, "n_in": i, "n_out": o, "gflops": 6 * b * i * o / t / 1e9} for (b, i, o), t in times.items()]
+    progress("sampling kernels ...")
+    report["kernels"] = kernel_throughput(kernel_n, repeat=max(repeat, 5))
+    datasets = {}
+    report["epochs"] = []
+    for name, config in configs.items():
+        progress(f"epoch of {name} ...")
+        key = (config.dataset, tuple(sorted(config.data.items())))
+        if key not in datasets:
+            datasets[key] = data.load(config.dataset, data_dir, **config.data)
+        seconds, per_epoch, flops = epoch_seconds(config, datasets[key], batches, repeat)
+        limit = gemm_limit(shapes[name], times)
+        report["epochs"].append({
+            "name": name, "method": config.method["name"], "network": config.network,
+            "s_per_epoch": seconds, "extrapolated_from_batches": min(batches, per_epoch), "batches_per_epoch": per_epoch,
+            "gflop_per_epoch": flops / 1e9, "gflops": flops / seconds / 1e9, "gemm_limit_gflops": limit,
+            "fraction_of_limit": flops / seconds / 1e9 / limit,
+        })
+    if memory:
+        progress("peak memory of a one-epoch paper-stochastic-dtp run ...")
+        report["memory"] = {"preset": "paper-stochastic-dtp", "epochs": 1, "peak_rss_mb": peak_memory_mb("paper-stochastic-dtp", data_dir, threads)}
+    if peer:
+        progress("PyTorch peer ...")
+        measured = peer_epochs(peer, peer_python or sys.executable, threads)
+        report["peer"] = {"script": str(peer), **measured}
+        for row in report["epochs"]:
+            if row["name"] in PEER_PRESETS and PEER_PRESETS[row["name"]] in measured:
+                row["peer_s_per_epoch"] = measured[PEER_PRESETS[row["name"]]]
+                row["speedup_vs_peer"] = row["peer_s_per_epoch"] / row["s_per_epoch"]
+    return report
+
+
+def format_report(report, parts="abcde"):
+    """The report as text tables: `parts` picks the sections (a) .. (e) present in it."""
+    sections = [f"machine: {report['machine']['processor']}, {report['machine']['threads']} thread(s), BLAS {', '.join(report['machine']['blas'])}"] if report.get("machine") else []
+    if "a" in parts and "gemm" in report:
+        lines = ["(a) float32 GEMM rate, a mini-batch's three products per layer shape"]
+        lines += [f"  {row['batch']:>4} x {row['n_in']:>4} x {row['n_out']:>4}   {row['gflops']:7.1f} GFLOP/s" for row in report["gemm"]]
+        sections.append("\n".join(lines))
+    if "b" in parts and "kernels" in report:
+        lines = ["(b) sampling kernels (best of calls on n values)", f"  {'kernel':<18} {'peer':<27} {'n':>9} {'stochtp s':>10} {'peer s':>10} {'speed-up':>9}"]
+        lines += [f"  {row['kernel']:<18} {row['peer']:<27} {row['n']:>9} {row['stochtp_s']:>10.4f} {row['peer_s']:>10.4f} {row['speedup']:>9.2f}" for row in report["kernels"]]
+        sections.append("\n".join(lines))
+    if "c" in parts and report.get("epochs"):
+        timed = report["epochs"][0]["extrapolated_from_batches"]
+        lines = [f"(c) seconds per training epoch, extrapolated from the first {timed} mini-batches (best of {report['settings']['repeat']})",
+                 f"  {'preset':<28} {'s/epoch':>8} {'GFLOP/ep':>9} {'GFLOP/s':>8} {'limit':>7} {'of limit':>9} {'peer s':>7} {'vs peer':>8}"]
+        for row in report["epochs"]:
+            peer = f"{row['peer_s_per_epoch']:>7.2f} {row['speedup_vs_peer']:>7.2f}x" if "peer_s_per_epoch" in row else ""
+            lines.append(f"  {row['name']:<28} {row['s_per_epoch']:>8.3f} {row['gflop_per_epoch']:>9.1f} {row['gflops']:>8.1f} "
+                         f"{row['gemm_limit_gflops']:>7.1f} {100 * row['fraction_of_limit']:>8.0f}% {peer}".rstrip())
+        sections.append("\n".join(lines))
+    if "d" in parts and "memory" in report:
+        memory = report["memory"]
+        sections.append(f"(d) peak resident memory of a {memory['epochs']}-epoch {memory['preset']} run: {memory['peak_rss_mb']:.0f} MB")
+    if "e" in parts and "peer" in report:
+        peer = report["peer"]
+        sections.append(f"(e) PyTorch peer ({peer['script']}): DTP {peer.get('dtp_epoch_s', float('nan')):.2f} s/epoch, ST {peer.get('st_epoch_s', float('nan')):.2f} s/epoch")
+    return "\n\n".join(sections)

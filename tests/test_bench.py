@@ -1,0 +1,55 @@
+"""`stochtp bench` and the FLOP counts it divides by (speed is measured there, never asserted here)."""
+import json
+
+import numpy as np
+import pytest
+
+from stochtp import Network, bench, methods
+from stochtp.cli import main
+
+
+def flops(name, spec, batch=10, **options):
+    net = Network.from_spec(spec, seed=0, dtype=np.float64)
+    method = methods.get(name, **options)
+    method.bind(net, 0)
+    return method.flops_per_batch(net, batch)
+
+
+def test_flop_counts_of_the_methods_by_hand():
+    """784-200b-200b-10s with B rows: products of 784x200, 200x200, 200x10 (2 B n_in n_out each)."""
+    B = 10
+    a, b, c = 2 * B * 784 * 200, 2 * B * 200 * 200, 2 * B * 200 * 10
+    spec = "784-200b-200b-10s"
+    assert flops("st", spec) == (a + b + c) + (a + b + c) + (b + c)  # forward; weight gradients; gradients into layers 1, 2
+    assert flops("reinforce", spec, samples=4) == 4 * flops("st", spec)
+    assert flops("arm", spec) == flops("st", spec) + 2 * ((b + c) + c)  # two passes above each stochastic layer
+    inverse = a + 3 * b  # layer 0, then f_1, g_1 and g_1's gradient
+    forward = 2 * (a + b + c) + c + 2 * b  # forward, weight gradients, dL/dh_1, g_1 on 2B rows
+    assert flops("dtp", spec) == inverse + forward
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--batches", "0"], "--batches must be positive"),
+    (["bench", "no-such-preset", "--no-memory"], "unknown benchmark no-such-preset"),
+    (["bench", "--peer", "/no/such/peer.py"], "no such file"),
+])
+def test_bad_bench_arguments_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.mnist
+def test_bench_reports_every_measurement_as_json(mnist_dir, capsys):
+    argv = ["bench", "paper-stochastic-st", "--batches", "3", "--repeat", "1", "--kernel-n", "10000", "--no-memory",
+            "--data-dir", str(mnist_dir), "--json", "--threads", "1"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {row["kernel"] for row in report["kernels"]} >= {"bernoulli", "normal", "sigmoid_bernoulli", "uniform"}
+    assert {(row["batch"], row["n_in"], row["n_out"]) for row in report["gemm"]} == {(100, 784, 200), (100, 200, 200), (100, 200, 10)}
+    (epoch,) = report["epochs"]
+    assert epoch["name"] == "paper-stochastic-st" and epoch["extrapolated_from_batches"] == 3 and epoch["batches_per_epoch"] == 500
+    assert epoch["gflop_per_epoch"] == pytest.approx(500 * flops("st", "784-200b-200b-10s", batch=100) / 1e9)
+    assert epoch["gflops"] == pytest.approx(epoch["gflop_per_epoch"] / epoch["s_per_epoch"])
+    assert epoch["fraction_of_limit"] == pytest.approx(epoch["gflops"] / epoch["gemm_limit_gflops"])
+    assert bench.format_report(report).count("paper-stochastic-st") == 1
