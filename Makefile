@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/bench_kernels.py
+	$(BIN)/stochtp bench
 
 clean:
 	rm -rf $(VENV) results

@@ -132,6 +132,7 @@ class Network:
         self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
         self.name = name
         self.slope = float(slope)
+        self._prefetched = {}
 
     @classmethod
     def from_spec(cls, spec, seed=0, init="glorot", dtype=np.float32, input_noise=0.0):
@@ -183,9 +184,22 @@ class Network:
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
-            noise = kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype)
-            x = x + self.dtype.type(self.input_noise) * noise
+            noise = self._prefetched.pop((seed, stream), None) if isinstance(stream, int) else None
+            if noise is None or noise.shape != x.shape:
+                noise = kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype)
+            noise *= self.dtype.type(self.input_noise)
+            noise += x  # x + input_noise * N(0, 1)
+            x = noise
         return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
+
+    def prefetch_input_noise(self, streams, shape, seed):
+        """Draw the training input noise of the mini-batches of `streams` (each of `shape`) in one
+        parallel kernel call, for `forward` to use (the same numbers it would draw, consumed once).
+        Replaces whatever an earlier call left unused."""
+        self._prefetched = {}
+        if self.input_noise > 0 and streams:
+            noise = kernels.normal((len(streams) * shape[0], *shape[1:]), seed, kernels.derive(streams, "input-noise"), dtype=self.dtype)
+            self._prefetched = {(seed, stream): block for stream, block in zip(streams, np.split(noise, len(streams)))}
 
     def continue_forward(self, trace, start, stop, seed, stream):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to

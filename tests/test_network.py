@@ -120,3 +120,15 @@ def test_stacked_mini_batches_with_a_stream_each_get_what_each_gets_alone():
         np.testing.assert_allclose(stacked.p[i], np.concatenate([t.p[i] for t in alone]), rtol=1e-12)
     for i in range(2):  # the Bernoulli samples
         np.testing.assert_array_equal(stacked.h[i], np.concatenate([t.h[i] for t in alone]))
+
+
+def test_prefetched_input_noise_is_the_noise_forward_draws_and_is_used_once():
+    net = Network.from_spec("7-5b-3s", seed=2, input_noise=0.3)
+    x = np.random.default_rng(1).random((6, 7)).astype(np.float32)
+    drawn = net.forward(x, 5, 21).x
+    net.prefetch_input_noise([20, 21, 22], x.shape, 5)
+    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)
+    assert (5, 21) not in net._prefetched and len(net._prefetched) == 2
+    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # drawn again once consumed
+    net.prefetch_input_noise([21], x.shape, 6)
+    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's noise is not taken for seed 5

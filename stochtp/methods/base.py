@@ -12,6 +12,7 @@ optimisers, and trains a network one epoch at a time:
 estimate of the gradient of the mini-batch mean loss, as per-layer `(dW, db)` pairs.
 """
 import abc
+import itertools
 import math
 
 import numpy as np
@@ -30,6 +31,7 @@ class Method(abc.ABC):
     name = ""
     OPTIONS = {}
     needs_stochastic = False
+    prefetches_input_noise = True  # False where the forward pass does not take the mini-batch as it comes
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))
@@ -62,6 +64,8 @@ class Method(abc.ABC):
     def train_epoch(self, net, batches, seed, epoch):
         """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
         self.start_epoch(net, epoch)
+        if self.prefetches_input_noise:
+            batches = with_input_noise(net, batches, seed)
         return epoch_stats(self.step(net, x, y, seed, stream) for stream, x, y in batches)
 
     def flops_per_batch(self, net, batch):
@@ -106,6 +110,25 @@ def _check_option(method, key, value, default):
         ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
     if not ok:
         raise ConfigError(f"method {method!r}: option {key!r} must be {kind}, got {value!r}")
+
+
+NOISE_CHUNK = 50  # mini-batches whose input noise is drawn in one parallel call
+
+
+def with_input_noise(net, batches, seed):
+    """`batches` unchanged, with the training input noise of each chunk of NOISE_CHUNK mini-batches
+    drawn ahead in one parallel kernel call (`Network.prefetch_input_noise`): one serial call per
+    mini-batch keeps one core busy while the other waits."""
+    for chunk in chunks(batches, NOISE_CHUNK):
+        net.prefetch_input_noise([stream for stream, _, _ in chunk], chunk[0][1].shape, seed)
+        yield from chunk
+
+
+def chunks(iterable, size):
+    """Successive lists of `size` items (the last may be shorter)."""
+    iterator = iter(iterable)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def batch_stats(net, trace, y):

@@ -56,6 +56,7 @@ class Reinforce(GradientMethod):
     """Score-function gradient of the mini-batch mean expected loss, with a baseline."""
 
     name = "reinforce"
+    prefetches_input_noise = False  # its forward pass takes `samples` copies of the mini-batch
     needs_stochastic = True
     OPTIONS = {**GradientMethod.OPTIONS, "baseline": "none", "samples": 1, "ema_decay": 0.99}
 

@@ -21,7 +21,6 @@ Schedules: `alternating` (the reference: per epoch, all inverse steps, then all 
 steps) or `parallel` (per mini-batch: inverse step, then forward step).
 Losses are summed over units and averaged over the mini-batch (section 3).
 """
-import itertools
 import math
 
 import numpy as np
@@ -32,7 +31,7 @@ from ..kernels.fused import local_target_gradient
 from ..network import init_weights
 from ..optim import make as make_optimiser
 from .backprop import backward
-from .base import Method, batch_stats, epoch_stats, gemm_flops
+from .base import Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
 
 INVERSE_CHUNK = 50  # mini-batches whose inverse-training inputs are computed together
 
@@ -144,7 +143,7 @@ class TargetProp(Method):
         """The alternating schedule's inverse phase: a step per mini-batch, inputs computed a chunk at a time."""
         if not self.V:
             return
-        for chunk in _chunks(batches, INVERSE_CHUNK):
+        for chunk in chunks(batches, INVERSE_CHUNK):
             streams = [kernels.stream_id(stream, "inverse-phase") for stream, _, _ in chunk]
             sizes = np.cumsum([0] + [len(x) for _, x, _ in chunk])
             pairs = self.inverse_inputs(net, np.concatenate([x for _, x, _ in chunk]), seed, streams)
@@ -243,7 +242,7 @@ class TargetProp(Method):
             return super().train_epoch(net, batches, seed, epoch)
         self.start_epoch(net, epoch)
         self.inverse_phase(net, batches, seed)
-        return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in batches)
+        return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in with_input_noise(net, batches, seed))
 
     def _reset_diagnostics(self, n_layers, net):
         self._inverse_error = np.zeros(n_layers)
@@ -272,13 +271,6 @@ class PlainTargetProp(TargetProp):
 
     name = "tp"
     difference = False
-
-
-def _chunks(iterable, size):
-    """Successive lists of `size` items (the last may be shorter)."""
-    iterator = iter(iterable)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def local_target_gradient_reference(v, v_hat, dv_da, scale):
