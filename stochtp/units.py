@@ -8,6 +8,7 @@ the next layer (`identity`, or `sign` for the discrete network of the paper).
 import numpy as np
 
 from . import kernels
+from .kernels import fused
 from .errors import ConfigError
 
 UNIT_LETTERS = {
@@ -36,6 +37,22 @@ def check_unit(unit):
     return unit
 
 
+def tanh(a):
+    """tanh(a) by the fused kernel (a vectorised polynomial in float32, libm in float64)."""
+    a = np.ascontiguousarray(a)
+    out = np.empty_like(a)
+    fused.tanh(a.reshape(-1), out.reshape(-1))
+    return out
+
+
+def sign(h):
+    """+1 where h > 0, else -1, in h's dtype (float64 for non-float h)."""
+    h = np.ascontiguousarray(h, dtype=h.dtype if h.dtype.kind == "f" else np.float64)
+    out = np.empty_like(h)
+    fused.sign(h.reshape(-1), out.reshape(-1))
+    return out
+
+
 def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
@@ -54,13 +71,13 @@ def activate(unit, a, seed=0, stream=0, slope=1.0):
     if unit == "identity":
         h = a
     elif unit == "tanh":
-        h = np.tanh(a)
+        h = tanh(a)
     elif unit == "sigmoid":
         h = sigmoid(a)
     elif unit == "relu":
         h = np.maximum(a, 0)
     elif unit == "sign":
-        h = np.where(a > 0, 1, -1).astype(a.dtype)
+        h = sign(a)
     elif unit == "step":
         h = (a > 0).astype(a.dtype)
     elif unit == "softmax":
@@ -75,7 +92,7 @@ def transmit(transmission, h):
     if transmission == "identity":
         return h
     if transmission == "sign":
-        return np.where(h > 0, 1, -1).astype(h.dtype)
+        return sign(h)
     raise ConfigError(f"unknown transmission {transmission!r}; known: {', '.join(TRANSMISSIONS)}")
 
 

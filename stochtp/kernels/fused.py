@@ -5,6 +5,11 @@ NumPy temporaries. Each has a NumPy reference in the module that uses it, and a 
 import math
 
 import numba
+import numpy as np
+
+from .sampling import expm1_small_f32
+
+_TANH_SATURATION = np.float32(9.0)  # tanh(9) rounds to 1 in float32
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -40,3 +45,26 @@ def local_target_gradient(v, v_hat, dv_da, scale, grad_a):
             grad_a[row, k] = scale * diff * dv_da[row, k]
         distance += math.sqrt(squares)
     return distance
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def tanh(z, out):
+    """out = tanh(z) on flat arrays. float32: m / (m + 2) with m = expm1(2|z|), the sign restored
+    (relative error below 1e-6, vectorised); float64: libm."""
+    if z.itemsize == 8:
+        for i in range(z.size):
+            out[i] = math.tanh(z[i])
+        return
+    two = np.float32(2.0)
+    for i in range(z.size):
+        x = z[i]
+        m = expm1_small_f32(two * min(abs(x), _TANH_SATURATION))
+        t = m / (m + two)
+        out[i] = x if x != x else (t if x > 0 else -t)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sign(h, out):
+    """out = +1 where h > 0, else -1 (sign(0) = -1, design section 3), on flat arrays."""
+    for i in range(h.size):
+        out[i] = 1.0 if h[i] > 0 else -1.0

@@ -52,6 +52,7 @@ _EXP_OVERFLOW_F32 = np.float32(88.72)
 _ROUNDER_F32 = np.float32(1.5 * 2**23)
 _EXP_TERMS = tuple(np.float32(1.0 / k) for k in (7, 6, 5, 4, 3, 2))  # Taylor to degree 7 in nested form
 _POW2_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for k in (64, 32, 16, 8, 4, 2, 1))
+_POW2_UP_STEPS = tuple((np.float32(2.0**k), np.float32(k)) for k in (16, 8, 4, 2, 1))
 _HALF_PI_OVER_2_22 = np.float32(math.pi / 2 / 2**22)
 # Taylor terms in nested form: sin t = t (1 - t^2/(2*3) (1 - t^2/(4*5) (...))), likewise cos from 1*2.
 _SIN3, _SIN5, _SIN7, _SIN9, _SIN11 = (np.float32(1.0 / ((d - 1) * d)) for d in (3, 5, 7, 9, 11))
@@ -118,22 +119,49 @@ def _radius_f32(word):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _exp_f32(x):
-    """exp(x) in float32, branch-free: x = n ln 2 + r with |r| <= ln 2 / 2, e^r by Taylor to r^7,
-    times 2^n applied as products by 2^(+-k), k = 64 .. 1 (|n| <= 128 after clamping)."""
-    clamped = min(max(x, -_EXP_OVERFLOW_F32), _EXP_OVERFLOW_F32)
-    n = (clamped * _LOG2E_F32 + _ROUNDER_F32) - _ROUNDER_F32  # round to nearest: the sum's ulp is 1
-    r = (clamped - n * _LN2_HI_F32) - n * _LN2_LO_F32
+def _exp_reduced_f32(x):
+    """(n, e^r - 1) with x = n ln 2 + r, n = round(x / ln 2), |r| <= ln 2 / 2, branch-free;
+    e^r - 1 = r (1 + r/2 (1 + r/3 ...)) to r^7."""
+    n = (x * _LOG2E_F32 + _ROUNDER_F32) - _ROUNDER_F32  # round to nearest: the sum's ulp is 1
+    r = (x - n * _LN2_HI_F32) - n * _LN2_LO_F32
     series = _ONE_F32
     for inverse in _EXP_TERMS:
         series = _ONE_F32 + r * inverse * series
-    value = _ONE_F32 + r * series
+    return n, r * series
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _exp_split_f32(x):
+    """(2^n, e^r - 1) with exp(x) = 2^n e^r, x clamped to +-88.72; 2^n as products by 2^(+-k), k = 64 .. 1."""
+    n, em1 = _exp_reduced_f32(min(max(x, -_EXP_OVERFLOW_F32), _EXP_OVERFLOW_F32))
+    scale = _ONE_F32
     remaining = abs(n)
     for up, down, k in _POW2_STEPS:
         take = remaining >= k
-        value = value * (up if n > 0 else down) if take else value
+        scale = scale * (up if n > 0 else down) if take else scale
         remaining = remaining - k if take else remaining
-    return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else value
+    return scale, em1
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _exp_f32(x):
+    """exp(x) in float32 (relative error below 3e-7); infinite above 88.72 as libm's."""
+    scale, em1 = _exp_split_f32(x)
+    return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else (_ONE_F32 + em1) * scale
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def expm1_small_f32(x):
+    """exp(x) - 1 in float32 for 0 <= x <= 18, without cancellation near 0 (2^n - 1 is exact);
+    2^n for 0 <= n <= 26 as products by 2^k, k = 16 .. 1."""
+    n, em1 = _exp_reduced_f32(x)
+    scale = _ONE_F32
+    remaining = n
+    for up, k in _POW2_UP_STEPS:
+        take = remaining >= k
+        scale = scale * up if take else scale
+        remaining = remaining - k if take else remaining
+    return (scale - _ONE_F32) + scale * em1
 
 
 @numba.njit(inline="always", cache=True, nogil=True)

@@ -96,7 +96,7 @@ class TargetProp(Method):
     def g(self, j, v):
         """g_j(v) = tanh(t(v) @ V_j + c_j): layer j's space back to layer j-1's."""
         z = units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j]
-        return np.tanh(z) if self.options["inverse_unit"] == "tanh" else z
+        return units.tanh(z) if self.options["inverse_unit"] == "tanh" else z
 
     def inverse_inputs(self, net, x, seed, streams):
         """Per inverse j: (h_tilde, f_j(h_tilde)), the corrupted layer-(j-1) value and layer j's answer
