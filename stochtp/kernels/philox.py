@@ -53,34 +53,20 @@ def philox4x32_reference(counters, key):
     return c.T.astype(np.uint32)
 
 
-LANES = 32  # Philox blocks computed side by side, so that LLVM vectorises the rounds (vpmuludq)
+LANES = 32  # Philox blocks computed side by side, so that LLVM vectorises across them (vpmuludq)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def philox4x32_lanes(first_block, key0, key1, stream0, stream1, words, c0, c1, c2, c3):
+def philox4x32_lanes(first_block, key0, key1, stream0, stream1, words):
     """Blocks first_block .. first_block+LANES-1 of a stream into `words` (4*LANES uint32) in position
-    order: words[4 l + k] = word k of block first_block + l. c0..c3 are LANES-long uint32 scratch."""
+    order: words[4 l + k] = word k of block first_block + l.
+
+    The lane loop is outermost and the ten rounds inside it, so that the vectorised lanes keep
+    their state in registers through all rounds."""
     for lane in range(LANES):
         block = np.uint64(first_block + lane)
-        c0[lane] = np.uint32(block & _MASK32)
-        c1[lane] = np.uint32(block >> _SHIFT32)
-        c2[lane] = np.uint32(stream0)
-        c3[lane] = np.uint32(stream1)
-    k0, k1 = key0, key1
-    for _ in range(10):
-        for lane in range(LANES):
-            p0 = _M0 * np.uint64(c0[lane])
-            p1 = _M1 * np.uint64(c2[lane])
-            hi1 = np.uint32(p1 >> _SHIFT32) ^ c1[lane] ^ np.uint32(k0)
-            hi0 = np.uint32(p0 >> _SHIFT32) ^ c3[lane] ^ np.uint32(k1)
-            c1[lane] = np.uint32(p1 & _MASK32)
-            c3[lane] = np.uint32(p0 & _MASK32)
-            c0[lane] = hi1
-            c2[lane] = hi0
-        k0 = (k0 + _W0) & _MASK32
-        k1 = (k1 + _W1) & _MASK32
-    for lane in range(LANES):
-        words[4 * lane] = c0[lane]
-        words[4 * lane + 1] = c1[lane]
-        words[4 * lane + 2] = c2[lane]
-        words[4 * lane + 3] = c3[lane]
+        c0, c1, c2, c3 = philox4x32(block & _MASK32, block >> _SHIFT32, stream0, stream1, key0, key1)
+        words[4 * lane] = np.uint32(c0)
+        words[4 * lane + 1] = np.uint32(c1)
+        words[4 * lane + 2] = np.uint32(c2)
+        words[4 * lane + 3] = np.uint32(c3)

@@ -61,8 +61,7 @@ _COS2, _COS4, _COS6, _COS8, _COS10, _COS12 = (np.float32(1.0 / ((d - 1) * d)) fo
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _scratch():
-    return (np.empty(GROUP, np.uint32), np.empty(LANES, np.uint32), np.empty(LANES, np.uint32),
-            np.empty(LANES, np.uint32), np.empty(LANES, np.uint32))
+    return np.empty(GROUP, np.uint32)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -218,19 +217,19 @@ def _values_per_group(out):
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
-    words, c0, c1, c2, c3 = _scratch()
+    words = _scratch()
     for g in range(first, stop):
-        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
+        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         _uniform_from_words(words, out, g * _values_per_group(out))
     return False
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _normal_groups(first, stop, out, key0, key1, stream0, stream1):
-    words, c0, c1, c2, c3 = _scratch()
+    words = _scratch()
     buffer = np.empty(GROUP, out.dtype)
     for g in range(first, stop):
-        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
+        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         _normal_from_words(words, out, g * _values_per_group(out), buffer)
     return False
 
@@ -238,10 +237,10 @@ def _normal_groups(first, stop, out, key0, key1, stream0, stream1):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
     """out = 1[u < p] on groups first..stop-1; True if one of their p is NaN."""
-    words, c0, c1, c2, c3 = _scratch()
+    words = _scratch()
     nan = False
     for g in range(first, stop):
-        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
+        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         base = g * GROUP
         for i in range(min(GROUP, p.size - base)):
             prob = p[base + i]
@@ -253,11 +252,11 @@ def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _sigmoid_bernoulli_groups(first, stop, a, p_out, h_out, key0, key1, stream0, stream1):
     """p = sigmoid(a), h = 1[u < p] on groups first..stop-1; True if one of their a is NaN."""
-    words, c0, c1, c2, c3 = _scratch()
+    words = _scratch()
     nan = False
     single = a.itemsize == 4
     for g in range(first, stop):
-        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words, c0, c1, c2, c3)
+        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         base = g * GROUP
         for i in range(min(GROUP, a.size - base)):
             prob = _sigmoid(a[base + i], single)
