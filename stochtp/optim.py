@@ -252,13 +252,19 @@ class CentredRMSprop(Optimiser):
         self.decay = _fraction("decay", decay)
         self.eps = _positive_finite("eps", eps)
         self.momentum = _fraction("momentum", momentum)
+        self._flat = {  # flat views of the parameters and buffers the fused kernel can take, made once
+            id(param): tuple(a.reshape(-1) for a in (param, state["mean"], state["mean_square"], state["increment"]))
+            for param, state in zip(self.params, self._state)
+            if param.flags.c_contiguous
+        }
 
     def _update(self, param, grad, state, scratch):
-        arrays = (param, grad, state["mean"], state["mean_square"], state["increment"])
-        if all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+        flat = self._flat.get(id(param))
+        if flat is not None and grad.flags.c_contiguous and grad.dtype == param.dtype:
             dtype = param.dtype.type
-            flat = [a.reshape(-1) for a in arrays]
-            centred_rmsprop_step(*flat, dtype(self.lr), dtype(self.decay), dtype(1 - self.decay), dtype(self.eps), dtype(self.momentum))
+            theta, mean, mean_square, increment = flat
+            centred_rmsprop_step(theta, grad.reshape(-1), mean, mean_square, increment,
+                                 dtype(self.lr), dtype(self.decay), dtype(1 - self.decay), dtype(self.eps), dtype(self.momentum))
         else:
             self.reference_update(param, grad, state, scratch)
 
