@@ -57,6 +57,7 @@ def build_parser():
     report_cmd.add_argument("--by", default="name", help="group by a run attribute or dotted config key (default name; method, method.lr...)")
     report_cmd.add_argument("--metric", help="test metric to report (default test_error_k for stochastic runs, else test_error)")
     report_cmd.add_argument("--format", default="table", choices=report.FORMATS)
+    report_cmd.add_argument("--partial", action="store_true", help="include running and interrupted runs, with the epochs they logged")
     report_cmd.add_argument("--plot", metavar="FILE.png", help="draw learning curves and diagnostics (needs matplotlib)")
     _follow_options(report_cmd)
 
@@ -171,7 +172,7 @@ def _run_line(run):
 def cmd_report(args):
     if args.follow:
         report.follow(args.files, args.interval)
-    summary = report.summarise(args.files, by=args.by, metric=args.metric)
+    summary = report.summarise(args.files, by=args.by, metric=args.metric, partial=args.partial)
     if args.plot:
         report.plot(summary, args.plot)
     print(report.format_report(summary, args.format))

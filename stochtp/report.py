@@ -188,12 +188,14 @@ def load_runs(paths):
     return [run for path in paths for run in results.open(path).runs]
 
 
-def _included_runs(runs, metric):
-    """The completed runs that have `metric` (when one is named), the newest per config hash;
-    and a Counter of why the others were left out."""
+def _included_runs(runs, metric, partial=False):
+    """The completed runs (with `partial`, also the running and interrupted ones, as far as they
+    got) that have `metric` (when one is named), the newest per config hash; and a Counter of
+    why the others were left out."""
     newest, left_out = {}, Counter()
+    accepted = ("completed", "running", "interrupted") if partial else ("completed",)
     for run in runs:
-        if run.status != "completed":
+        if run.status not in accepted or run.num_epochs == 0:
             left_out[run.status or "no status"] += 1
         elif metric is not None and not _has_values(run.metrics, metric):
             left_out[f"without {metric}"] += 1
@@ -206,13 +208,14 @@ def _included_runs(runs, metric):
     return sorted(newest.values(), key=lambda run: run.id), left_out
 
 
-def summarise(paths, by="name", metric=None):
-    """The Report of the completed runs in the results files `paths`, grouped by `by`.
+def summarise(paths, by="name", metric=None, partial=False):
+    """The Report of the completed runs in the results files `paths`, grouped by `by` (with
+    `partial`, unfinished runs count too, with the epochs they logged: the epochs column shows it).
 
     Groups are compared in pairs only when they ran on the same dataset and network with the
     same metric: a comparison across networks says nothing about the methods.
     """
-    included, left_out = _included_runs(load_runs(paths), metric)
+    included, left_out = _included_runs(load_runs(paths), metric, partial)
     values = [run_value(run, by) for run in included]
     if included and all(value is None for value in values):
         raise ConfigError(f"--by {by}: no run has this attribute or config key")

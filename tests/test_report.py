@@ -291,3 +291,19 @@ def test_a_file_is_being_written_while_a_live_writer_holds_it(tmp_path):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     (tmp_path / "r.h5.lock").write_text(finished.stdout)
     assert not results.is_being_written(path)
+
+
+def test_partial_counts_interrupted_runs_as_far_as_they_got(capsys, tmp_path):
+    path = write_runs(tmp_path / "runs.h5", RUNS[1:3])
+    with results.Writer(path) as writer:
+        cfg = {"name": "alpha", "seed": 2, "dataset": "teacher", "network": "8-6b-6b-3s", "method": {"name": "dtp", "lr": 0.1}}
+        run = writer.start_run(name="alpha", method="dtp", dataset="teacher", network="8-6b-6b-3s", seed=2, config=cfg, provenance={})
+        for epoch, (valid, test) in enumerate([(NAN, NAN), (0.10, 0.12)]):
+            run.append({"epoch": epoch + 1, "epoch_time": 1.0, "valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test})
+        run.finish("interrupted")
+    complete = report_output(capsys, path).splitlines()
+    assert re.split(r"\s{2,}", complete[1].strip())[:4] == ["alpha", "test_error_k", "2", "3"] and "left out: 1 failed, 1 interrupted" in complete
+    partial = report_output(capsys, path, "--partial").splitlines()
+    row = re.split(r"\s{2,}", partial[1].strip())
+    assert row[:4] == ["alpha", "test_error_k", "3", "2-3"] and row[4] == "0.1733 ± 0.0503"  # 0.22, 0.18, 0.12: mean 0.52 / 3, std sqrt(0.005067 / 2)
+    assert "left out: 1 failed" in partial
