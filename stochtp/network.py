@@ -210,10 +210,14 @@ class Network:
             self._activate(trace, i, a, seed, stream)
         return trace
 
-    def _activate(self, trace, i, a, seed, stream):
-        """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`."""
+    def _activate(self, trace, i, a, seed, stream, p=None):
+        """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`.
+        `p`: the probabilities of Bernoulli layer i when already known (only the sample is drawn)."""
         layer = self.layers[i]
-        h, p = units.activate(layer.unit, a, seed, kernels.derive(stream, "forward-sample", i), self.slope)
+        if p is None:
+            h, p = units.activate(layer.unit, a, seed, kernels.derive(stream, "forward-sample", i), self.slope)
+        else:
+            h = kernels.bernoulli(p, seed, kernels.derive(stream, "forward-sample", i), dtype=p.dtype)
         trace.a.append(a)
         trace.h.append(h)
         trace.p.append(p)
@@ -240,7 +244,7 @@ class Network:
         """Output averaged over `samples` forward passes in test mode (no input noise).
 
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
-        stochastic one, and its pre-activation, do not depend on the sample: computed once.
+        stochastic one, and its probabilities, do not depend on the sample: computed once.
         """
         n = len(self.layers)
         first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
@@ -251,10 +255,12 @@ class Network:
         a_first = shared.input_of(first) @ self.layers[first].W
         a_first += self.layers[first].b
         total = np.zeros((len(x), self.layers[-1].n_out))
+        p_first = None
         for k in range(samples):
             sample_stream = kernels.stream_id(stream, "test-sample", k)
             trace = Trace(shared.x, list(shared.a), list(shared.h), list(shared.p), list(shared.out))
-            self._activate(trace, first, a_first, seed, sample_stream)
+            self._activate(trace, first, a_first, seed, sample_stream, p_first)
+            p_first = trace.p[first]
             total += self.continue_forward(trace, first + 1, n, seed, sample_stream).output
         return total / samples
 

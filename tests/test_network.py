@@ -132,3 +132,15 @@ def test_prefetched_input_noise_is_the_noise_forward_draws_and_is_used_once():
     np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # drawn again once consumed
     net.prefetch_input_noise([21], x.shape, 6)
     np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's noise is not taken for seed 5
+
+
+def test_k_sample_prediction_is_the_mean_of_k_test_passes():
+    """predict_proba shares the deterministic layers and the first Bernoulli layer's probabilities
+    across its K passes; it must equal the mean of K forward passes on the test-sample streams."""
+    from stochtp import kernels
+
+    net = Network.from_spec("7-5t-6b-4b-3s", seed=3, dtype=np.float64, input_noise=0.3)
+    x = np.random.default_rng(2).random((9, 7))
+    passes = [net.forward(x, 4, kernels.stream_id(8, "test-sample", k), train=False).output for k in range(5)]
+    np.testing.assert_allclose(net.predict_proba(x, 4, 8, samples=5), np.mean(passes, axis=0), rtol=1e-12)
+    assert not np.allclose(passes[0], passes[1])
