@@ -12,7 +12,7 @@ import pytest
 
 from stochtp import config, results, sweep, train
 from stochtp.cli import main
-from stochtp.errors import ConfigError, ResultsError
+from stochtp.errors import ResultsError
 
 TIMING_METRICS = ("wall_time", "epoch_time")
 TIME_ATTRIBUTES = ("started_at", "finished_at")

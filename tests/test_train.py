@@ -1,6 +1,5 @@
 """The training loop (design sections 9, 10 and 15): determinism, crash safety, interruption
 and resume, non-finite values, and what a run records."""
-import math
 import os
 import signal
 import subprocess

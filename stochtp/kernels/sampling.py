@@ -81,13 +81,6 @@ def _groups_of(n_words):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _task_range(task, n_groups):
-    """Groups of parallel task `task`."""
-    start = task * _GROUPS_PER_TASK
-    return start, min(n_groups, start + _GROUPS_PER_TASK)
-
-
-@numba.njit(inline="always", cache=True, nogil=True)
 def _uniform_from_words(words, out, base):
     """One group's uniforms into out[base:]: float32 one word each, float64 two words each."""
     if out.itemsize == 8:
