@@ -30,7 +30,6 @@ from .streams import check_uint64, derive, split64, stream_id  # noqa: E402
 __all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays are sampled on the calling thread (see sampling.py)
 _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
 
 
@@ -79,7 +78,7 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
 
 
 def _driver(size, parallel, serial):
-    return parallel if size >= PARALLEL_MIN_SIZE else serial
+    return parallel if size >= sampling.PARALLEL_MIN_SIZE else serial
 
 
 def _words(seed, stream, shape):

@@ -32,9 +32,11 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
+from .bits import bits_from_float32, float32_from_bits
 from .philox import LANES, philox4x32_lanes
 
 GROUP = 4 * LANES  # 32-bit words per group
+PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays are worked on by the calling thread (see above)
 _GROUPS_PER_TASK = 32
 _TWO_M24 = np.float32(2.0**-24)
 _TWO_M53 = 2.0**-53
@@ -45,17 +47,15 @@ _U5 = np.uint32(5)
 _U6 = np.uint32(6)
 _SQRT2_F32 = np.float32(math.sqrt(2.0))
 _LN2_F32 = np.float32(math.log(2.0))
-_LOG_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for k in (16, 8, 4, 2, 1)) + (
-    (np.float32(2.0), np.float32(math.sqrt(0.5)), np.float32(1.0)),
-)
+_HALF_F32 = np.float32(0.5)
+_I23, _I127 = np.int32(23), np.int32(127)  # float32 exponent: bits 23..30, bias 127
+_MANTISSA, _ONE_BITS = np.int32(0x7FFFFF), np.int32(127 << 23)
 _THIRD, _FIFTH, _SEVENTH, _NINTH = (np.float32(1.0 / d) for d in (3, 5, 7, 9))
 _LOG2E_F32 = np.float32(1.0 / math.log(2.0))
 _LN2_HI_F32, _LN2_LO_F32 = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)  # ln 2 = hi + lo, hi exact
 _EXP_OVERFLOW_F32 = np.float32(88.72)
 _ROUNDER_F32 = np.float32(1.5 * 2**23)
 _EXP_TERMS = tuple(np.float32(1.0 / k) for k in (7, 6, 5, 4, 3, 2))  # Taylor to degree 7 in nested form
-_POW2_STEPS = tuple((np.float32(2.0**k), np.float32(2.0**-k), np.float32(k)) for k in (64, 32, 16, 8, 4, 2, 1))
-_POW2_UP_STEPS = tuple((np.float32(2.0**k), np.float32(k)) for k in (16, 8, 4, 2, 1))
 _HALF_PI_OVER_2_22 = np.float32(math.pi / 2 / 2**22)
 # Taylor terms in nested form: sin t = t (1 - t^2/(2*3) (1 - t^2/(4*5) (...))), likewise cos from 1*2.
 _SIN3, _SIN5, _SIN7, _SIN9, _SIN11 = (np.float32(1.0 / ((d - 1) * d)) for d in (3, 5, 7, 9, 11))
@@ -97,16 +97,16 @@ def _uniform_from_words(words, out, base):
 def _radius_f32(word):
     """sqrt(-2 log(1 - u)) for u = (word >> 8) 2**-24, branch-free.
 
-    x = 1 - u in [2**-24, 1] is scaled by exact powers of two into [sqrt(1/2), sqrt(2)), counting
-    -ln x in multiples of ln 2; the rest is ln x = 2 atanh((x - 1) / (x + 1)), |t| < 0.172.
+    x = 1 - u in [2**-24, 1] is m 2^e with m read from its bits into [sqrt(1/2), sqrt(2)), so
+    -ln x = -e ln 2 - ln m; ln m = 2 atanh((m - 1) / (m + 1)), |t| < 0.172.
     """
-    x = _ONE_F32 - _u24(word)
-    scaled = np.float32(0.0)
-    for factor, threshold, count in _LOG_STEPS:
-        small = x < threshold
-        x = x * factor if small else x
-        scaled += count if small else np.float32(0.0)
-    t = (x - _ONE_F32) / (x + _ONE_F32)
+    bits = bits_from_float32(_ONE_F32 - _u24(word))
+    exponent = np.float32((bits >> _I23) - _I127)
+    m = float32_from_bits((bits & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    high = m >= _SQRT2_F32
+    m = m * _HALF_F32 if high else m
+    scaled = -(exponent + _ONE_F32) if high else -exponent  # x = m 2^-scaled
+    t = (m - _ONE_F32) / (m + _ONE_F32)
     t2 = t * t
     series = _ONE_F32 + t2 * (_THIRD + t2 * (_FIFTH + t2 * (_SEVENTH + t2 * _NINTH)))
     minus_log = scaled * _LN2_F32 - np.float32(2.0) * t * series  # -ln(1 - u)
@@ -126,36 +126,30 @@ def _exp_reduced_f32(x):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _exp_split_f32(x):
-    """(2^n, e^r - 1) with exp(x) = 2^n e^r, x clamped to +-88.72; 2^n as products by 2^(+-k), k = 64 .. 1."""
-    n, em1 = _exp_reduced_f32(min(max(x, -_EXP_OVERFLOW_F32), _EXP_OVERFLOW_F32))
-    scale = _ONE_F32
-    remaining = abs(n)
-    for up, down, k in _POW2_STEPS:
-        take = remaining >= k
-        scale = scale * (up if n > 0 else down) if take else scale
-        remaining = remaining - k if take else remaining
-    return scale, em1
+def _exp2_f32(n):
+    """2^n for an integral float32 n in [-126, 127] (the normal floats), from its exponent bits."""
+    return float32_from_bits((np.int32(n) + _I127) << _I23)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _exp_f32(x):
-    """exp(x) in float32 (relative error below 3e-7); infinite above 88.72 as libm's."""
-    scale, em1 = _exp_split_f32(x)
-    return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else (_ONE_F32 + em1) * scale
+    """exp(x) in float32 (relative error below 3e-7); infinite above 88.72 as libm's.
+
+    With x clamped to +-88.72, n = round(x / ln 2) lies in [-128, 128]: 2^n is applied as two
+    factors 2^(n/2) that are normal floats, so that exp(x) near the ends of the range (subnormal,
+    or just below the largest float) is rounded once, from the exact product.
+    """
+    n, em1 = _exp_reduced_f32(min(max(x, -_EXP_OVERFLOW_F32), _EXP_OVERFLOW_F32))
+    half = np.float32(np.int32(n) >> np.int32(1))  # floor(n / 2)
+    value = ((_ONE_F32 + em1) * _exp2_f32(half)) * _exp2_f32(n - half)
+    return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else value
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def expm1_small_f32(x):
-    """exp(x) - 1 in float32 for 0 <= x <= 18, without cancellation near 0 (2^n - 1 is exact);
-    2^n for 0 <= n <= 26 as products by 2^k, k = 16 .. 1."""
+    """exp(x) - 1 in float32 for 0 <= x <= 18, without cancellation near 0 (2^n - 1 is exact)."""
     n, em1 = _exp_reduced_f32(x)
-    scale = _ONE_F32
-    remaining = n
-    for up, k in _POW2_UP_STEPS:
-        take = remaining >= k
-        scale = scale * up if take else scale
-        remaining = remaining - k if take else remaining
+    scale = _exp2_f32(n)
     return (scale - _ONE_F32) + scale * em1
 
 
