@@ -6,11 +6,15 @@ false-alarm rate ALPHA: a correct generator fails a given test with probability 
 over the choice of seed. Critical values are computed with NumPy and `math` only.
 """
 
+import hashlib
+import json
 import math
 
 import numba
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stochtp.kernels import bernoulli, normal, philox4x32_reference, sigmoid_bernoulli, stream_id, uniform
 from stochtp.kernels.philox import philox4x32
@@ -267,6 +271,14 @@ def test_sigmoid_bernoulli_is_sigmoid_then_uniform_below_p(n, a_dtype, p_rtol):
     np.testing.assert_array_equal(h, (reference_uniform_f32(n, SEED, 13) < p).astype(a_dtype))
 
 
+def test_sigmoid_bernoulli_p_is_accurate_down_to_the_float32_underflow():
+    """Down to a = -88.72 sigmoid(a) = exp(a) is a subnormal float32; it must still be right to
+    the last places (2^n for the exponent's extremes n = +-128 was once built wrong)."""
+    a = np.linspace(-88.72, 88.72, 200_001, dtype=np.float32)
+    p, _ = sigmoid_bernoulli(a, SEED)
+    np.testing.assert_allclose(p, 1.0 / (1.0 + np.exp(-a.astype(np.float64))), rtol=2e-6, atol=3e-45)
+
+
 def test_sigmoid_bernoulli_writes_into_given_outputs():
     a = np.linspace(-6, 6, 37, dtype=np.float32).reshape(37, 1)
     p_out, h_out = np.empty_like(a), np.empty(a.shape, dtype=np.uint8)
@@ -508,6 +520,12 @@ def test_stream_ids_differ_for_different_parts():
 def test_stream_id_is_pinned_so_streams_are_stable_across_processes():
     assert stream_id(3, "forward-sample", 1) == 14935634200291496872
     assert stream_id(0, "shuffle") == 2148183187870131442
+
+
+@given(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.text()), max_size=6))
+def test_stream_id_is_the_blake2b_of_the_json_list_of_its_parts(parts):
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).digest()
+    assert stream_id(*parts) == int.from_bytes(digest, "little")
 
 
 def test_lanes_within_and_across_blocks_are_uncorrelated():

@@ -14,6 +14,7 @@ same purpose always gets the same numbers, in any process:
 Different methods given the same (seed, stream) see the same numbers: common random numbers.
 `derive(streams, ...)` maps a purpose over the streams of a stacked chunk of mini-batches.
 """
+import functools
 import hashlib
 import json
 
@@ -33,10 +34,17 @@ def check_uint64(value, name):
 
 
 def stream_id(*parts):
-    """A 64-bit stream id from a tuple of non-negative ints and strings (a stable hash, not Python's)."""
-    canonical = [part if isinstance(part, str) else check_uint64(part, "stream part") for part in parts]
-    digest = hashlib.blake2b(json.dumps(canonical).encode(), digest_size=8).digest()
+    """A 64-bit stream id from a tuple of non-negative ints and strings (a stable hash, not Python's):
+    the BLAKE2b digest of the parts' JSON list, `[3, "forward-sample", 0]`."""
+    canonical = ", ".join(_json_string(part) if isinstance(part, str) else str(check_uint64(part, "stream part")) for part in parts)
+    digest = hashlib.blake2b(f"[{canonical}]".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+@functools.lru_cache(maxsize=256)
+def _json_string(text):
+    """`text` as a JSON string literal; the few purpose names are encoded once (a hot path)."""
+    return json.dumps(text)
 
 
 def derive(stream, *parts):
