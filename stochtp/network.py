@@ -184,22 +184,31 @@ class Network:
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
-            noise = self._prefetched.pop((seed, stream), None) if isinstance(stream, int) else None
-            if noise is None or noise.shape != x.shape:
-                noise = kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype)
-            noise *= self.dtype.type(self.input_noise)
-            noise += x  # x + input_noise * N(0, 1)
-            x = noise
+            x = self._noisy_input(x, seed, stream)
         return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
 
-    def prefetch_input_noise(self, streams, shape, seed):
-        """Draw the training input noise of the mini-batches of `streams` (each of `shape`) in one
-        parallel kernel call, for `forward` to use (the same numbers it would draw, consumed once).
-        Replaces whatever an earlier call left unused."""
+    def _noisy_input(self, x, seed, stream):
+        """x + input_noise * N(0, 1), the noise from stream_id(stream, "input-noise"): the copy
+        `prefetch_noisy_inputs` made of this very array, else drawn now (the same numbers)."""
+        key = (seed, stream) if isinstance(stream, int) else None
+        source, noisy = self._prefetched.pop(key, (None, None))
+        return noisy if source is x else self._draw_noisy_input(x, seed, stream)
+
+    def _draw_noisy_input(self, x, seed, stream):
+        """x + input_noise * N(0, 1) in one kernel pass; `stream` may be a list (stacked mini-batches)."""
+        return kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype, loc=x, scale=self.input_noise)
+
+    def prefetch_noisy_inputs(self, batches, seed):
+        """Make the noisy training inputs of `batches`, a list of (stream, x) of equal shapes, in one
+        parallel kernel call, for `forward` to use when it is given the same array `x` (each once).
+        One serial call per mini-batch would keep one core busy while the other waits. Replaces
+        whatever an earlier call left unused; does nothing for inputs of unequal shapes."""
         self._prefetched = {}
-        if self.input_noise > 0 and streams:
-            noise = kernels.normal((len(streams) * shape[0], *shape[1:]), seed, kernels.derive(streams, "input-noise"), dtype=self.dtype)
-            self._prefetched = {(seed, stream): block for stream, block in zip(streams, np.split(noise, len(streams)))}
+        xs = [self.check_input(x).astype(self.dtype, copy=False) for _, x in batches]
+        if self.input_noise > 0 and xs and all(x.shape == xs[0].shape for x in xs):
+            streams = [stream for stream, _ in batches]
+            noisy = self._draw_noisy_input(np.concatenate(xs), seed, streams)
+            self._prefetched = {(seed, stream): (x, block) for stream, x, block in zip(streams, xs, np.split(noisy, len(xs)))}
 
     def continue_forward(self, trace, start, stop, seed, stream):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to

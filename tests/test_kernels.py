@@ -218,6 +218,28 @@ def test_normal_is_box_muller_on_the_documented_uniforms(n):
     np.testing.assert_allclose(values64, reference_normal_f64(n, SEED, 3), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_with_loc_and_scale_is_the_two_step_expression_bit_for_bit(dtype):
+    """loc + scale z is fused into the kernel's pass; it must round as `z * scale + loc` does in
+    `dtype` (the training input noise depended on it before the fusion), blocks included."""
+    shape = (3 * 1000, 7)
+    loc = np.random.default_rng(5).random(shape).astype(dtype)
+    z = normal(shape, SEED, [4, 5, 6], dtype=dtype)
+    expected = z * dtype(0.3)
+    expected += loc
+    np.testing.assert_array_equal(normal(shape, SEED, [4, 5, 6], dtype=dtype, loc=loc, scale=0.3), expected)
+    np.testing.assert_array_equal(normal(shape, SEED, [4, 5, 6], dtype=dtype, scale=0.3), z * dtype(0.3))
+
+
+def test_normal_rejects_a_loc_of_another_shape_or_dtype_and_a_non_finite_scale():
+    with pytest.raises(ValueError, match="loc must be a float32 array of shape \\(4,\\)"):
+        normal(4, SEED, loc=np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="loc must be a float32"):
+        normal(4, SEED, loc=np.zeros(4, np.float64))
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        normal(4, SEED, scale=float("nan"))
+
+
 def test_multidimensional_shapes_fill_in_c_order():
     np.testing.assert_array_equal(uniform((3, 5, 7), SEED, 1), uniform(105, SEED, 1).reshape(3, 5, 7))
     np.testing.assert_array_equal(normal((2, 9), SEED, 1, np.float64), normal(18, SEED, 1, np.float64).reshape(2, 9))
@@ -702,10 +724,15 @@ def test_serial_and_parallel_drivers_draw_the_same_values(size):
 
     words = _words(SEED, 99, (size,))
     for dtype in (np.float32, np.float64):
-        for parallel, serial in ((sampling.uniform_kernel, sampling.uniform_serial), (sampling.normal_kernel, sampling.normal_serial)):
+        a, b = np.empty(size, dtype), np.empty(size, dtype)
+        sampling.uniform_kernel(a, *words)
+        sampling.uniform_serial(b, *words)
+        np.testing.assert_array_equal(a, b)
+        loc, scale = uniform(size, SEED + 2, dtype=dtype), dtype(0.3)
+        for given in (loc, loc[:0]):
             a, b = np.empty(size, dtype), np.empty(size, dtype)
-            parallel(a, *words)
-            serial(b, *words)
+            sampling.normal_kernel(a, given, scale, *words)
+            sampling.normal_serial(b, given, scale, *words)
             np.testing.assert_array_equal(a, b)
         p = uniform(size, SEED + 1, dtype=dtype)
         h1, h2 = np.empty(size, np.uint8), np.empty(size, np.uint8)

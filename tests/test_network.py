@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stochtp import Network
+from stochtp import Network, kernels
 from stochtp.errors import ConfigError
 from stochtp.network import parse_spec
 
@@ -122,16 +122,23 @@ def test_stacked_mini_batches_with_a_stream_each_get_what_each_gets_alone():
         np.testing.assert_array_equal(stacked.h[i], np.concatenate([t.h[i] for t in alone]))
 
 
-def test_prefetched_input_noise_is_the_noise_forward_draws_and_is_used_once():
+def test_prefetched_noisy_input_is_the_one_forward_draws_and_is_used_once():
     net = Network.from_spec("7-5b-3s", seed=2, input_noise=0.3)
     x = np.random.default_rng(1).random((6, 7)).astype(np.float32)
+    other = x + np.float32(0.5)
     drawn = net.forward(x, 5, 21).x
-    net.prefetch_input_noise([20, 21, 22], x.shape, 5)
-    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)
+    noise = kernels.normal(x.shape, 5, kernels.stream_id(21, "input-noise"))
+    np.testing.assert_array_equal(drawn, noise * np.float32(0.3) + x)  # x + 0.3 z, rounded as written
+    net.prefetch_noisy_inputs([(20, other), (21, x), (22, other)], 5)
+    prefetched = net._prefetched[(5, 21)][1]
+    assert net.forward(x, 5, 21).x is prefetched
+    np.testing.assert_array_equal(prefetched, drawn)
     assert (5, 21) not in net._prefetched and len(net._prefetched) == 2
     np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # drawn again once consumed
-    net.prefetch_input_noise([21], x.shape, 6)
-    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's noise is not taken for seed 5
+    net.prefetch_noisy_inputs([(21, other)], 5)
+    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # another array's noisy copy is not taken
+    net.prefetch_noisy_inputs([(21, x)], 6)
+    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's is not taken for seed 5
 
 
 def test_k_sample_prediction_is_the_mean_of_k_test_passes():

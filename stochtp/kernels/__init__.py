@@ -1,7 +1,7 @@
 """Public sampling kernels (design section 4): counter-based, parallel, bit-reproducible.
 
     uniform(shape, seed, stream=0, dtype=float32)       U[0, 1)
-    normal(shape, seed, stream=0, dtype=float32)        N(0, 1)
+    normal(shape, seed, stream=0, dtype=float32)        N(0, 1); loc=, scale= for loc + scale N(0, 1)
     bernoulli(p, seed, stream=0, out=None)              1[u < p], uint8 by default
     sigmoid_bernoulli(a, seed, stream=0)                (p, h) = (sigmoid(a), 1[u < p])
 
@@ -102,11 +102,25 @@ def uniform(shape, seed, stream=0, dtype=np.float32):
     return out
 
 
-def normal(shape, seed, stream=0, dtype=np.float32):
-    """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
+def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
+    """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order.
+
+    With `loc` (an array of `shape` and `dtype`) and/or `scale`, returns loc + scale z for the
+    same z, rounded as that two-step expression is in `dtype`, in one pass: a noisy copy of an
+    input (a training mini-batch plus its Gaussian input noise) without temporaries.
+    """
     dtype, shape = _float_dtype(dtype), _shape(shape)
+    if loc is None:
+        loc = np.empty(0, dtype=dtype)
+    else:
+        loc = _float_input(loc, "loc")
+        if loc.shape != shape or loc.dtype != dtype:
+            raise ValueError(f"loc must be a {dtype} array of shape {shape}, got {loc.dtype} {loc.shape}")
+    if not np.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
     out = np.empty(shape, dtype=dtype)
-    _driver(out.size, sampling.normal_kernel, sampling.normal_serial)(out.reshape(-1), *_words(seed, stream, shape))
+    kernel = _driver(out.size, sampling.normal_kernel, sampling.normal_serial)
+    kernel(out.reshape(-1), loc.reshape(-1), dtype.type(scale), *_words(seed, stream, shape))
     return out
 
 

@@ -7,9 +7,10 @@ import math
 import numba
 import numpy as np
 
-from .sampling import expm1_small_f32
+from .sampling import expm1_small_f32, sigmoid_scalar
 
 _TANH_SATURATION = np.float32(9.0)  # tanh(9) rounds to 1 in float32
+_ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -34,7 +35,8 @@ def centred_rmsprop_step(param, grad, mean, mean_square, increment, lr, keep, ta
 def local_target_gradient(v, v_hat, dv_da, scale, grad_a):
     """grad_a = scale (v - v_hat) dv_da on (B, n) arrays, in place; returns the sum over rows of ||v - v_hat||.
 
-    The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) and its target distance, in one pass.
+    The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) and its target
+    distance, in one pass. `dv_da` None: v is a sigmoid probability, dv/da = v (1 - v).
     """
     distance = 0.0
     for row in range(v.shape[0]):
@@ -42,9 +44,27 @@ def local_target_gradient(v, v_hat, dv_da, scale, grad_a):
         for k in range(v.shape[1]):
             diff = v[row, k] - v_hat[row, k]
             squares += diff * diff
-            grad_a[row, k] = scale * diff * dv_da[row, k]
+            slope = v[row, k] * (_ONE - v[row, k]) if dv_da is None else dv_da[row, k]
+            grad_a[row, k] = scale * diff * slope
         distance += math.sqrt(squares)
     return distance
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def reconstruction_gradient(r, target, scale, through_tanh, grad_z):
+    """grad_z = scale (r - target), times (1 - r^2) if `through_tanh` (r = tanh(z)), on (B, n)
+    arrays in place; returns the sum of (r - target)^2.
+
+    The gradient of an inverse's reconstruction loss ||r - target||^2 (scale = 2 / B) with
+    respect to its pre-activation z, and the loss, in one pass.
+    """
+    squares = 0.0
+    for row in range(r.shape[0]):
+        for k in range(r.shape[1]):
+            diff = r[row, k] - target[row, k]
+            squares += diff * diff
+            grad_z[row, k] = scale * diff * (_ONE - r[row, k] * r[row, k]) if through_tanh else scale * diff
+    return squares
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -61,6 +81,14 @@ def tanh(z, out):
         m = expm1_small_f32(two * min(abs(x), _TANH_SATURATION))
         t = m / (m + two)
         out[i] = x if x != x else (t if x > 0 else -t)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sigmoid(a, out):
+    """out = 1 / (1 + exp(-a)) on flat arrays, as the sigmoid-Bernoulli kernels compute it (a
+    vectorised polynomial exp in float32, libm in float64)."""
+    for i in range(a.size):
+        out[i] = sigmoid_scalar(a[i])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

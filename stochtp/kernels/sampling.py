@@ -167,7 +167,7 @@ def _exp_for_type(x):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _sigmoid(a):
+def sigmoid_scalar(a):
     """1 / (1 + exp(-a)) in a's precision."""
     return _ONE_F32 / (_ONE_F32 + _exp(-a))
 
@@ -188,29 +188,28 @@ def _cos_sin_f32(word):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _normal_from_words(words, out, base, buffer):
-    """One group's Box-Muller pairs into out[base:], in the precision of `out`."""
-    n = out.size
+def _normal_from_words(words, out, base, buffer, loc, scale):
+    """One group's Box-Muller pairs into out[base:], in the precision of `out`: loc + scale z, or
+    scale z where `loc` is empty (scale 1 leaves z exact)."""
     if out.itemsize == 8:
-        for pair in range(min(GROUP // 2, n - base + 1) // 2):
+        for pair in range(GROUP // 4):
             radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[4 * pair], words[4 * pair + 1])))
             angle = 2.0 * math.pi * _u53(words[4 * pair + 2], words[4 * pair + 3])
-            _store_pair(out, base + 2 * pair, radius * math.cos(angle), radius * math.sin(angle))
+            buffer[2 * pair] = radius * math.cos(angle)
+            buffer[2 * pair + 1] = radius * math.sin(angle)
     else:
         for pair in range(GROUP // 2):
             radius = _radius_f32(words[2 * pair])
             cos, sin = _cos_sin_f32(words[2 * pair + 1])
             buffer[2 * pair] = radius * cos
             buffer[2 * pair + 1] = radius * sin
-        for i in range(min(GROUP, n - base)):
-            out[base + i] = buffer[i]
-
-
-@numba.njit(inline="always", cache=True, nogil=True)
-def _store_pair(out, i, first, second):
-    out[i] = first
-    if i + 1 < out.size:
-        out[i + 1] = second
+    count = min(_values_per_group(out), out.size - base)
+    if loc.size:
+        for i in range(count):
+            out[base + i] = loc[base + i] + scale * buffer[i]
+    else:
+        for i in range(count):
+            out[base + i] = scale * buffer[i]
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -228,12 +227,12 @@ def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _normal_groups(first, stop, out, key0, key1, stream0, stream1):
+def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
     words = _scratch()
     buffer = np.empty(GROUP, out.dtype)
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
-        _normal_from_words(words, out, g * _values_per_group(out), buffer)
+        _normal_from_words(words, out, g * _values_per_group(out), buffer, loc, scale)
     return False
 
 
@@ -294,19 +293,22 @@ def uniform_serial(out, key0, key1, stream0s, stream1s):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def normal_kernel(out, key0, key1, stream0s, stream1s):
-    """Fill flat float32 or float64 `out` with N(0, 1) values, block b from stream b."""
+def normal_kernel(out, loc, scale, key0, key1, stream0s, stream1s):
+    """Fill flat float32 or float64 `out` with loc + scale N(0, 1) values, block b from stream b;
+    `loc` is an array like `out`, or empty for none."""
     block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
     for task in prange(stream0s.size * tasks):
         b, start, stop = _task_range(task, tasks, groups)
-        _normal_groups(start, stop, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
+        sl = slice(b * block, (b + 1) * block)
+        _normal_groups(start, stop, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def normal_serial(out, key0, key1, stream0s, stream1s):
+def normal_serial(out, loc, scale, key0, key1, stream0s, stream1s):
     block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
     for b in range(stream0s.size):
-        _normal_groups(0, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
+        sl = slice(b * block, (b + 1) * block)
+        _normal_groups(0, groups, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -337,12 +339,12 @@ def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0s, stream1s):
 
     Two passes, each a loop that vectorises: fused into one, the parallel loop did not (5x slower)."""
     for i in prange(a.size):
-        p_out[i] = _sigmoid(a[i])
+        p_out[i] = sigmoid_scalar(a[i])
     return bernoulli_kernel(p_out, h_out, key0, key1, stream0s, stream1s)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0s, stream1s):
     for i in range(a.size):
-        p_out[i] = _sigmoid(a[i])
+        p_out[i] = sigmoid_scalar(a[i])
     return bernoulli_serial(p_out, h_out, key0, key1, stream0s, stream1s)

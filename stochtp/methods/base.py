@@ -116,11 +116,10 @@ NOISE_CHUNK = 50  # mini-batches whose input noise is drawn in one parallel call
 
 
 def with_input_noise(net, batches, seed):
-    """`batches` unchanged, with the training input noise of each chunk of NOISE_CHUNK mini-batches
-    drawn ahead in one parallel kernel call (`Network.prefetch_input_noise`): one serial call per
-    mini-batch keeps one core busy while the other waits."""
+    """`batches` unchanged, with the noisy training inputs of each chunk of NOISE_CHUNK mini-batches
+    made ahead in one parallel kernel call (`Network.prefetch_noisy_inputs`)."""
     for chunk in chunks(batches, NOISE_CHUNK):
-        net.prefetch_input_noise([stream for stream, _, _ in chunk], chunk[0][1].shape, seed)
+        net.prefetch_noisy_inputs([(stream, x) for stream, x, _ in chunk], seed)
         yield from chunk
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import kernels, units
 from ..errors import ConfigError
-from ..kernels.fused import local_target_gradient
+from ..kernels.fused import local_target_gradient, reconstruction_gradient
 from ..network import init_weights
 from ..optim import make as make_optimiser
 from .backprop import backward
@@ -125,11 +125,10 @@ class TargetProp(Method):
         grads = []
         for j, (h_tilde, v_j) in pairs.items():
             r = self.g(j, v_j)  # g_j(f_j(h~))
-            diff = r - h_tilde
-            self._inverse_error[j] += float(np.einsum("ij,ij->", diff, diff)) / len(diff)
-            grad_z = (2.0 / len(diff)) * diff  # d||r - h~||^2 / dr
-            if self.options["inverse_unit"] == "tanh":
-                grad_z *= 1 - r * r  # dr/dz, z = t(v) V + c
+            grad_z = np.empty_like(r)
+            through_tanh = self.options["inverse_unit"] == "tanh"
+            squares = reconstruction_gradient(r, h_tilde, r.dtype.type(2.0 / len(r)), through_tanh, grad_z)  # d||r - h~||^2 / dz, z = t(v) V + c
+            self._inverse_error[j] += squares / len(r)
             grads += [units.transmit(self.options["inverse_transmission"], v_j).T @ grad_z, grad_z.sum(axis=0)]
         self._inverse_batches += 1
         self.optimisers["inverse"].step(grads)
@@ -184,9 +183,9 @@ class TargetProp(Method):
         batch = len(x)
         for j in range(self.top + 1):
             layer = net.layers[j]
-            dv_da = trace.p[j] * (1 - trace.p[j]) if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])
-            grad_a = np.empty_like(dv_da)
-            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, dv_da.dtype.type(2.0 / batch), grad_a)  # d||v_j - v_hat_j||^2 / da_j
+            dv_da = None if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])  # None: p (1 - p)
+            grad_a = np.empty_like(trace.p[j])
+            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, grad_a.dtype.type(2.0 / batch), grad_a)  # d||v_j - v_hat_j||^2 / da_j
             self._target_distance[j] += distance / batch
             grads[j] = (trace.input_of(j).T @ grad_a, grad_a.sum(axis=0))
         self._forward_batches += 1
@@ -276,4 +275,12 @@ class PlainTargetProp(TargetProp):
 def local_target_gradient_reference(v, v_hat, dv_da, scale):
     """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, sum of row norms of v - v_hat)."""
     diff = v - v_hat
-    return scale * diff * dv_da, float(np.sqrt((diff * diff).sum(axis=1)).sum())
+    slope = v * (1 - v) if dv_da is None else dv_da
+    return scale * diff * slope, float(np.sqrt((diff * diff).sum(axis=1)).sum())
+
+
+def reconstruction_gradient_reference(r, target, scale, through_tanh):
+    """NumPy reference of `kernels.fused.reconstruction_gradient`: (d scaled ||r - target||^2 / dz, ||r - target||^2)."""
+    diff = r - target
+    grad_z = scale * diff * (1 - r * r) if through_tanh else scale * diff
+    return grad_z, float((diff * diff).sum())
