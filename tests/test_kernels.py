@@ -236,8 +236,9 @@ def test_normal_rejects_a_loc_of_another_shape_or_dtype_and_a_non_finite_scale()
         normal(4, SEED, loc=np.zeros(5, np.float32))
     with pytest.raises(ValueError, match="loc must be a float32"):
         normal(4, SEED, loc=np.zeros(4, np.float64))
-    with pytest.raises(ValueError, match="scale must be a finite number"):
-        normal(4, SEED, scale=float("nan"))
+    for scale in (float("nan"), float("inf"), "0.3", None):
+        with pytest.raises(ValueError, match="scale must be a finite number"):
+            normal(4, SEED, scale=scale)
 
 
 def test_multidimensional_shapes_fill_in_c_order():

@@ -116,7 +116,7 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
         loc = _float_input(loc, "loc")
         if loc.shape != shape or loc.dtype != dtype:
             raise ValueError(f"loc must be a {dtype} array of shape {shape}, got {loc.dtype} {loc.shape}")
-    if not np.isfinite(scale):
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
     out = np.empty(shape, dtype=dtype)
     kernel = _driver(out.size, sampling.normal_kernel, sampling.normal_serial)
