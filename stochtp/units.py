@@ -37,28 +37,28 @@ def check_unit(unit):
     return unit
 
 
+def _elementwise(kernel, a):
+    """A new array of kernel(a) element-wise, in a's dtype (float64 for non-float a)."""
+    a = np.asarray(a)
+    a = np.ascontiguousarray(a, dtype=a.dtype if a.dtype.kind == "f" else np.float64)
+    out = np.empty_like(a)
+    kernel(a.reshape(-1), out.reshape(-1))
+    return out
+
+
 def tanh(a):
     """tanh(a) by the fused kernel (a vectorised polynomial in float32, libm in float64)."""
-    a = np.ascontiguousarray(a)
-    out = np.empty_like(a)
-    fused.tanh(a.reshape(-1), out.reshape(-1))
-    return out
+    return _elementwise(fused.tanh, a)
 
 
 def sign(h):
-    """+1 where h > 0, else -1, in h's dtype (float64 for non-float h)."""
-    h = np.ascontiguousarray(h, dtype=h.dtype if h.dtype.kind == "f" else np.float64)
-    out = np.empty_like(h)
-    fused.sign(h.reshape(-1), out.reshape(-1))
-    return out
+    """+1 where h > 0, else -1."""
+    return _elementwise(fused.sign, h)
 
 
 def sigmoid(a):
     """1 / (1 + exp(-a)) by the fused kernel, the same function as the Bernoulli layers' probabilities."""
-    a = np.ascontiguousarray(a)
-    out = np.empty_like(a)
-    fused.sigmoid(a.reshape(-1), out.reshape(-1))
-    return out
+    return _elementwise(fused.sigmoid, a)
 
 
 def softmax(a):
