@@ -204,8 +204,10 @@ class Network:
         One serial call per mini-batch would keep one core busy while the other waits. Replaces
         whatever an earlier call left unused; does nothing for inputs of unequal shapes."""
         self._prefetched = {}
+        if not (self.input_noise > 0 and batches):
+            return
         xs = [self.check_input(x).astype(self.dtype, copy=False) for _, x in batches]
-        if self.input_noise > 0 and xs and all(x.shape == xs[0].shape for x in xs):
+        if all(x.shape == xs[0].shape for x in xs):
             streams = [stream for stream, _ in batches]
             noisy = self._draw_noisy_input(np.concatenate(xs), seed, streams)
             self._prefetched = {(seed, stream): (x, block) for stream, x, block in zip(streams, xs, np.split(noisy, len(xs)))}
