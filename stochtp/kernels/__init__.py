@@ -8,24 +8,18 @@
 The value at position i of stream (seed, stream) is a pure function of (seed, stream, i)
 (Philox4x32-10, see `philox`), so results do not depend on `numba.set_num_threads`, and the
 same (seed, stream) gives different methods the same numbers. `stream_id` derives stream ids
-from named purposes. This package imports nothing else of stochtp.
+from named purposes. This package imports nothing else of stochtp (the thread settings it
+relies on are made by `stochtp/__init__.py`, which Python runs first).
 
 `stream` may also be a sequence of stream ids: the array is cut into that many equal blocks
 along its first axis and block k is drawn from stream[k], exactly as a separate call on the
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
 """
-import os
+import numpy as np
 
-# Idle OpenMP threads sleep instead of spinning, so that between two parallel kernels they
-# leave the cores to the BLAS calls of the training loop (a spinning pool slowed a mini-batch
-# GEMM 40-fold). Read when the pool starts; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-
-from . import sampling  # noqa: E402
-from .philox import philox4x32_reference  # noqa: E402
-from .streams import check_uint64, derive, split64, stream_id  # noqa: E402
+from . import sampling
+from .philox import philox4x32_reference
+from .streams import check_uint64, derive, split64, stream_id
 
 __all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
 
