@@ -109,6 +109,23 @@ def init_weights(n_in, n_out, seed, stream, init, dtype):
     return np.ascontiguousarray(W, dtype=dtype)
 
 
+def stack_rows(arrays):
+    """The rows of a list of 2-D arrays as one array, as np.concatenate gives them; without a copy
+    (a read-only view) when they are consecutive row blocks of one C-contiguous array, as
+    `train.Batches` yields a chunk of mini-batches."""
+    first = arrays[0]
+    base, rows = first.base, sum(len(a) for a in arrays)
+    address = first.__array_interface__["data"][0]
+    consecutive = isinstance(base, np.ndarray) and base.flags.c_contiguous
+    for a in arrays:
+        consecutive = consecutive and a.base is base and a.flags.c_contiguous and a.dtype == first.dtype and a.shape[1:] == first.shape[1:]
+        consecutive = consecutive and a.__array_interface__["data"][0] == address
+        address += a.nbytes
+    if not consecutive:
+        return np.concatenate(arrays)
+    return np.lib.stride_tricks.as_strided(first, (rows, *first.shape[1:]), first.strides, writeable=False)
+
+
 class Network:
     """A stack of dense layers with an output loss (`nll` for a softmax output, `mse` otherwise).
 
@@ -209,7 +226,7 @@ class Network:
         xs = [self.check_input(x).astype(self.dtype, copy=False) for _, x in batches]
         if all(x.shape == xs[0].shape for x in xs):
             streams = [stream for stream, _ in batches]
-            noisy = self._draw_noisy_input(np.concatenate(xs), seed, streams)
+            noisy = self._draw_noisy_input(stack_rows(xs), seed, streams)
             self._prefetched = {(seed, stream): (x, block) for stream, x, block in zip(streams, xs, np.split(noisy, len(xs)))}
 
     def continue_forward(self, trace, start, stop, seed, stream):

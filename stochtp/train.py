@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from . import data, kernels, losses, methods, results
 from .errors import ConfigError, TrainingFailed
+from .methods.base import CHUNK
 from .network import Network
 
 EVAL_CHUNK = 2000
@@ -62,8 +63,10 @@ class Batches:
     """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches.
 
     Re-iterable (the alternating DTP schedule makes two passes) and lazy: each pass converts
-    one mini-batch at a time, so no float copy of the training set is held. `limit` keeps only
-    the first mini-batches (benchmarks time part of an epoch).
+    a chunk of `methods.base.CHUNK` mini-batches at a time, in one call, so no float copy of the
+    training set is held; their inputs are consecutive row blocks of one array, which a method
+    stacks without a copy (`network.stack_rows`). `limit` keeps only the first mini-batches
+    (benchmarks time part of an epoch).
     """
 
     def __init__(self, split, epoch, seed, batch_size, dtype, limit=None):
@@ -75,9 +78,13 @@ class Batches:
         return full if self.limit is None else min(full, self.limit)
 
     def __iter__(self):
-        for k in range(len(self)):
-            index = np.sort(self.order[k * self.batch_size:(k + 1) * self.batch_size])
-            yield kernels.stream_id(self.epoch, k), self.split.features(index, self.dtype), self.split.y[index]
+        size = self.batch_size
+        for first in range(0, len(self), CHUNK):
+            ks = range(first, min(first + CHUNK, len(self)))
+            index = np.concatenate([np.sort(self.order[k * size:(k + 1) * size]) for k in ks])
+            x = self.split.features(index, self.dtype)
+            for row, k in zip(range(0, len(index), size), ks):
+                yield kernels.stream_id(self.epoch, k), x[row:row + size], self.split.y[index[row:row + size]]
 
 
 def error_rate(net, split, seed, stream, samples):

@@ -445,6 +445,7 @@ def test_split_features_scale_and_copy():
     assert split.features(dtype=np.float64).dtype == np.float64
     features[:] = 9
     assert split.x[0, 1] == 255 and len(split) == 3
+    np.testing.assert_array_equal(split.features(), x.astype(np.float32) * np.float32(1 / 255))  # rounded as that
 
 
 # ---------------------------------------------------------------- synthetic tasks

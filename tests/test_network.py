@@ -4,7 +4,7 @@ import pytest
 
 from stochtp import Network, kernels
 from stochtp.errors import ConfigError
-from stochtp.network import parse_spec
+from stochtp.network import parse_spec, stack_rows
 
 
 def test_spec_round_trip_and_layer_shapes():
@@ -139,6 +139,18 @@ def test_prefetched_noisy_input_is_the_one_forward_draws_and_is_used_once():
     np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # another array's noisy copy is not taken
     net.prefetch_noisy_inputs([(21, x)], 6)
     np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's is not taken for seed 5
+
+
+def test_stack_rows_is_a_view_only_for_consecutive_row_blocks_of_one_array():
+    base = np.arange(60, dtype=np.float32).reshape(12, 5)
+    blocks = [base[0:4], base[4:8], base[8:10]]
+    stacked = stack_rows(blocks)
+    np.testing.assert_array_equal(stacked, base[:10])
+    assert np.shares_memory(stacked, base) and not stacked.flags.writeable
+    for others in ([base[4:8], base[0:4]], [base[0:4], base[5:9]], [base[0:4], base[4:8].copy()], [base[:, :2], base[:, 2:4]]):
+        stacked = stack_rows(others)  # out of order, a gap, another array, column blocks: copied
+        np.testing.assert_array_equal(stacked, np.concatenate(others))
+        assert not np.shares_memory(stacked, base)
 
 
 def test_k_sample_prediction_is_the_mean_of_k_test_passes():

@@ -149,11 +149,11 @@ def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec)
     """The alternating inverse phase computes its inputs a chunk of mini-batches at once; the
     inverses must end where one inverse_step per mini-batch (same streams) takes them."""
     from stochtp import kernels
-    from stochtp.methods import target_prop
+    from stochtp.methods import base
 
     ds = data.load("teacher", n_train=1300, n_valid=10, n_test=10)
     batches = Batches(ds.train, 1, 1, 20, np.float64)
-    assert len(batches) > target_prop.INVERSE_CHUNK  # two chunks, the second one short
+    assert len(batches) > base.CHUNK  # two chunks, the second one short
     net, chunked = bound("dtp", spec, seed=1, lr_b=1e-2)
     chunked.inverse_phase(net, batches, 1)
     _, single = bound("dtp", spec, seed=1, lr_b=1e-2)

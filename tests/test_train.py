@@ -10,8 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from stochtp import config, results, train
+from stochtp import config, kernels, results, train
+from stochtp.data.dataset import Split
 from stochtp.errors import ConfigError, ResultsError, TrainingFailed
+from stochtp.methods.base import CHUNK
+from stochtp.network import stack_rows
 
 TIMING_METRICS = ("wall_time", "epoch_time")
 
@@ -286,3 +289,20 @@ def test_config_errors_found_when_building_name_the_source(write_toml, tmp_path,
 def test_thread_count_must_be_positive(tiny_config_path, tmp_path):
     with pytest.raises(ConfigError, match="threads must be between 1 and"):
         train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=0)
+
+
+def test_batches_convert_a_chunk_at_a_time_and_yield_what_one_batch_at_a_time_gives():
+    """Mini-batch k of an epoch: stream (epoch, k), its sorted rows of the epoch's permutation, as
+    features; the inputs of a chunk are consecutive row blocks of one array (stacked without a copy)."""
+    rng = np.random.default_rng(3)
+    split = Split((rng.random((CHUNK * 4 + 30, 6)) * 255).astype(np.uint8), rng.integers(0, 3, CHUNK * 4 + 30), 1 / 255)
+    batches = train.Batches(split, 2, 7, 4, np.float32)
+    yielded = list(batches)
+    assert len(yielded) == len(batches) == (CHUNK * 4 + 30) // 4
+    for k, (stream, x, y) in enumerate(yielded):
+        index = np.sort(batches.order[4 * k:4 * (k + 1)])
+        assert stream == kernels.stream_id(2, k)
+        np.testing.assert_array_equal(x, split.features(index))
+        np.testing.assert_array_equal(y, split.y[index])
+    first_chunk = [x for _, x, _ in yielded[:CHUNK]]
+    assert np.shares_memory(stack_rows(first_chunk), first_chunk[0])

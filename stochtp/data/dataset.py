@@ -34,10 +34,9 @@ class Split:
         `index` is anything NumPy accepts on the first axis: a slice, an int array, an int.
         """
         rows = self.x if index is None else self.x[index]
-        out = np.array(rows, dtype=dtype)
-        if self.scale != 1.0:
-            out *= out.dtype.type(self.scale)
-        return out
+        if self.scale == 1.0:
+            return np.array(rows, dtype=dtype)
+        return np.multiply(rows, np.dtype(dtype).type(self.scale), dtype=dtype)  # converted, then scaled in dtype
 
 
 @dataclass(frozen=True)

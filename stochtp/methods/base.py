@@ -112,13 +112,13 @@ def _check_option(method, key, value, default):
         raise ConfigError(f"method {method!r}: option {key!r} must be {kind}, got {value!r}")
 
 
-NOISE_CHUNK = 50  # mini-batches whose input noise is drawn in one parallel call
+CHUNK = 50  # mini-batches whose inputs are made together: converted, noised, DTP's inverse-phase forward pass
 
 
 def with_input_noise(net, batches, seed):
-    """`batches` unchanged, with the noisy training inputs of each chunk of NOISE_CHUNK mini-batches
+    """`batches` unchanged, with the noisy training inputs of each chunk of CHUNK mini-batches
     made ahead in one parallel kernel call (`Network.prefetch_noisy_inputs`)."""
-    for chunk in chunks(batches, NOISE_CHUNK):
+    for chunk in chunks(batches, CHUNK):
         net.prefetch_noisy_inputs([(stream, x) for stream, x, _ in chunk], seed)
         yield from chunk
 

@@ -28,12 +28,10 @@ import numpy as np
 from .. import kernels, units
 from ..errors import ConfigError
 from ..kernels.fused import local_target_gradient, reconstruction_gradient
-from ..network import init_weights
+from ..network import init_weights, stack_rows
 from ..optim import make as make_optimiser
 from .backprop import backward
-from .base import Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
-
-INVERSE_CHUNK = 50  # mini-batches whose inverse-training inputs are computed together
+from .base import CHUNK, Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
 
 
 class TargetProp(Method):
@@ -142,10 +140,10 @@ class TargetProp(Method):
         """The alternating schedule's inverse phase: a step per mini-batch, inputs computed a chunk at a time."""
         if not self.V:
             return
-        for chunk in chunks(batches, INVERSE_CHUNK):
+        for chunk in chunks(batches, CHUNK):
             streams = [kernels.stream_id(stream, "inverse-phase") for stream, _, _ in chunk]
             sizes = np.cumsum([0] + [len(x) for _, x, _ in chunk])
-            pairs = self.inverse_inputs(net, np.concatenate([x for _, x, _ in chunk]), seed, streams)
+            pairs = self.inverse_inputs(net, stack_rows([x for _, x, _ in chunk]), seed, streams)
             for first, stop in zip(sizes[:-1], sizes[1:]):
                 self.inverse_descent({j: (h_tilde[first:stop], v_j[first:stop]) for j, (h_tilde, v_j) in pairs.items()})
 
