@@ -84,8 +84,9 @@ def _words(seed, stream, shape):
             raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
     else:
         streams = [check_uint64(stream, "stream")]
-    words = np.array([split64(s) for s in streams], dtype=np.uint64).reshape(len(streams), 2)
-    return (*key, np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1]))
+    low = np.array([s & 0xFFFFFFFF for s in streams], dtype=np.uint64)
+    high = np.array([s >> 32 for s in streams], dtype=np.uint64)
+    return (*key, low, high)
 
 
 def uniform(shape, seed, stream=0, dtype=np.float32):

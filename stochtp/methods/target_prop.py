@@ -108,13 +108,14 @@ class TargetProp(Method):
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
             v_below = trace.p[j - 1]
-            noise = kernels.normal(v_below.shape, seed, kernels.derive(streams, "inverse-noise", j), dtype=v_below.dtype)
-            h_tilde = v_below + v_below.dtype.type(self.sigma) * noise  # h~ = v_{j-1} + eps
+            inverse_noise = kernels.derive(streams, "inverse-noise", j)
+            h_tilde = kernels.normal(v_below.shape, seed, inverse_noise, v_below.dtype, loc=v_below, scale=self.sigma)  # h~ = v_{j-1} + eps
             if below.stochastic:
                 fed = kernels.bernoulli(h_tilde, seed, kernels.derive(streams, "inverse-sample", j), dtype=h_tilde.dtype)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
-            a = fed @ layer.W + layer.b
+            a = fed @ layer.W
+            a += layer.b
             pairs[j] = (h_tilde, units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0])  # f_j(h~) in layer j's space
         return pairs
 
