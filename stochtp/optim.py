@@ -11,6 +11,7 @@ the classes.
 """
 
 import abc
+import functools
 import inspect
 import math
 
@@ -40,6 +41,13 @@ def _fraction(name, value):
     if not 0 <= number < 1:
         raise ConfigError(f"optimiser option {name} must be in [0, 1), got {value!r}")
     return number
+
+
+@functools.lru_cache(maxsize=64)
+def _scalars(dtype, *values):
+    """`values` as `dtype` scalars, the fused kernels' arguments: converted once, not per parameter
+    and step (five conversions cost more than the kernel call on a small parameter)."""
+    return tuple(dtype(value) for value in values)
 
 
 def _moving_average(average, value, decay, scratch):
@@ -261,10 +269,9 @@ class CentredRMSprop(Optimiser):
     def _update(self, param, grad, state, scratch):
         flat = self._flat.get(id(param))
         if flat is not None and grad.flags.c_contiguous and grad.dtype == param.dtype:
-            dtype = param.dtype.type
             theta, mean, mean_square, increment = flat
-            centred_rmsprop_step(theta, grad.reshape(-1), mean, mean_square, increment,
-                                 dtype(self.lr), dtype(self.decay), dtype(1 - self.decay), dtype(self.eps), dtype(self.momentum))
+            scalars = _scalars(param.dtype.type, self.lr, self.decay, 1 - self.decay, self.eps, self.momentum)
+            centred_rmsprop_step(theta, grad.reshape(-1), mean, mean_square, increment, *scalars)
         else:
             self.reference_update(param, grad, state, scratch)
 
