@@ -7,9 +7,8 @@ import math
 import numba
 import numpy as np
 
-from .sampling import expm1_small_f32, sigmoid_scalar
+from .sampling import sigmoid_scalar
 
-_TANH_SATURATION = np.float32(9.0)  # tanh(9) rounds to 1 in float32
 _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
 
@@ -65,22 +64,6 @@ def reconstruction_gradient(r, target, scale, through_tanh, grad_z):
             squares += diff * diff
             grad_z[row, k] = scale * diff * (_ONE - r[row, k] * r[row, k]) if through_tanh else scale * diff
     return squares
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def tanh(z, out):
-    """out = tanh(z) on flat arrays. float32: m / (m + 2) with m = expm1(2|z|), the sign restored
-    (relative error below 2e-7 measured, 1e-6 held by the tests; vectorised); float64: libm."""
-    if z.itemsize == 8:
-        for i in range(z.size):
-            out[i] = math.tanh(z[i])
-        return
-    two = np.float32(2.0)
-    for i in range(z.size):
-        x = z[i]
-        m = expm1_small_f32(two * min(abs(x), _TANH_SATURATION))
-        t = m / (m + two)
-        out[i] = x if x != x else (t if x > 0 else -t)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

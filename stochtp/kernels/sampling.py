@@ -145,14 +145,6 @@ def _exp_f32(x):
     return np.float32(np.inf) if x > _EXP_OVERFLOW_F32 else value
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
-def expm1_small_f32(x):
-    """exp(x) - 1 in float32 for 0 <= x <= 18, without cancellation near 0 (2^n - 1 is exact)."""
-    n, em1 = _exp_reduced_f32(x)
-    scale = _exp2_f32(n)
-    return (scale - _ONE_F32) + scale * em1
-
-
 def _exp(x):
     """exp in x's precision: the polynomial `_exp_f32` for float32, libm for float64. The choice is
     made when Numba compiles (the overload below), so that the float32 loops vectorise."""
