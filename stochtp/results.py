@@ -591,10 +591,9 @@ class RunWriter:
         """Record how the run ended ("completed", "failed" or "interrupted") and when."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"a run finishes as one of {FINAL_STATUSES}, not {status!r}")
+        message = str(error).encode("utf-8", "backslashreplace").decode("utf-8")  # HDF5 text is UTF-8
         with self._writer._open("r+") as h5file:
-            self._group(h5file).attrs.update(
-                {"status": status, "error": str(error), "finished_at": _iso_time(_utc_now())}
-            )
+            self._group(h5file).attrs.update({"status": status, "error": message, "finished_at": _iso_time(_utc_now())})
 
     def metrics_so_far(self):
         """The metrics logged so far: name -> 1-D array."""
@@ -750,6 +749,7 @@ def _flatten_checkpoint(tree, keys, groups, leaves):
     for key, value in tree.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f"checkpoint keys must be non-empty strings, not {key!r}")
+        _check_utf8(f"key {key!r}", key)
         path = "/".join(_escape_key(part) for part in (*keys, key))
         if isinstance(value, Mapping):
             groups.add(path)
@@ -775,6 +775,7 @@ def _checkpoint_leaf(where, value):
     if isinstance(value, str):
         if "\0" in value:
             raise ValueError(f"checkpoint entry {where!r} is a string with a NUL character")
+        _check_utf8(f"entry {where!r}", value)
         return _Leaf(value)
     is_python_int = isinstance(value, int) and not isinstance(value, bool)
     if is_python_int and not _INT64.min <= value <= _INT64.max:
@@ -786,6 +787,15 @@ def _checkpoint_leaf(where, value):
             "None, NumPy arrays or dicts"
         )
     return _Leaf(data)
+
+
+def _check_utf8(what, text):
+    """ValueError unless `text` can be stored: HDF5 keeps strings as UTF-8, which has no lone
+    surrogates (what os.fsdecode makes of undecodable bytes). Checked before the file is touched."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"checkpoint {what} is not valid UTF-8 text (it holds a lone surrogate)") from None
 
 
 def _replace_tree(group, groups, leaves):

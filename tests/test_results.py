@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stochtp import results
@@ -221,20 +221,54 @@ def assert_same_tree(saved, loaded):
             assert np.asarray(loaded[key]).shape == np.asarray(value).shape
 
 
+def holds_non_utf8_text(tree):
+    """True if a string of the checkpoint has a lone surrogate, which UTF-8 (and so HDF5) cannot hold."""
+    for value in tree.values():
+        if isinstance(value, dict) and holds_non_utf8_text(value):
+            return True
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def save_or_refuse(run, checkpoint, previous):
+    """Save `checkpoint` and return it; one holding text HDF5 cannot store is refused with a
+    ValueError before anything is written, and `previous` stays the checkpoint."""
+    if holds_non_utf8_text(checkpoint):
+        with pytest.raises(ValueError, match="not valid UTF-8"):
+            run.save_checkpoint(checkpoint)
+        assert_same_tree(previous, run.load_checkpoint())
+        return previous
+    run.save_checkpoint(checkpoint)
+    assert_same_tree(checkpoint, run.load_checkpoint())
+    return checkpoint
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=checkpoints, second=checkpoints)
+@example(first={"a": {"b": "text"}, "c": np.ones(3, np.float32)}, second={"0": "\ud800"})
 def test_checkpoint_round_trip_and_replacement(first, second):
     folder = tempfile.mkdtemp()
     try:
         with results.Writer(os.path.join(folder, "r.h5")) as writer:
             run = start(writer)
-            run.save_checkpoint(first)
-            assert_same_tree(first, run.load_checkpoint())
-            run.save_checkpoint(second)
-            assert_same_tree(second, run.load_checkpoint())
-        assert_same_tree(second, results.open(os.path.join(folder, "r.h5")).runs[0].checkpoint)
+            saved = save_or_refuse(run, first, {})
+            saved = save_or_refuse(run, second, saved)
+        assert_same_tree(saved, results.open(os.path.join(folder, "r.h5")).runs[0].checkpoint)
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_failure_message_quoting_an_undecodable_file_name_is_still_recorded(tmp_path):
+    """os.fsdecode turns undecodable bytes into lone surrogates, which UTF-8 cannot hold: the
+    run must still be marked failed, the bytes written as escapes."""
+    with results.Writer(tmp_path / "r.h5") as writer:
+        start(writer).finish(status="failed", error="cannot read /data/\udcff.gz")
+    (run,) = results.open(tmp_path / "r.h5").runs
+    assert run.status == "failed" and run.attrs["error"] == "cannot read /data/\\udcff.gz"
 
 
 def test_save_params_replaces_the_group_content(tmp_path):
