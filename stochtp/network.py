@@ -113,17 +113,26 @@ def stack_rows(arrays):
     """The rows of a list of 2-D arrays as one array, as np.concatenate gives them; without a copy
     (a read-only view) when they are consecutive row blocks of one C-contiguous array, as
     `train.Batches` yields a chunk of mini-batches."""
-    first = arrays[0]
-    base, rows = first.base, sum(len(a) for a in arrays)
-    address = first.__array_interface__["data"][0]
-    consecutive = isinstance(base, np.ndarray) and base.flags.c_contiguous
-    for a in arrays:
-        consecutive = consecutive and a.base is base and a.flags.c_contiguous and a.dtype == first.dtype and a.shape[1:] == first.shape[1:]
-        consecutive = consecutive and a.__array_interface__["data"][0] == address
-        address += a.nbytes
-    if not consecutive:
+    if not _consecutive_row_blocks(arrays):
         return np.concatenate(arrays)
+    first = arrays[0]
+    rows = sum(len(a) for a in arrays)
     return np.lib.stride_tricks.as_strided(first, (rows, *first.shape[1:]), first.strides, writeable=False)
+
+
+def _consecutive_row_blocks(arrays):
+    """True if each array is a C-contiguous view of one C-contiguous base, starting where the previous one ends."""
+    first = arrays[0]
+    base = first.base
+    if not (isinstance(base, np.ndarray) and base.flags.c_contiguous):
+        return False
+    address = first.__array_interface__["data"][0]
+    for a in arrays:
+        same_layout = a.base is base and a.flags.c_contiguous and a.dtype == first.dtype and a.shape[1:] == first.shape[1:]
+        if not same_layout or a.__array_interface__["data"][0] != address:
+            return False
+        address += a.nbytes
+    return True
 
 
 class Network:
