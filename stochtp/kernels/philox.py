@@ -58,15 +58,16 @@ LANES = 32  # Philox blocks computed side by side, so that LLVM vectorises acros
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def philox4x32_lanes(first_block, key0, key1, stream0, stream1, words):
-    """Blocks first_block .. first_block+LANES-1 of a stream into `words` (4*LANES uint32) in position
-    order: words[4 l + k] = word k of block first_block + l.
+    """Blocks first_block .. first_block+LANES-1 of a stream into `words`, a (4, LANES) uint32
+    array with one row per word: words[k, l] = word k of block first_block + l, i.e. position
+    4 l + k of the group.
 
     The lane loop is outermost and the ten rounds inside it, so that the vectorised lanes keep
-    their state in registers through all rounds."""
+    their state in registers through all rounds; one row per word stores them without shuffles."""
     for lane in range(LANES):
         block = np.uint64(first_block + lane)
         c0, c1, c2, c3 = philox4x32(block & _MASK32, block >> _SHIFT32, stream0, stream1, key0, key1)
-        words[4 * lane] = np.uint32(c0)
-        words[4 * lane + 1] = np.uint32(c1)
-        words[4 * lane + 2] = np.uint32(c2)
-        words[4 * lane + 3] = np.uint32(c3)
+        words[0, lane] = np.uint32(c0)
+        words[1, lane] = np.uint32(c1)
+        words[2, lane] = np.uint32(c2)
+        words[3, lane] = np.uint32(c3)

@@ -64,7 +64,7 @@ _COS2, _COS4, _COS6, _COS8, _COS10, _COS12 = (np.float32(1.0 / ((d - 1) * d)) fo
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def _scratch():
-    return np.empty(GROUP, np.uint32)
+    return np.empty((4, LANES), np.uint32)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -83,14 +83,17 @@ def _groups_of(n_words):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _uniform_from_words(words, out, base):
-    """One group's uniforms into out[base:]: float32 one word each, float64 two words each."""
+def _uniform_from_words(words, out):
+    """One group's uniforms into `out`, a group's worth of values: float32 one word each (position
+    4 l + k from words[k, l]), float64 two words each (positions 2 l, 2 l + 1 from words 0-1, 2-3 of l)."""
     if out.itemsize == 8:
-        for i in range(min(GROUP // 2, out.size - base)):
-            out[base + i] = _u53(words[2 * i], words[2 * i + 1])
+        for lane in range(LANES):
+            out[2 * lane] = _u53(words[0, lane], words[1, lane])
+            out[2 * lane + 1] = _u53(words[2, lane], words[3, lane])
     else:
-        for i in range(min(GROUP, out.size - base)):
-            out[base + i] = _u24(words[i])
+        for lane in range(LANES):
+            for k in range(4):
+                out[4 * lane + k] = _u24(words[k, lane])
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -182,19 +185,24 @@ def _cos_sin_f32(word):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _normal_from_words(words, out, base, buffer, loc, scale):
     """One group's Box-Muller pairs into out[base:], in the precision of `out`: loc + scale z, or
-    scale z where `loc` is empty (scale 1 leaves z exact)."""
+    scale z where `loc` is empty (scale 1 leaves z exact). A float32 pair takes words 0-1 or 2-3
+    of a block, a float64 pair all four."""
     if out.itemsize == 8:
-        for pair in range(GROUP // 4):
-            radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[4 * pair], words[4 * pair + 1])))
-            angle = 2.0 * math.pi * _u53(words[4 * pair + 2], words[4 * pair + 3])
-            buffer[2 * pair] = radius * math.cos(angle)
-            buffer[2 * pair + 1] = radius * math.sin(angle)
+        for lane in range(LANES):
+            radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[0, lane], words[1, lane])))
+            angle = 2.0 * math.pi * _u53(words[2, lane], words[3, lane])
+            buffer[2 * lane] = radius * math.cos(angle)
+            buffer[2 * lane + 1] = radius * math.sin(angle)
     else:
-        for pair in range(GROUP // 2):
-            radius = _radius_f32(words[2 * pair])
-            cos, sin = _cos_sin_f32(words[2 * pair + 1])
-            buffer[2 * pair] = radius * cos
-            buffer[2 * pair + 1] = radius * sin
+        for lane in range(LANES):
+            radius = _radius_f32(words[0, lane])
+            cos, sin = _cos_sin_f32(words[1, lane])
+            buffer[4 * lane] = radius * cos
+            buffer[4 * lane + 1] = radius * sin
+            radius = _radius_f32(words[2, lane])
+            cos, sin = _cos_sin_f32(words[3, lane])
+            buffer[4 * lane + 2] = radius * cos
+            buffer[4 * lane + 3] = radius * sin
     count = min(_values_per_group(out), out.size - base)
     if loc.size:
         for i in range(count):
@@ -212,10 +220,23 @@ def _values_per_group(out):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
     words = _scratch()
+    per_group = _values_per_group(out)
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
-        _uniform_from_words(words, out, g * _values_per_group(out))
+        base = g * per_group
+        if base + per_group <= out.size:
+            _uniform_from_words(words, out[base:base + per_group])
+        else:
+            out[base:] = _partial_group_uniforms(words, np.empty(per_group, out.dtype), out.size - base)
     return False
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _partial_group_uniforms(words, group, count):
+    """The first `count` uniforms of a group, made in `group` (a group's worth): the last group of
+    an array that it does not fill."""
+    _uniform_from_words(words, group)
+    return group[:count]
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -236,10 +257,18 @@ def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         base = g * GROUP
-        for i in range(min(GROUP, p.size - base)):
-            prob = p[base + i]
-            out[base + i] = _u24(words[i]) < prob
-            nan |= prob != prob
+        if base + GROUP <= p.size:
+            for lane in range(LANES):
+                for k in range(4):
+                    prob = p[base + 4 * lane + k]
+                    out[base + 4 * lane + k] = _u24(words[k, lane]) < prob
+                    nan |= prob != prob
+        else:
+            uniforms = _partial_group_uniforms(words, np.empty(GROUP, np.float32), p.size - base)
+            for i in range(uniforms.size):
+                prob = p[base + i]
+                out[base + i] = uniforms[i] < prob
+                nan |= prob != prob
     return nan
 
 
