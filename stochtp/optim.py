@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from stochtp.errors import ConfigError
-from stochtp.kernels.fused import centred_rmsprop_step
+from stochtp.kernels.fused import centred_rmsprop_steps
 
 
 def _positive_finite(name, value):
@@ -110,6 +110,10 @@ class Optimiser(abc.ABC):
                     f"gradient {index} has shape {np.shape(grad)}, its parameter has shape {param.shape}"
                 )
         self.step_count += 1
+        self._update_all(grads)
+
+    def _update_all(self, grads):
+        """Update every parameter from its gradient (already checked); by default one `_update` each."""
         for param, grad, state, scratch in zip(self.params, grads, self._state, self._scratch):
             self._update(param, grad, state, scratch)
 
@@ -260,20 +264,21 @@ class CentredRMSprop(Optimiser):
         self.decay = _fraction("decay", decay)
         self.eps = _positive_finite("eps", eps)
         self.momentum = _fraction("momentum", momentum)
-        self._flat = {  # flat views of the parameters and buffers the fused kernel can take, made once
-            id(param): tuple(a.reshape(-1) for a in (param, state["mean"], state["mean_square"], state["increment"]))
-            for param, state in zip(self.params, self._state)
-            if param.flags.c_contiguous
-        }
+        self._dtype = self.params[0].dtype if self.params else None
+        fused = self.params and all(param.flags.c_contiguous and param.dtype == self._dtype for param in self.params)
+        # (params, means, mean squares, increments) as tuples of flat views for the fused kernel, made once.
+        views = [(param, state["mean"], state["mean_square"], state["increment"]) for param, state in zip(self.params, self._state)]
+        self._flat = tuple(tuple(a.reshape(-1) for a in column) for column in zip(*views)) if fused else None
 
-    def _update(self, param, grad, state, scratch):
-        flat = self._flat.get(id(param))
-        if flat is not None and grad.flags.c_contiguous and grad.dtype == param.dtype:
-            theta, mean, mean_square, increment = flat
-            scalars = _scalars(param.dtype.type, self.lr, self.decay, 1 - self.decay, self.eps, self.momentum)
-            centred_rmsprop_step(theta, grad.reshape(-1), mean, mean_square, increment, *scalars)
+    def _update_all(self, grads):
+        """One fused kernel call for all parameters when they and the gradients are C-contiguous
+        arrays of one dtype (the training loop's case); the NumPy reference otherwise."""
+        if self._flat is not None and all(isinstance(grad, np.ndarray) and grad.flags.c_contiguous and grad.dtype == self._dtype for grad in grads):
+            scalars = _scalars(self._dtype.type, self.lr, self.decay, 1 - self.decay, self.eps, self.momentum)
+            thetas, means, mean_squares, increments = self._flat
+            centred_rmsprop_steps(thetas, tuple(grad.reshape(-1) for grad in grads), means, mean_squares, increments, *scalars)
         else:
-            self.reference_update(param, grad, state, scratch)
+            super()._update_all(grads)
 
     def reference_update(self, param, grad, state, scratch):
         """The same update as NumPy ufuncs (for arrays the fused kernel does not take, and for tests)."""
@@ -288,6 +293,8 @@ class CentredRMSprop(Optimiser):
         np.divide(grad, scratch, out=scratch)  # step = g / sqrt(v - m² + eps)
         np.multiply(scratch, self.lr, out=scratch)
         _momentum_step(param, state["increment"], self.momentum, scratch)  # inc <- momentum inc - lr step; theta += inc
+
+    _update = reference_update
 
 
 OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "centred_rmsprop": CentredRMSprop}
