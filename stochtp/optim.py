@@ -70,7 +70,9 @@ class Optimiser(abc.ABC):
     A subclass lists the names of its per-parameter state buffers in `state_names` (each starts
     at zero) and implements `_update(param, grad, state, scratch)`, which updates one parameter
     in place; `state` maps each name to that parameter's buffer and `scratch` is a buffer of the
-    same shape to compute into. `step_count` is already incremented when `_update` runs.
+    same shape to compute into. `step_count` is already incremented when `_update` runs. A
+    subclass may also override `_update_all(grads)` to update every parameter in one go (a
+    fused kernel), falling back to the per-parameter loop.
     """
 
     state_names = ()

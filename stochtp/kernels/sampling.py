@@ -15,13 +15,14 @@ Conversions (documented because tests and replays depend on them):
 - sigmoid: 1 / (1 + exp(-a)); in float32 exp is a branch-free polynomial (relative error below
   3e-7, i.e. within 2 ulp of libm; infinite above 88.7 as libm's), so that the loop vectorises.
 
-Words are made a *group* at a time (`philox4x32_lanes`: LANES blocks, 4*LANES words, side by
-side so that the rounds vectorise), then converted in one contiguous pass. The uniform, normal
-and Bernoulli kernels are each one `_*_groups(first, stop, ...)` routine run either by a
-parallel driver (tasks of `_GROUPS_PER_TASK` groups over Numba's threads) or serially; the
-sigmoid-Bernoulli kernels are a sigmoid pass followed by the Bernoulli driver. A flat array may
-be cut into equal blocks with one stream each (a chunk of mini-batches, each drawing its own
-numbers in one call). Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values
+Words are made a *group* at a time (`philox4x32_lanes`: LANES blocks side by side so that the
+rounds vectorise, one row per word: position 4 l + k of the group is words[k, l]), then
+converted in one pass; the last group of an array that it does not fill goes through a
+group-sized buffer. The uniform, normal and Bernoulli kernels are each one
+`_*_groups(first, stop, ...)` routine run either by a parallel driver (tasks of
+`_GROUPS_PER_TASK` groups over Numba's threads) or serially; the sigmoid-Bernoulli kernels are
+a sigmoid pass followed by the Bernoulli driver. A flat array may be cut into equal blocks with
+one stream each (a chunk of mini-batches, each drawing its own numbers in one call). Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values
 costs more than the work and takes the cores from the BLAS call that follows. Both drivers
 produce the same values.
 """
