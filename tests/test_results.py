@@ -113,8 +113,8 @@ def test_run_ids_are_unique_and_sort_by_creation_even_if_the_clock_goes_back(
 ):
     with results.Writer(tmp_path / "r.h5") as writer:
         created = [start(writer, seed=seed).id for seed in range(3)]
-        real_now = results._utc_now
-        monkeypatch.setattr(results, "_utc_now", lambda: real_now() - timedelta(hours=1))
+        real_now = results.writer._utc_now
+        monkeypatch.setattr(results.writer, "_utc_now", lambda: real_now() - timedelta(hours=1))
         created.append(start(writer, seed=3).id)
     assert len(set(created)) == 4
     assert created == sorted(created)
@@ -609,7 +609,7 @@ def test_provenance_names_versions_threads_and_git_state(tmp_path):
     assert info["numpy_version"] == np.__version__ and info["h5py_version"] == h5py.__version__
     assert isinstance(info["git_dirty"], bool)
     assert info["git_commit"] == "unknown" or re.fullmatch(r"[0-9a-f]{40}", info["git_commit"])
-    assert results._git_provenance(str(tmp_path)) == ("unknown", False)
+    assert results.origin._git_provenance(str(tmp_path)) == ("unknown", False)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -623,12 +623,12 @@ def test_git_provenance_reads_commit_and_dirty_state(tmp_path):
     subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
     head = head.stdout.strip()
-    assert results._git_provenance(str(package)) == (head, False)
+    assert results.origin._git_provenance(str(package)) == (head, False)
     (package / "module.py").write_text("x = 2\n")
-    assert results._git_provenance(str(package)) == (head, True)
+    assert results.origin._git_provenance(str(package)) == (head, True)
     untracked = tmp_path / "elsewhere"
     untracked.mkdir()
-    assert results._git_provenance(str(untracked)) == ("unknown", False)
+    assert results.origin._git_provenance(str(untracked)) == ("unknown", False)
 
 
 def test_to_dataframe_has_one_row_per_run_and_epoch(tmp_path):

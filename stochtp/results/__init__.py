@@ -1,0 +1,60 @@
+"""The results file: one HDF5 file holding many runs (design section 10, format version 1).
+
+Layout, readable by any HDF5 tool::
+
+    /                       attrs: format = "stochtp-results", format_version = 1
+    /runs/<run_id>/         attrs: name, method, dataset, network, seed, status, error,
+                            started_at, finished_at, config, config_hash and the provenance
+                            (stochtp_version, git_commit, git_dirty, python_version,
+                            numpy_version, numba_version, h5py_version, platform, num_threads)
+        metrics/<name>      1-D, one entry per logged epoch (int64 or float64)
+        diagnostics/<name>  2-D float64, epochs x layers
+        params/             final parameters, e.g. layer_0/W, layer_0/b, inverse_1/V, inverse_1/c
+        best/               parameters at the best validation epoch; attrs such as epoch
+        checkpoint/         what --resume needs: a nested dict as groups and datasets (in
+                            keys, '%' '/' and a lone '.' are written %25 %2F %2E)
+
+Run ids are ``<UTC time>Z-<6 hex digits>`` (``20261126T201500.123456Z-3f9a1c``), so sorting
+them sorts runs by creation; ``finished_at`` is "" until the run finishes. Every metric and
+diagnostic dataset of a run has one row per appended epoch: a value left out of an epoch is
+written as NaN, and a metric first given at a later epoch gets NaN for the epochs before. A
+metric whose values are all integers (epoch) is stored as int64, any other as float64.
+
+Crash safety and concurrency
+----------------------------
+* The HDF5 file is open only for the few milliseconds of each write (``start_run``,
+  ``append``, ``save_params``, ``save_checkpoint``, ``finish``, ``add_record``): open,
+  write, close. Between writes nothing of the file lives in memory, so a writer killed at
+  any moment between two writes (SIGKILL included; training spends nearly all its time
+  there) leaves a complete, valid file with every epoch appended so far and the run's
+  status still "running". Files are created with the earliest HDF5 format bounds, whose
+  superblock carries no "open for writing" flag, so such a file needs no ``h5clear``
+  afterwards. Only a kill in the middle of a write can lose that write; new files are
+  created under a temporary name and renamed into place, so a half-created file is never
+  seen.
+* A Writer holds an exclusive ``fcntl.flock`` on ``<file>.lock`` (holding its pid) for its
+  whole life. A second Writer on the same file fails at once with ResultsError, before the
+  results file is touched; the operating system drops the lock when its holder dies, so a
+  killed writer never blocks the next one. The lock file is removed when a Writer closes.
+* HDF5's own file locking is switched off (``locking=False``): our lock already excludes a
+  second writer, and HDF5's would block readers while a writer has the file open.
+* Readers (``open``) read all run attributes and metrics in one short pass and close the file
+  again; parameters and checkpoints are read, again briefly, when first asked for. A pass
+  that meets a file in the middle of a write fails or finds columns of unequal length: it is
+  retried a few times, and only rows present in every column are returned.
+* HDF5 SWMR is not used: it forbids creating groups and attributes while writing, which
+  every new run and every status change needs.
+"""
+# The package's modules, each one part of the file's handling (names with an underscore are
+# shared between them, not part of the API): origin (what produced a run), storage (opening,
+# checking and locking the file), columns (metrics and diagnostics, one row per epoch), trees
+# (parameters and checkpoints), writer and reader.
+from .origin import provenance
+from .reader import Results, Run, open, read_record
+from .storage import FORMAT, FORMAT_VERSION, is_being_written
+from .writer import FINAL_STATUSES, PARAMETER_GROUPS, RunWriter, Writer
+
+__all__ = [
+    "FINAL_STATUSES", "FORMAT", "FORMAT_VERSION", "PARAMETER_GROUPS", "Results", "Run", "RunWriter",
+    "Writer", "is_being_written", "open", "provenance", "read_record",
+]

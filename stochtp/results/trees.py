@@ -1,0 +1,166 @@
+"""Parameters ("layer_0/W" -> array) and checkpoints (nested dicts) as HDF5 groups and datasets."""
+import dataclasses
+import re
+from collections.abc import Mapping
+
+import h5py
+import numpy as np
+
+from .storage import _check_name
+
+# Attribute marking checkpoint values that HDF5 cannot hold as they are: "none" for None,
+# "int" for a Python integer beyond 64 bits (stored as its decimal string).
+_VALUE_KIND_ATTR = "stochtp_value_kind"
+_INT64 = np.iinfo(np.int64)
+_ESCAPED_CHARACTERS = {"25": "%", "2F": "/", "2E": "."}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    """A value ready for one dataset; `kind` is "" or a _VALUE_KIND_ATTR value."""
+
+    data: object
+    kind: str = ""
+
+
+def _flatten_params(arrays):
+    """("layer_0/W" -> array) into the set of groups and the dict of leaves to write."""
+    groups, leaves = set(), {}
+    for path, value in arrays.items():
+        if not isinstance(path, str):
+            raise ValueError(f"parameter names are paths such as 'layer_0/W', not {path!r}")
+        parts = path.split("/")
+        for part in parts:
+            _check_name(part, "parameter path part")
+        data = np.asarray(value)
+        if data.dtype.kind not in "biufc":
+            raise ValueError(f"parameter {path!r} must be a numeric array, not {data.dtype}")
+        groups.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        leaves[path] = _Leaf(data)
+    return groups, leaves
+
+
+def _flatten_checkpoint(tree, keys, groups, leaves):
+    """Collect the groups and leaves of the nested dict `tree`, found under `keys`."""
+    if not isinstance(tree, Mapping):
+        raise ValueError(f"a checkpoint must be a dict, not {type(tree).__name__}")
+    for key, value in tree.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"checkpoint keys must be non-empty strings, not {key!r}")
+        _check_utf8(f"key {key!r}", key)
+        path = "/".join(_escape_key(part) for part in (*keys, key))
+        if isinstance(value, Mapping):
+            groups.add(path)
+            _flatten_checkpoint(value, (*keys, key), groups, leaves)
+        else:
+            leaves[path] = _checkpoint_leaf(" -> ".join((*keys, key)), value)
+
+
+def _escape_key(key):
+    """A dict key as an HDF5 link name: '%' becomes %25, '/' %2F, and a lone '.' %2E, so
+    that keys such as "layer_0/W" come back unchanged."""
+    escaped = key.replace("%", "%25").replace("/", "%2F")
+    return "%2E" if escaped == "." else escaped
+
+
+def _unescape_key(name):
+    return re.sub("%(25|2F|2E)", lambda match: _ESCAPED_CHARACTERS[match.group(1)], name)
+
+
+def _checkpoint_leaf(where, value):
+    if value is None:
+        return _Leaf(h5py.Empty("f8"), "none")
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ValueError(f"checkpoint entry {where!r} is a string with a NUL character")
+        _check_utf8(f"entry {where!r}", value)
+        return _Leaf(value)
+    is_python_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_python_int and not _INT64.min <= value <= _INT64.max:
+        return _Leaf(str(value), "int")
+    data = np.asarray(value)
+    if data.dtype.kind not in "biufc":
+        raise ValueError(
+            f"checkpoint entry {where!r} is a {type(value).__name__}; use numbers, strings, "
+            "None, NumPy arrays or dicts"
+        )
+    return _Leaf(data)
+
+
+def _check_utf8(what, text):
+    """ValueError unless `text` can be stored: HDF5 keeps strings as UTF-8, which has no lone
+    surrogates (what os.fsdecode makes of undecodable bytes). Checked before the file is touched."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"checkpoint {what} is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+
+def _replace_tree(group, groups, leaves):
+    """Make `group` hold exactly `groups` and `leaves` (paths relative to it).
+
+    Datasets of unchanged shape and dtype are overwritten in place: HDF5 does not reuse the
+    space of deleted objects once the file is closed, so deleting and recreating a
+    checkpoint every epoch would grow the file without bound.
+    """
+    existing = []
+    group.visit(existing.append)
+    for path in existing:
+        item = group.get(path)
+        if item is None:  # went with a parent deleted earlier in this loop
+            continue
+        if isinstance(item, h5py.Group) and path in groups:
+            continue
+        if isinstance(item, h5py.Dataset) and path in leaves and _can_overwrite(item, leaves[path]):
+            continue
+        del group[path]
+    for path in sorted(groups, key=lambda path: path.count("/")):
+        group.require_group(path)
+    for path, leaf in leaves.items():
+        if path in group:
+            group[path][()] = leaf.data
+        else:
+            dataset = group.create_dataset(path, data=leaf.data)
+            if leaf.kind:
+                dataset.attrs[_VALUE_KIND_ATTR] = leaf.kind
+
+
+def _can_overwrite(dataset, leaf):
+    return (
+        not leaf.kind
+        and _VALUE_KIND_ATTR not in dataset.attrs
+        and isinstance(leaf.data, np.ndarray)
+        and dataset.shape == leaf.data.shape
+        and dataset.dtype == leaf.data.dtype
+    )
+
+
+def _read_flat(group):
+    """A parameter group as a flat dict: "layer_0/W" -> array."""
+    arrays = {}
+
+    def collect(path, item):
+        if isinstance(item, h5py.Dataset):
+            arrays[path] = item[()]
+
+    group.visititems(collect)
+    return arrays
+
+
+def _read_tree(group):
+    """A checkpoint group as the nested dict it was saved from."""
+    return {
+        _unescape_key(name): _read_tree(item) if isinstance(item, h5py.Group) else _read_leaf(item)
+        for name, item in group.items()
+    }
+
+
+def _read_leaf(dataset):
+    kind = dataset.attrs.get(_VALUE_KIND_ATTR, "")
+    if kind == "none":
+        return None
+    if kind == "int":
+        return int(dataset.asstr()[()])
+    if h5py.check_string_dtype(dataset.dtype) is not None:
+        return dataset.asstr()[()]
+    return dataset[()]

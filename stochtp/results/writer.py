@@ -1,0 +1,295 @@
+"""Writing runs: `Writer` (one per file at a time) and the `RunWriter` of each run."""
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from stochtp.errors import ConfigError, ResultsError
+
+from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
+from .storage import _check_name, _create_results_file, _open_checked, _WriterLock
+from .trees import _flatten_checkpoint, _flatten_params, _read_tree, _replace_tree
+
+FINAL_STATUSES = ("completed", "failed", "interrupted")
+PARAMETER_GROUPS = ("params", "best")
+
+_RUN_SUBGROUPS = ("metrics", "diagnostics", "params", "best", "checkpoint")
+_RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+
+
+def _utc_now():
+    return datetime.now(timezone.utc)
+
+
+def _iso_time(moment):
+    """ISO 8601 in UTC with a Z, to the millisecond: 2026-11-26T20:15:00.123Z."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _new_run_id(latest_id):
+    """A fresh run id that sorts after `latest_id` even if the clock went back."""
+    moment = _utc_now()
+    latest_moment = _run_id_time(latest_id) if latest_id is not None else None
+    if latest_moment is not None and moment <= latest_moment:
+        moment = latest_moment + timedelta(microseconds=1)
+    return f"{moment.strftime(_RUN_ID_TIME_FORMAT)}-{secrets.token_hex(3)}"
+
+
+def _run_id_time(run_id):
+    """The creation time in a run id, or None for a group name that is not one of our ids."""
+    try:
+        moment = datetime.strptime(run_id.split("-")[0], _RUN_ID_TIME_FORMAT)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc)
+
+
+def _config_json(config):
+    """The config as JSON with sorted keys: the text stored and hashed for a run."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a run's config must be a dict, not {type(config).__name__}")
+    try:
+        return json.dumps(config, sort_keys=True, default=_json_value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the run's config cannot be stored as JSON: {exc}") from None
+
+
+def _json_value(value):
+    """JSON form of the non-JSON values a resolved config may hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"a {type(value).__name__} is not JSON-serialisable")
+
+
+def _attr_value(key, value):
+    """A run attribute as a plain str / bool / int / float."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (str, bool, int, float)):
+        raise ValueError(
+            f"run attribute {key!r} must be a string, number or bool, not {type(value).__name__}"
+        )
+    return value
+
+
+class Writer:
+    """Appends runs to a results file; one Writer per file at a time (see module docstring).
+
+    Creates the file (and its folder) if needed, or checks that an existing file is a
+    stochtp results file of a version this code knows; on any error the file is left as it
+    was. Use as a context manager, or call `close()`, to release the lock.
+    """
+
+    def __init__(self, path):
+        self.path = os.path.realpath(os.fspath(path))
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(f"cannot create the folder for {self.path}: {exc}") from None
+        self._lock = _WriterLock(self.path)
+        try:
+            if os.path.exists(self.path):
+                _open_checked(self.path, "r").close()
+            else:
+                _create_results_file(self.path)
+        except OSError as exc:
+            self._lock.release()
+            raise ResultsError(f"cannot open or create {self.path}: {exc}") from None
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        """Release the lock; run handles from this Writer can no longer write."""
+        self._lock.release()
+
+    def _open(self, mode):
+        """The results file, opened for one short read ("r") or write ("r+")."""
+        if not self._lock.held:
+            raise ResultsError(f"the Writer for {self.path} is closed")
+        try:
+            return _open_checked(self.path, mode)
+        except OSError as exc:
+            raise ResultsError(f"cannot open {self.path}: {exc}") from None
+
+    def start_run(self, *, name, method, dataset, network, seed, config, provenance):
+        """Add a run with status "running" and return its handle.
+
+        `config` (a dict) is stored as sorted-key JSON and hashed (SHA-256 of that text);
+        `provenance` is a dict of further attributes, normally `results.provenance(threads)`.
+        """
+        config_json = _config_json(config)
+        attrs = {
+            "name": name,
+            "method": method,
+            "dataset": dataset,
+            "network": network,
+            "seed": seed,
+            "status": "running",
+            "error": "",
+            "started_at": _iso_time(_utc_now()),
+            "finished_at": "",
+            "config": config_json,
+            "config_hash": hashlib.sha256(config_json.encode()).hexdigest(),
+        }
+        clashes = sorted(attrs.keys() & provenance.keys())
+        if clashes:
+            raise ValueError(f"provenance must not set the run attributes {clashes}")
+        attrs.update(provenance)
+        attrs = {key: _attr_value(key, value) for key, value in attrs.items()}
+        with self._open("r+") as h5file:
+            run_id, _ = _create_run_group(h5file, attrs)
+        return RunWriter(self, run_id)
+
+    def add_record(self, record):
+        """Add a whole run given as plain data (a `read_record` dict, e.g. of a run trained in
+        another process or on another machine) under a new run id of this file; return the id.
+
+        Everything is checked before the file is opened, and the one write sets the record's
+        status last: a write cut short leaves a run whose status is "running", never one that
+        claims to be complete.
+        """
+        attrs = {key: _attr_value(key, value) for key, value in record["attrs"].items()}
+        metrics = {name: np.asarray(column) for name, column in record["metrics"].items()}
+        diagnostics = {name: np.asarray(table, dtype=np.float64) for name, table in record["diagnostics"].items()}
+        for name in (*metrics, *diagnostics):
+            _check_name(name, "metric or diagnostic")
+        shapes_ok = all(column.ndim == 1 for column in metrics.values()) and all(table.ndim == 2 for table in diagnostics.values())
+        if not shapes_ok or len({len(column) for column in (*metrics.values(), *diagnostics.values())}) > 1:
+            raise ValueError("a run record needs 1-D metrics and 2-D diagnostics with one row per epoch each")
+        parameters = {which: _flatten_params(record[which]) for which in PARAMETER_GROUPS}
+        checkpoint_groups, checkpoint_leaves = set(), {}
+        _flatten_checkpoint(record["checkpoint"], (), checkpoint_groups, checkpoint_leaves)
+        best_attrs = {key: _attr_value(key, value) for key, value in record["best_attrs"].items()}
+        with self._open("r+") as h5file:
+            run_id, group = _create_run_group(h5file, {**attrs, "status": "running"})
+            for name, column in metrics.items():
+                _create_metric(group["metrics"], name, column)
+            for name, table in diagnostics.items():
+                _create_diagnostic(group["diagnostics"], name, table)
+            for which, (groups, leaves) in parameters.items():
+                _replace_tree(group[which], groups, leaves)
+            group["best"].attrs.update(best_attrs)
+            _replace_tree(group["checkpoint"], checkpoint_groups, checkpoint_leaves)
+            group.attrs["status"] = attrs.get("status", "running")
+        return run_id
+
+    def find_run(self, run_id):
+        """Handle on an existing run, to continue it (resume); ResultsError if there is none."""
+        with self._open("r") as h5file:
+            if run_id not in h5file.get("runs", {}):
+                raise ResultsError(f"there is no run {run_id!r} in {self.path}")
+        return RunWriter(self, run_id)
+
+    def completed_hashes(self):
+        """config_hash of every completed run (a sweep skips these configs)."""
+        with self._open("r") as h5file:
+            return {
+                group.attrs["config_hash"]
+                for group in h5file.get("runs", {}).values()
+                if group.attrs.get("status") == "completed" and "config_hash" in group.attrs
+            }
+
+
+def _create_run_group(h5file, attrs):
+    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups."""
+    runs = h5file.require_group("runs")
+    run_id = _new_run_id(max(runs, default=None))
+    group = runs.create_group(run_id)
+    group.attrs.update(attrs)
+    # Metrics and diagnostics keep the order they were first logged in.
+    for subgroup in _RUN_SUBGROUPS:
+        group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+    return run_id, group
+
+
+class RunWriter:
+    """Writes one run of a Writer's file; every call is one short open-write-close."""
+
+    def __init__(self, writer, run_id):
+        self._writer = writer
+        self.id = run_id
+
+    def __repr__(self):
+        return f"RunWriter({self.id!r} in {self._writer.path!r})"
+
+    def _group(self, h5file):
+        return h5file["runs"][self.id]
+
+    def append(self, metrics, diagnostics=None):
+        """Append one epoch: scalars `metrics` (name -> number) and `diagnostics` (name -> 1-D
+        array, one value per layer). Appending to a finished run (resume) makes it "running"
+        again until `finish`.
+        """
+        with self._writer._open("r+") as h5file:
+            group = self._group(h5file)
+            _append_row(group["metrics"], group["diagnostics"], metrics, diagnostics or {})
+            if group.attrs.get("status") != "running":
+                group.attrs.update({"status": "running", "error": "", "finished_at": ""})
+
+    def truncate(self, num_epochs):
+        """Keep only the first `num_epochs` logged epochs, e.g. to drop those logged after the
+        checkpoint a resumed run restarts from."""
+        with self._writer._open("r+") as h5file:
+            group = self._group(h5file)
+            for dataset in _datasets(group["metrics"]) + _datasets(group["diagnostics"]):
+                dataset.resize(min(num_epochs, dataset.shape[0]), axis=0)
+
+    def save_params(self, which, arrays, attrs=None):
+        """Replace the content of "params" or "best" with `arrays` ("layer_0/W" -> array) and
+        the group's attributes with `attrs` (for "best": the epoch, say)."""
+        if which not in PARAMETER_GROUPS:
+            raise ValueError(f"parameters go to one of {PARAMETER_GROUPS}, not {which!r}")
+        groups, leaves = _flatten_params(arrays)
+        group_attrs = {key: _attr_value(key, value) for key, value in (attrs or {}).items()}
+        with self._writer._open("r+") as h5file:
+            group = self._group(h5file).require_group(which)
+            _replace_tree(group, groups, leaves)
+            group.attrs.clear()
+            group.attrs.update(group_attrs)
+
+    def save_checkpoint(self, checkpoint):
+        """Replace the checkpoint with a nested dict (string keys) of arrays, numbers,
+        strings and None. Lists and tuples are stored, and come back, as arrays."""
+        groups, leaves = set(), {}
+        _flatten_checkpoint(checkpoint, (), groups, leaves)
+        with self._writer._open("r+") as h5file:
+            _replace_tree(self._group(h5file).require_group("checkpoint"), groups, leaves)
+
+    def finish(self, status="completed", error=""):
+        """Record how the run ended ("completed", "failed" or "interrupted") and when."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"a run finishes as one of {FINAL_STATUSES}, not {status!r}")
+        message = str(error).encode("utf-8", "backslashreplace").decode("utf-8")  # HDF5 text is UTF-8
+        with self._writer._open("r+") as h5file:
+            self._group(h5file).attrs.update({"status": status, "error": message, "finished_at": _iso_time(_utc_now())})
+
+    def metrics_so_far(self):
+        """The metrics logged so far: name -> 1-D array."""
+        with self._writer._open("r") as h5file:
+            group = self._group(h5file)
+            return _read_columns(group["metrics"], _complete_rows(group))
+
+    def load_checkpoint(self):
+        """The last saved checkpoint as a nested dict ({} if none was saved)."""
+        with self._writer._open("r") as h5file:
+            return _read_tree(self._group(h5file)["checkpoint"])
