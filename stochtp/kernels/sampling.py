@@ -22,9 +22,9 @@ group-sized buffer. The uniform, normal and Bernoulli kernels are each one
 `_*_groups(first, stop, ...)` routine run either by a parallel driver (tasks of
 `_GROUPS_PER_TASK` groups over Numba's threads) or serially; the sigmoid-Bernoulli kernels are
 a sigmoid pass followed by the Bernoulli driver. A flat array may be cut into equal blocks with
-one stream each (a chunk of mini-batches, each drawing its own numbers in one call). Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values
-costs more than the work and takes the cores from the BLAS call that follows. Both drivers
-produce the same values.
+one stream each (a chunk of mini-batches, each drawing its own numbers in one call).
+Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values costs more than the
+work and takes the cores from the BLAS call that follows. Both drivers produce the same values.
 """
 import math
 
