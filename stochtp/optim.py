@@ -273,9 +273,11 @@ class CentredRMSprop(Optimiser):
         self._flat = tuple(tuple(a.reshape(-1) for a in column) for column in zip(*views)) if fused else None
 
     def _update_all(self, grads):
-        """One fused kernel call for all parameters when they and the gradients are C-contiguous
-        arrays of one dtype (the training loop's case); the NumPy reference otherwise."""
-        if self._flat is not None and all(isinstance(grad, np.ndarray) and grad.flags.c_contiguous and grad.dtype == self._dtype for grad in grads):
+        """One fused kernel call for all parameters when they and the gradients are C-contiguous,
+        aligned, writeable arrays of one dtype (the training loop's case: the kernel takes the
+        gradients as one tuple, whose arrays must share a Numba type); the NumPy reference,
+        parameter by parameter, otherwise."""
+        if self._flat is not None and all(_fused_kernel_takes(grad, self._dtype) for grad in grads):
             scalars = _scalars(self._dtype.type, self.lr, self.decay, 1 - self.decay, self.eps, self.momentum)
             thetas, means, mean_squares, increments = self._flat
             centred_rmsprop_steps(thetas, tuple(grad.reshape(-1) for grad in grads), means, mean_squares, increments, *scalars)
@@ -297,6 +299,13 @@ class CentredRMSprop(Optimiser):
         _momentum_step(param, state["increment"], self.momentum, scratch)  # inc <- momentum inc - lr step; theta += inc
 
     _update = reference_update
+
+
+def _fused_kernel_takes(grad, dtype):
+    """Whether `grad` has the one array type the fused optimiser kernel is given."""
+    if not (isinstance(grad, np.ndarray) and grad.dtype == dtype):
+        return False
+    return grad.flags.c_contiguous and grad.flags.aligned and grad.flags.writeable
 
 
 OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "centred_rmsprop": CentredRMSprop}

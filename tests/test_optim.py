@@ -258,11 +258,14 @@ def test_fused_centred_rmsprop_kernel_matches_the_numpy_reference(dtype):
     fused_params = [rng.normal(size=shape).astype(dtype) for shape in shapes]
     reference_params = [param.copy() for param in fused_params]
     fused, reference = CentredRMSprop(fused_params, 0.01), CentredRMSprop(reference_params, 0.01)
+    assert fused._flat is not None  # the parameters are ones the fused kernel takes
     scratch = [np.empty_like(param) for param in reference_params]
     for step in range(20):
         grads = [rng.normal(size=shape).astype(dtype) for shape in shapes]
-        if step % 5 == 4:
+        if step % 5 == 3:
             grads[0] = np.asfortranarray(grads[0])  # not C-contiguous: the whole step takes the NumPy path
+        if step % 5 == 4:
+            grads[1].flags.writeable = False  # read-only: another Numba type, so the NumPy path too
         fused.step(grads)
         for param, grad, state, buffer in zip(reference_params, grads, reference._state, scratch):
             reference.reference_update(param, grad, state, buffer)
