@@ -45,8 +45,7 @@ def _fraction(name, value):
 
 @functools.lru_cache(maxsize=64)
 def _scalars(dtype, *values):
-    """`values` as `dtype` scalars, the fused kernels' arguments: converted once, not per parameter
-    and step (five conversions cost more than the kernel call on a small parameter)."""
+    """`values` as `dtype` scalars, the fused kernel's arguments: converted once, not at every step."""
     return tuple(dtype(value) for value in values)
 
 

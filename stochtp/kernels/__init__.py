@@ -84,9 +84,8 @@ def _words(seed, stream, shape):
             raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
     else:
         streams = [check_uint64(stream, "stream")]
-    low = np.array([s & 0xFFFFFFFF for s in streams], dtype=np.uint64)
-    high = np.array([s >> 32 for s in streams], dtype=np.uint64)
-    return (*key, low, high)
+    words = np.array(streams, dtype=np.uint64)
+    return (*key, words & np.uint64(0xFFFFFFFF), words >> np.uint64(32))  # split64 on every stream
 
 
 def uniform(shape, seed, stream=0, dtype=np.float32):
