@@ -8,7 +8,9 @@ One run measures, on this machine and in this order:
   (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
       network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
       whole epoch (labelled so), with the FLOPs an epoch needs (`Method.flops_per_batch`), the
-      achieved GFLOP/s and its fraction of (a);
+      achieved GFLOP/s and its fraction of the GEMM limit at the preset's shapes, measured again
+      before each timed round and after the last (best of those), so that the epochs and their
+      limit see the same minutes of a machine whose speed drifts;
   (d) the peak resident memory of a one-epoch `paper-stochastic-dtp` run, in a child process;
   (e) optionally, the PyTorch peer script's DTP and ST epochs (`--peer`), for the ratio: run
       before and after (c), its faster time kept, so that load on the machine favours the peer.
@@ -46,6 +48,7 @@ PRESETS = [
 EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
 SEED = 12345
+LIMIT_ROUNDS = 20  # rounds of a layer's three products each time the limit is measured beside a preset's epochs
 
 
 def best_seconds(functions, repeat):
@@ -150,8 +153,10 @@ def bench_configs(names=None):
     return configs
 
 
-def epoch_seconds(config, dataset, batches, repeat):
-    """(seconds per full training epoch extrapolated from `batches` mini-batches, mini-batches per epoch, FLOPs per epoch)."""
+def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
+    """(seconds per full training epoch extrapolated from `batches` mini-batches, mini-batches per epoch, FLOPs per epoch).
+
+    `between` runs before each timed round and after the last one (the GEMM limit's measurement)."""
     net, method = train.build_network(config), train.build_method(config)
     method.bind(net, config.seed)
     per_epoch = len(dataset.train) // config.batch_size
@@ -161,8 +166,25 @@ def epoch_seconds(config, dataset, batches, repeat):
         method.train_epoch(net, train.Batches(dataset.train, number, config.seed, config.batch_size, net.dtype, limit=limit), config.seed, number)
 
     epoch(1, 2)  # compiles and warms up
-    best = min(_timed(lambda r=r: epoch(2 + r, timed)) for r in range(repeat))
+    best = float("inf")
+    for r in range(repeat):
+        between()
+        best = min(best, _timed(lambda: epoch(2 + r, timed)))
+    between()
     return best * per_epoch / timed, per_epoch, method.flops_per_batch(net, config.batch_size) * per_epoch
+
+
+def epoch_and_limit(config, dataset, shapes, batches, repeat):
+    """`epoch_seconds`' numbers and the GEMM limit at the layer `shapes`, measured before each timed
+    round and after the last (each product's best time): the epochs and their limit see the same minutes."""
+    best = {}
+
+    def measure_limit():
+        for shape in shapes:
+            best[shape] = min(best.get(shape, float("inf")), gemm_seconds(shape, LIMIT_ROUNDS))
+
+    seconds, per_epoch, flops = epoch_seconds(config, dataset, batches, repeat, between=measure_limit)
+    return seconds, per_epoch, flops, gemm_limit(shapes, best)
 
 
 def _timed(function):
@@ -222,8 +244,7 @@ def run(names=None, batches=200, repeat=3, kernel_n=10_000_000, data_dir=None, p
         key = (config.dataset, tuple(sorted(config.data.items())))
         if key not in datasets:
             datasets[key] = data.load(config.dataset, data_dir, **config.data)
-        seconds, per_epoch, flops = epoch_seconds(config, datasets[key], batches, repeat)
-        limit = gemm_limit(shapes[name], times)
+        seconds, per_epoch, flops, limit = epoch_and_limit(config, datasets[key], shapes[name], batches, repeat)
         report["epochs"].append({
             "name": name, "method": config.method["name"], "network": config.network,
             "s_per_epoch": seconds, "extrapolated_from_batches": min(batches, per_epoch), "batches_per_epoch": per_epoch,
@@ -258,7 +279,8 @@ def format_report(report, parts="abcde"):
         sections.append("\n".join(lines))
     if "c" in parts and report.get("epochs"):
         timed = report["epochs"][0]["extrapolated_from_batches"]
-        lines = [f"(c) seconds per training epoch, extrapolated from the first {timed} mini-batches (best of {report['settings']['repeat']})",
+        lines = [f"(c) seconds per training epoch, extrapolated from the first {timed} mini-batches (best of {report['settings']['repeat']});",
+                 "    limit: the GEMM rate at the preset's shapes, measured between its timed rounds",
                  f"  {'preset':<28} {'s/epoch':>8} {'GFLOP/ep':>9} {'GFLOP/s':>8} {'limit':>7} {'of limit':>9} {'peer s':>7} {'vs peer':>8}"]
         for row in report["epochs"]:
             peer = f"{row['peer_s_per_epoch']:>7.2f} {row['speedup_vs_peer']:>7.2f}x" if "peer_s_per_epoch" in row else ""

@@ -53,3 +53,20 @@ def test_bench_reports_every_measurement_as_json(mnist_dir, capsys):
     assert epoch["gflops"] == pytest.approx(epoch["gflop_per_epoch"] / epoch["s_per_epoch"])
     assert epoch["fraction_of_limit"] == pytest.approx(epoch["gflops"] / epoch["gemm_limit_gflops"])
     assert bench.format_report(report).count("paper-stochastic-st") == 1
+
+
+def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_best(tiny_config_path, monkeypatch):
+    """Rounds and limit measurements alternate (limit, round, limit, round, limit); each shape's best time counts."""
+    from stochtp import config, data
+
+    cfg = config.load(tiny_config_path)
+    dataset = data.load(cfg.dataset, **cfg.data)
+    events, seconds = [], iter([3.0, 1.0, 2.0])
+    monkeypatch.setattr(bench, "gemm_seconds", lambda shape, rounds: events.append("limit") or next(seconds))
+    real_timed = bench._timed
+    monkeypatch.setattr(bench, "_timed", lambda function: events.append("round") or real_timed(function))
+    shape = (cfg.batch_size, 3, 2)
+    per_epoch_s, per_epoch, flops, limit = bench.epoch_and_limit(cfg, dataset, [shape], batches=2, repeat=2)
+    assert events == ["limit", "round", "limit", "round", "limit"]
+    assert limit == pytest.approx(3 * 2 * cfg.batch_size * 3 * 2 / 1.0 / 1e9)
+    assert per_epoch_s > 0 and per_epoch == len(dataset.train) // cfg.batch_size and flops > 0
