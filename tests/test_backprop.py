@@ -53,6 +53,21 @@ def test_zero_derivative_through_sign_stops_lower_layers():
     assert grads[1][0].any() and grads[2][0].any()
 
 
+def test_training_without_the_sign_is_backprop_of_the_continuous_net_and_restores_the_sign():
+    """train_transmission=False (paper-discrete-bp-cont): the gradient of the same net without its
+    sign transmission, every layer included; the network keeps its sign for testing."""
+    x = np.random.default_rng(0).normal(size=(8, 5))
+    y = np.arange(8) % 3
+    discrete = Network.from_spec("5-4t:n-4t-3s", seed=3, dtype=np.float64)
+    continuous = Network.from_spec("5-4t-4t-3s", seed=3, dtype=np.float64)
+    grads = methods.get("bp", train_transmission=False).gradient(discrete, x, y, seed=0)
+    for (dW, db), (eW, eb) in zip(grads, methods.get("bp").gradient(continuous, x, y, seed=0)):
+        np.testing.assert_array_equal(dW, eW)
+        np.testing.assert_array_equal(db, eb)
+    assert grads[0][0].any()
+    assert [layer.transmission for layer in discrete.layers] == ["sign", "identity", "identity"]
+
+
 def test_zero_derivative_through_bernoulli_samples():
     net = Network.from_spec("5-4b-3s", seed=3, dtype=np.float64)
     x = np.random.default_rng(0).normal(size=(8, 5))

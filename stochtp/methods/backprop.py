@@ -5,6 +5,8 @@ d h / d a and d t(h) / d h given by `units.derivative` — the true derivative f
 surrogate for `st`. Where the true derivative of a discrete unit is zero, everything below
 gets a zero gradient: only layers above the first discrete one learn (the paper's baseline 1).
 """
+import contextlib
+
 import numpy as np
 
 from .. import units
@@ -50,19 +52,23 @@ class Backprop(GradientMethod):
     OPTIONS = {**GradientMethod.OPTIONS, "train_transmission": True}
 
     def estimate(self, net, x, y, seed, stream):
-        trace = self.forward(net, x, seed, stream)
-        return backward(net, trace, net.output_grad(trace, y)), trace
+        with self._training_transmissions(net):
+            trace = net.forward(x, seed, stream)
+            return backward(net, trace, net.output_grad(trace, y)), trace
 
-    def forward(self, net, x, seed, stream):
-        """Forward pass; with train_transmission=False the sign transmissions are skipped in training
-        (the paper's `paper-discrete-bp-cont`: trained without sign, tested with it)."""
+    @contextlib.contextmanager
+    def _training_transmissions(self, net):
+        """With train_transmission=False the sign transmissions are identities while a mini-batch
+        trains, forward and backward (the paper's `paper-discrete-bp-cont`: trained without sign,
+        so that every layer learns, tested with it); otherwise nothing changes."""
         if self.options["train_transmission"]:
-            return net.forward(x, seed, stream)
+            yield
+            return
         saved = [layer.transmission for layer in net.layers]
         for layer in net.layers:
             layer.transmission = "identity"
         try:
-            return net.forward(x, seed, stream)
+            yield
         finally:
             for layer, transmission in zip(net.layers, saved):
                 layer.transmission = transmission
