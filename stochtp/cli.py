@@ -7,6 +7,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -116,6 +117,13 @@ def cmd_run(args):
     return 0
 
 
+def _statuses(path, cfg):
+    """The statuses of the runs of `cfg` in the results file at `path` (none if there is no file)."""
+    if not os.path.exists(path):
+        return set()
+    return {run.status for run in results.open(path).runs if run.attrs.get("config_hash") == cfg.hash}
+
+
 def _print_summary(summary):
     print(
         f"{summary.status}: run {summary.run_id} -> {summary.path}\n"
@@ -126,14 +134,20 @@ def _print_summary(summary):
 
 
 def _default_comparison(args):
-    """A short DTP / ST / REINFORCE comparison on the stochastic network, into one file."""
+    """A short DTP / ST / REINFORCE comparison on the stochastic network, into one file. With
+    --resume, a preset whose run completed in the file is skipped, an interrupted one continued."""
     out = args.out or "results/default-comparison.h5"
     epochs = args.epochs or DEFAULT_COMPARISON_EPOCHS
     for preset in DEFAULT_COMPARISON:
         cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs, eval_samples_every=epochs)
         source = config_module.source_name(preset=preset)
+        statuses = _statuses(out, cfg) if args.resume else set()
+        if "completed" in statuses:
+            print(f"{preset}: completed in {out}, skipped")
+            continue
         print(f"{preset} ({cfg.method['name']}, {epochs} epochs):")
-        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, quiet=args.quiet, source=source))
+        resume = bool(statuses & {"interrupted", "running"})
+        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, resume=resume, quiet=args.quiet, source=source))
     print(f"compare them with: stochtp report {out}")
     return 0
 

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from stochtp import results
+from stochtp import cli, config, results, train
 from stochtp.cli import main
 
 RUN_OPTIONS = ("--threads", "1", "--quiet")
@@ -56,6 +56,11 @@ def test_unknown_key_exits_2_with_one_line_and_no_traceback(write_toml):
         ('preset = "mnist-bp"\ndataset = "teacher"\n', "network 784-500t-500t-10s does not fit dataset 'teacher'"),
         ('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[method]\nlr = "fast"\n', "method 'bp'.*'lr' must be a number"),
         ("epochs = [\n", "not valid TOML"),
+        ('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3g"\n', "does not fit dataset 'teacher'.*3 softmax units"),
+        ('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[data]\nn_train = 50\n', "50 training examples, fewer than one mini-batch of 100"),
+        ('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[data]\nn_valid = 0\n', "no valid examples"),
+        ('preset = "paper-stochastic-dtp"\ndataset = "teacher"\nnetwork = "8-6b-6b-3s"\n[method]\nsigma_tau = 0\n', "sigma_tau must be positive"),
+        ('preset = "paper-stochastic-dtp"\ndataset = "teacher"\nnetwork = "8-6b-6b-3s"\n[method]\nsigma = -0.1\n', "sigma must be a finite number >= 0"),
     ],
 )
 def test_bad_config_file_is_named(capsys, write_toml, tmp_path, text, pattern):
@@ -160,6 +165,27 @@ def test_non_finite_run_exits_1(capsys, write_toml, tmp_path):
 def test_resume_without_an_interrupted_run_exits_2(capsys, tiny_config_path, results_file):
     line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--epochs", "1", "--out", str(results_file), "--resume", *RUN_OPTIONS)
     assert "no interrupted run of this config" in line
+
+
+def test_resumed_default_comparison_skips_completed_presets_and_continues_interrupted_ones(capsys, tmp_path, monkeypatch):
+    """`stochtp run --resume` without a config: per preset of the comparison, completed -> skipped,
+    interrupted -> continued, absent -> started."""
+    completed, interrupted, absent = cli.DEFAULT_COMPARISON
+    out = tmp_path / "comparison.h5"
+    with results.Writer(out) as writer:
+        for preset, status in ((completed, "completed"), (interrupted, "interrupted")):
+            cfg = config.load(preset=preset, epochs=1, eval_samples_every=1)
+            train.start_run(writer, cfg, threads=1).finish(status)
+    calls = []
+
+    def fake_run(cfg, out, resume, **options):
+        calls.append((cfg.name, resume))
+        return train.RunSummary("id", out, "completed", 1, 1, 0.1, 0.1, 1.0)
+
+    monkeypatch.setattr(train, "run", fake_run)
+    assert main(["run", "--resume", "--epochs", "1", "--out", str(out)]) == 0
+    assert calls == [(interrupted, True), (absent, False)]
+    assert f"{completed}: completed in {out}, skipped" in capsys.readouterr().out
 
 
 def test_show_lists_runs_and_shows_one(capsys, results_file):
