@@ -50,10 +50,10 @@ def expectation(net, x, y, max_bits=MAX_BITS, with_gradient=True):
     """(E[L], gradient or None); ConfigError for a network over `max_bits` Bernoulli units."""
     stochastic = check_network(net, max_bits)
     net = float64_copy(net)
-    x = net.check_input(x).astype(np.float64)
-    y = np.asarray(y)
-    if len(x) == 0 or len(y) != len(x):
-        raise ValueError(f"need a non-empty batch with one target per example, got {len(x)} inputs and {len(y)} targets")
+    x, y = net.check_batch(x, y)
+    x = x.astype(np.float64)
+    if len(x) == 0:
+        raise ValueError("need a non-empty batch")
     widest = max((2 ** net.layers[s].n_out for s in stochastic), default=1)
     chunk = max(1, min(MAX_CHUNK, CHUNK_ENTRIES // widest))  # bounds chunk x 2^n and chunk x chunk matrices
     loss_sum, grads = 0.0, None

@@ -201,6 +201,22 @@ class Network:
             raise ValueError(f"input must have shape (batch, {self.layers[0].n_in}), got {x.shape}")
         return x
 
+    def check_batch(self, x, y):
+        """(x, y) as arrays, or ValueError: `check_input`'s x and one target per row, class labels
+        in [0, n_out) for a softmax output (nll), rows of n_out numbers otherwise (mse)."""
+        x, y = self.check_input(x), np.asarray(y)
+        n_out = self.layers[-1].n_out
+        if len(y) != len(x):
+            raise ValueError(f"need one target per example, got {len(x)} inputs and {len(y)} targets")
+        if self.loss_name == "nll":
+            if y.ndim != 1 or y.dtype.kind not in "iu":
+                raise ValueError(f"a softmax output needs integer class labels, one per example, got a {y.dtype} array of shape {y.shape}")
+            if len(y) and not (y.min() >= 0 and y.max() < n_out):
+                raise ValueError(f"class labels must lie in [0, {n_out}), got values from {y.min()} to {y.max()}")
+        elif y.shape != (len(x), n_out) or y.dtype.kind not in "iuf":
+            raise ValueError(f"a {self.layers[-1].unit} output (mse loss) needs target rows of {n_out} numbers, got a {y.dtype} array of shape {y.shape}")
+        return x, y
+
     def forward(self, x, seed=0, stream=0, train=True, stop=None):
         """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
 

@@ -116,3 +116,14 @@ def test_estimators_command_rejects_bad_input(tmp_path, capsys, monkeypatch, ext
     assert cli.main(["estimators", *extra, "--out", "x.h5"]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_whole_float_for_an_integer_option_is_that_integer():
+    """`samples = 2.0` in a TOML file means 2 samples (it sizes arrays); 2.5 is refused."""
+    method = methods.get("reinforce", samples=2.0)
+    assert type(method.options["samples"]) is int and method.options["samples"] == 2
+    net = Network.from_spec("3-2b-2s", seed=0, dtype=np.float64)
+    method.bind(net)
+    assert len(method.gradient(net, np.zeros((2, 3)), [0, 1], seed=0)) == 2
+    with pytest.raises(ConfigError, match="'samples' must be an integer"):
+        methods.get("reinforce", samples=2.5)

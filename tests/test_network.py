@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stochtp import Network, kernels
+from stochtp import Network, exact, kernels, methods
 from stochtp.errors import ConfigError
 from stochtp.network import parse_spec, stack_rows
 
@@ -99,6 +99,36 @@ def test_wrong_input_shape_is_a_value_error():
     net = Network.from_spec("5-3t-2s")
     with pytest.raises(ValueError, match=r"shape \(batch, 5\)"):
         net.forward(np.ones((4, 6)))
+
+
+@pytest.mark.parametrize("y, message", [
+    ([0, 5], r"class labels must lie in \[0, 2\), got values from 0 to 5"),
+    ([0, -1], r"class labels must lie in \[0, 2\), got values from -1 to 0"),
+    ([0.5, 1.0], "needs integer class labels"),
+    ([0], "one target per example, got 2 inputs and 1 targets"),
+])
+@pytest.mark.parametrize("call", ["exact", "bp", "dtp"])
+def test_bad_labels_given_to_the_api_are_value_errors(y, message, call):
+    """Out-of-range, negative (which NumPy indexing would take silently) or non-integer labels."""
+    net = Network.from_spec("3-2b-2s", seed=0, dtype=np.float64)
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=message):
+        if call == "exact":
+            exact.expected_loss(net, x, y)
+        elif call == "bp":
+            methods.get("bp").gradient(net, x, y, seed=0)
+        else:
+            method = methods.get("dtp")
+            method.bind(net)
+            method.update(net, x, y, seed=0)
+
+
+def test_mse_targets_must_be_rows_of_the_output_width():
+    net = Network.from_spec("3-4t-2g", seed=0, dtype=np.float64)
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"target rows of 2 numbers, got a int64 array of shape \(2,\)"):
+        methods.get("bp").gradient(net, x, np.array([0, 1]), seed=0)
+    assert len(methods.get("bp").gradient(net, x, np.ones((2, 2)), seed=0)) == 2
 
 
 def test_parse_spec_units():

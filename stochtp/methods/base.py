@@ -15,8 +15,6 @@ import abc
 import itertools
 import math
 
-import numpy as np
-
 from .. import losses
 from ..errors import ConfigError
 from ..optim import make as make_optimiser
@@ -42,6 +40,8 @@ class Method(abc.ABC):
             )
         for key, value in options.items():
             _check_option(self.name, key, value, self.OPTIONS[key])
+            if type(self.OPTIONS[key]) is int:
+                options[key] = int(value)  # a whole float from a config (2.0) counts as the int it equals
         self.options = {**self.OPTIONS, **options}
         self.optimisers = {}
 
@@ -181,7 +181,7 @@ class GradientMethod(Method):
 
     def gradient(self, net, x, y, seed, stream=0):
         """Estimate of d(mean mini-batch loss)/d(W_i, b_i) for every layer i, as [(dW, db), ...]."""
-        grads, _ = self.estimate(net, np.asarray(x), np.asarray(y), seed, stream)
+        grads, _ = self.estimate(net, *net.check_batch(x, y), seed, stream)
         return grads
 
     def step(self, net, x, y, seed, stream):

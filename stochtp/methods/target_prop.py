@@ -62,9 +62,11 @@ class TargetProp(Method):
             raise ConfigError(f"method {self.name!r}: inverse_unit must be 'tanh' or 'identity', got {self.options['inverse_unit']!r}")
         if self.options["inverse_transmission"] not in units.TRANSMISSIONS:
             raise ConfigError(f"method {self.name!r}: inverse_transmission must be one of {', '.join(units.TRANSMISSIONS)}")
-        for key in ("eta_hat", "lr_f", "lr_b"):
+        for key in ("eta_hat", "lr_f", "lr_b", "sigma_tau"):
             if not self.options[key] > 0:
                 raise ConfigError(f"method {self.name!r}: {key} must be positive, got {self.options[key]}")
+        if not (0 <= self.options["sigma"] < math.inf):
+            raise ConfigError(f"method {self.name!r}: sigma must be a finite number >= 0, got {self.options['sigma']}")
         for j, layer in enumerate(net.layers[:-1]):
             if units.derivative(layer.unit, np.zeros(1), np.zeros(1), np.full(1, 0.5)) is None and not layer.stochastic:
                 raise ConfigError(f"method {self.name!r}: hidden layer {j} has {layer.unit!r} units, which a local loss cannot train; use tanh units with sign transmission (e.g. '500t:n')")
@@ -192,7 +194,7 @@ class TargetProp(Method):
 
     def update(self, net, x, y, seed, stream=0):
         """The forward step's update direction per layer, [(dW, db), ...] (what the optimiser descends along)."""
-        grads, _ = self.forward_gradients(net, np.asarray(x), np.asarray(y), seed, stream)
+        grads, _ = self.forward_gradients(net, *net.check_batch(x, y), seed, stream)
         return grads
 
     def forward_step(self, net, x, y, seed, stream):
