@@ -157,8 +157,7 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     """(seconds per full training epoch extrapolated from `batches` mini-batches, mini-batches per epoch, FLOPs per epoch).
 
     `between` runs before each timed round and after the last one (the GEMM limit's measurement)."""
-    net, method = train.build_network(config), train.build_method(config)
-    method.bind(net, config.seed)
+    net, method = train.build_model(config)
     per_epoch = len(dataset.train) // config.batch_size
     timed = min(batches, per_epoch)
 

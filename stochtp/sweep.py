@@ -110,8 +110,8 @@ def _label(assignment):
 
 def expand(path):
     """The runs of the sweep file at `path`, in grid order (the last key varies fastest), each
-    config once. Every config is checked here, method options included, so that a typo stops
-    the sweep before any run starts."""
+    config once. Every config is checked here, method options and the method's fit to the
+    network included, so that a typo stops the sweep before any run starts."""
     path = Path(path)
     table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
@@ -123,7 +123,7 @@ def expand(path):
         assignment = dict(zip((key for key, _ in axes), values))
         run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
         try:
-            train.build_method(run_config)
+            train.build_model(run_config)
         except ConfigError as error:
             raise ConfigError(f"{path}: {error}") from None
         if run_config.hash not in seen:

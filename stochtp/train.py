@@ -227,19 +227,36 @@ def build(config, data_dir=None, source=None):
     """The dataset, network and bound method of `config`; their ConfigErrors name `source` when given."""
     try:
         dataset = data.load(config.dataset, data_dir, **config.data)
-        net = build_network(config)
-        if net.layers[0].n_in != dataset.n_features or (net.loss_name == "nll" and net.layers[-1].n_out != dataset.n_classes):
-            raise ConfigError(
-                f"network {config.network} does not fit dataset {config.dataset!r}: "
-                f"it has {dataset.n_features} features and {dataset.n_classes} classes"
-            )
-        method = build_method(config)
-        method.bind(net, config.seed)
+        net, method = build_model(config)
+        check_fit(config, dataset, net)
     except ConfigError as error:
         if source is None:
             raise
         raise ConfigError(f"{source}: {error}") from None
     return dataset, net, method
+
+
+def build_model(config):
+    """The network of `config` and its method bound to it (no data): ConfigError where they cannot go together."""
+    net, method = build_network(config), build_method(config)
+    method.bind(net, config.seed)
+    return net, method
+
+
+def check_fit(config, dataset, net):
+    """ConfigError unless `net` classifies `dataset` (its features in, a softmax over its classes
+    out) and every split can be used: a full mini-batch of training data, validation and test
+    examples to select and report epochs on."""
+    if net.layers[0].n_in != dataset.n_features or net.loss_name != "nll" or net.layers[-1].n_out != dataset.n_classes:
+        raise ConfigError(
+            f"network {config.network} does not fit dataset {config.dataset!r}: it has {dataset.n_features} features "
+            f"and {dataset.n_classes} classes (the network's last layer must be {dataset.n_classes} softmax units, e.g. '{dataset.n_classes}s')"
+        )
+    if len(dataset.train) < config.batch_size:
+        raise ConfigError(f"dataset {config.dataset!r} has {len(dataset.train)} training examples, fewer than one mini-batch of {config.batch_size}")
+    for name in ("valid", "test"):
+        if len(getattr(dataset, name)) == 0:
+            raise ConfigError(f"dataset {config.dataset!r} has no {name} examples; training selects and reports epochs on them")
 
 
 NO_BEST = {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}

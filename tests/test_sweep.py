@@ -120,6 +120,7 @@ def test_reproduce_sweep_covers_every_paper_preset():
         (BASE + "[sweep]\nepochs.x = [1]\n", "key 'epochs' must be a non-empty list"),
         (BASE + '[sweep]\n"epochs.x" = [1]\n', "key 'epochs.x': 'epochs' is not a table"),
         (BASE + '[sweep]\n"optimiser.lr" = [1]\n', "unknown key 'optimiser'"),
+        (BASE + '[sweep]\nnetwork = ["8-6t-3s"]\n"method.name" = ["reinforce"]\n', "method 'reinforce' needs stochastic"),
     ],
 )
 def test_bad_sweep_files_are_refused_before_any_run(capsys, tmp_path, text, pattern):
