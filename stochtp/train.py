@@ -247,11 +247,11 @@ def check_fit(config, dataset, net):
     """ConfigError unless `net` classifies `dataset` (its features in, a softmax over its classes
     out) and every split can be used: a full mini-batch of training data, validation and test
     examples to select and report epochs on."""
-    if net.layers[0].n_in != dataset.n_features or net.loss_name != "nll" or net.layers[-1].n_out != dataset.n_classes:
-        raise ConfigError(
-            f"network {config.network} does not fit dataset {config.dataset!r}: it has {dataset.n_features} features "
-            f"and {dataset.n_classes} classes (the network's last layer must be {dataset.n_classes} softmax units, e.g. '{dataset.n_classes}s')"
-        )
+    misfit = f"network {config.network} does not fit dataset {config.dataset!r}: it has {dataset.n_features} features and {dataset.n_classes} classes"
+    if net.layers[0].n_in != dataset.n_features:
+        raise ConfigError(f"{misfit} (the network takes {net.layers[0].n_in} inputs)")
+    if net.loss_name != "nll" or net.layers[-1].n_out != dataset.n_classes:
+        raise ConfigError(f"{misfit} (the last layer must be {dataset.n_classes} softmax units, '{dataset.n_classes}s')")
     if len(dataset.train) < config.batch_size:
         raise ConfigError(f"dataset {config.dataset!r} has {len(dataset.train)} training examples, fewer than one mini-batch of {config.batch_size}")
     for name in ("valid", "test"):
