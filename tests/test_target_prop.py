@@ -207,8 +207,22 @@ def test_fused_reconstruction_gradient_matches_its_numpy_reference(dtype, rtol, 
         ("4-4t-4t-2s", {"schedule": "sometimes"}, "schedule must be"),
         ("4-4t-4t-2s", {"inverse_unit": "relu"}, "inverse_unit must be"),
         ("4-4t-4t-2s", {"eta_hat": -1.0}, "eta_hat must be positive"),
+        ("4-4t-4t-2s", {"sigma_tau": 0.0}, "sigma_tau must be positive"),
+        ("4-4t-4t-2s", {"sigma": -0.5}, "sigma must be a finite number >= 0"),
     ],
 )
 def test_bad_dtp_setups_are_config_errors(spec, options, message):
     with pytest.raises(ConfigError, match=message):
         bound("dtp", spec, **options)
+
+
+def test_inverse_training_feeds_a_stochastic_layer_s_sample_through_its_transmission():
+    """f_j(h~) = sigmoid(t(sample of h~) W_j + b_j): with sign transmission, W_1 = I, b_1 = 0 and
+    sigma = 0 the answers are sigmoid(+-1), never sigmoid(0) (the untransmitted 0 sample)."""
+    net, method = bound("dtp", "4-3b:n-3b-3b-2s", sigma=0.0)
+    net.layers[1].W[...] = np.eye(3)
+    net.layers[1].b[...] = 0
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    h_tilde, f_1 = method.inverse_inputs(net, x, seed=0, streams=[7])[1]
+    assert np.all((h_tilde > 0) & (h_tilde < 1))
+    np.testing.assert_allclose(np.unique(np.round(f_1, 12)), 1 / (1 + np.exp([1.0, -1.0])))

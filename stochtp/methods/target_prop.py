@@ -113,7 +113,8 @@ class TargetProp(Method):
             inverse_noise = kernels.derive(streams, "inverse-noise", j)
             h_tilde = kernels.normal(v_below.shape, seed, inverse_noise, v_below.dtype, loc=v_below, scale=self.sigma)  # h~ = v_{j-1} + eps
             if below.stochastic:
-                fed = kernels.bernoulli(h_tilde, seed, kernels.derive(streams, "inverse-sample", j), dtype=h_tilde.dtype)
+                h_tilde_sample = kernels.bernoulli(h_tilde, seed, kernels.derive(streams, "inverse-sample", j), dtype=h_tilde.dtype)
+                fed = units.transmit(below.transmission, h_tilde_sample)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
             a = fed @ layer.W
@@ -229,7 +230,7 @@ class TargetProp(Method):
         return inverse + forward
 
     def start_epoch(self, net, epoch):
-        self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau)
+        self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + e / tau), e = epoch - 1 counted from 0
 
     def step(self, net, x, y, seed, stream):
         """Parallel schedule: inverse step, then forward step, on the same mini-batch."""
