@@ -127,3 +127,15 @@ def test_a_whole_float_for_an_integer_option_is_that_integer():
     assert len(method.gradient(net, np.zeros((2, 3)), [0, 1], seed=0)) == 2
     with pytest.raises(ConfigError, match="'samples' must be an integer"):
         methods.get("reinforce", samples=2.5)
+
+
+@pytest.mark.parametrize("spec, options, message", [
+    ("3-3n-2s", {"surrogate": "tanh", "slope": 3.0}, "slope annealing acts on Bernoulli layers; network 3-3n-2s has none"),
+    ("3-3n-2s", {"surrogate": "tanh", "slope_rate": 1.0}, "slope annealing acts on Bernoulli layers"),
+    ("3-3b-2s", {"slope": 8.0}, "need 0 < slope <= slope_max"),
+    ("3-3b-2s", {"slope_rate": -1.0}, "slope_rate >= 0"),
+])
+def test_slope_options_that_would_do_nothing_or_be_capped_are_refused(spec, options, message):
+    """Sign and step surrogates have no slope, and k never exceeds slope_max: such options were silently ignored."""
+    with pytest.raises(ConfigError, match=message):
+        methods.get("st", **options).bind(Network.from_spec(spec, seed=0))

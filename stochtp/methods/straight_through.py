@@ -6,7 +6,8 @@ step unit, a sign transmission) passes the gradient on with a surrogate derivati
                     the paper's baseline) or `identity` (dh/da = 1);
   sign/step:        `identity`, `clipped` (1[|a| <= 1]) or `tanh` (1 - tanh(a)^2).
 Slope annealing (Chung et al. 2017): Bernoulli layers fire with probability sigmoid(k a),
-k = min(slope_max, slope * (1 + slope_rate * (epoch - 1))); the default rate 0 keeps k = 1.
+k = min(slope_max, slope * (1 + slope_rate * (epoch - 1))); the default rate 0 keeps k = 1. A
+network without Bernoulli layers refuses slope options (sign and step surrogates have no slope).
 """
 from .. import units
 from ..errors import ConfigError
@@ -20,6 +21,12 @@ class StraightThrough(GradientMethod):
 
     def bind(self, net, seed=0):
         super().bind(net, seed)
+        o = self.options
+        if not (0 < o["slope"] <= o["slope_max"] and o["slope_rate"] >= 0):
+            raise ConfigError(f"method 'st': need 0 < slope <= slope_max and slope_rate >= 0, got slope {o['slope']}, slope_max {o['slope_max']}, slope_rate {o['slope_rate']}")
+        annealed = (o["slope"], o["slope_rate"]) != (self.OPTIONS["slope"], self.OPTIONS["slope_rate"])
+        if annealed and not net.stochastic:
+            raise ConfigError(f"method 'st': slope annealing acts on Bernoulli layers; network {net.spec} has none")
         surrogate = self.options["surrogate"]
         for i, layer in enumerate(net.layers):
             kinds = [layer.unit] if layer.unit in units.SURROGATES else []
