@@ -4,6 +4,7 @@ Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no trac
 1 a run that failed or was interrupted.
 """
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -139,7 +140,8 @@ def _default_comparison(args):
     out = args.out or "results/default-comparison.h5"
     epochs = args.epochs or DEFAULT_COMPARISON_EPOCHS
     for preset in DEFAULT_COMPARISON:
-        cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs, eval_samples_every=epochs)
+        cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs)
+        cfg = dataclasses.replace(cfg, eval_samples_every=min(cfg.eval_samples_every, epochs))  # K-sample errors on the preset's schedule, and at the last epoch
         source = config_module.source_name(preset=preset)
         statuses = _statuses(out, cfg) if args.resume else set()
         if "completed" in statuses:

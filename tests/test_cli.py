@@ -188,6 +188,21 @@ def test_resumed_default_comparison_skips_completed_presets_and_continues_interr
     assert f"{completed}: completed in {out}, skipped" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("epochs, every", [(3, 3), (25, 10)])
+def test_default_comparison_keeps_the_presets_k_sample_schedule_and_its_last_epoch(tmp_path, monkeypatch, epochs, every):
+    """K-sample errors every 10 epochs (the presets' schedule), or at the last of fewer: the best
+    epoch is then chosen among several, not always the last."""
+    schedules = []
+
+    def fake_run(cfg, out, resume, **options):
+        schedules.append(cfg.eval_samples_every)
+        return train.RunSummary("id", out, "completed", epochs, epochs, 0.1, 0.1, 1.0)
+
+    monkeypatch.setattr(train, "run", fake_run)
+    assert main(["run", "--epochs", str(epochs), "--out", str(tmp_path / "c.h5")]) == 0
+    assert schedules == [every] * len(cli.DEFAULT_COMPARISON)
+
+
 def test_show_lists_runs_and_shows_one(capsys, results_file):
     """`show FILE` lists the run; `show FILE RUN_ID` prints its config, provenance and metrics."""
     (run,) = results.open(results_file).runs
