@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from stochtp import results
 from stochtp.errors import ConfigError, ResultsError
+from stochtp.results import trees
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_ATTRS = (
@@ -91,7 +92,7 @@ def test_layout_is_found_by_plain_h5py(tmp_path):
         assert group.attrs["status"] == "completed"
         assert group.attrs["seed"] == 0 and group.attrs["num_threads"] == 2
         assert json.loads(group.attrs["config"]) == CONFIG
-        assert set(group) == {"metrics", "diagnostics", "params", "best", "checkpoint"}
+        assert set(group) == {"metrics", "diagnostics", "params", "best", "checkpoint", "checkpoint.spare"}
         for name in ("epoch", "wall_time", "train_loss"):
             dataset = group["metrics"][name]
             assert dataset.shape == (2,) and dataset.maxshape == (None,) and dataset.chunks
@@ -651,3 +652,62 @@ def test_to_dataframe_without_pandas_says_how_to_install_it(tmp_path, monkeypatc
     message = re.escape("pandas is needed: pip install stochtp[pandas]")
     with pytest.raises(ImportError, match=message):
         results.open(tmp_path / "r.h5").to_dataframe()
+
+
+def checkpoint_of(epoch):
+    return {"epoch": epoch, "params": {"W": np.full((2, 3), float(epoch)), "b": np.full(3, float(epoch))}}
+
+
+def test_a_writer_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
+    """Killed after part of epoch 3's checkpoint went to the file: resume sees all of epoch 2, not a mixture."""
+    path = tmp_path / "r.h5"
+    real_replace = trees._replace_tree
+
+    def killed_halfway(group, groups, leaves):
+        real_replace(group, groups, dict(list(leaves.items())[:2]))
+        raise KeyboardInterrupt
+
+    with results.Writer(path) as writer:
+        run = start(writer)
+        run.save_checkpoint(checkpoint_of(1))
+        run.save_checkpoint(checkpoint_of(2))
+        monkeypatch.setattr(trees, "_replace_tree", killed_halfway)
+        with pytest.raises(KeyboardInterrupt):
+            run.save_checkpoint(checkpoint_of(3))
+        monkeypatch.undo()
+        for loaded in (run.load_checkpoint(), results.open(path).runs[0].checkpoint):
+            assert loaded["epoch"] == 2
+            np.testing.assert_array_equal(loaded["params"]["W"], np.full((2, 3), 2.0))
+            np.testing.assert_array_equal(loaded["params"]["b"], np.full(3, 2.0))
+        run.save_checkpoint(checkpoint_of(4))
+        assert run.load_checkpoint()["epoch"] == 4
+
+
+@pytest.mark.parametrize("failing_rename, expected", [(1, 2), (2, 3), (3, 3)])
+def test_a_writer_killed_between_the_renames_leaves_a_complete_checkpoint_and_the_next_write_settles_it(tmp_path, monkeypatch, failing_rename, expected):
+    """The swap is three renames; a kill before any of them leaves epoch 2 or the complete epoch 3."""
+    path = tmp_path / "r.h5"
+    real_move = h5py.Group.move
+    renames = []
+
+    def killed_at_a_rename(group, source, dest):
+        renames.append((source, dest))
+        if len(renames) == failing_rename:
+            raise KeyboardInterrupt
+        real_move(group, source, dest)
+
+    with results.Writer(path) as writer:
+        run = start(writer)
+        run.save_checkpoint(checkpoint_of(1))
+        run.save_checkpoint(checkpoint_of(2))
+        monkeypatch.setattr(h5py.Group, "move", killed_at_a_rename)
+        with pytest.raises(KeyboardInterrupt):
+            run.save_checkpoint(checkpoint_of(3))
+        monkeypatch.undo()
+        assert run.load_checkpoint()["epoch"] == expected
+        assert results.open(path).runs[0].checkpoint["epoch"] == expected
+        run.save_checkpoint(checkpoint_of(4))
+        assert run.load_checkpoint()["epoch"] == 4
+    with h5py.File(path, "r") as h5file:
+        (group,) = h5file["runs"].values()
+        assert {name for name in group if name.startswith("checkpoint")} == {"checkpoint", "checkpoint.spare"}

@@ -13,6 +13,9 @@ Layout, readable by any HDF5 tool::
         best/               parameters at the best validation epoch; attrs such as epoch
         checkpoint/         what --resume needs: a nested dict as groups and datasets (in
                             keys, '%' '/' and a lone '.' are written %25 %2F %2E)
+        checkpoint.spare/   the checkpoint before it, overwritten by the next one, which is
+                            then swapped in by renaming: a writer killed while writing a
+                            checkpoint leaves a complete one to resume from
 
 Run ids are ``<UTC time>Z-<6 hex digits>`` (``20261126T201500.123456Z-3f9a1c``), so sorting
 them sorts runs by creation; ``finished_at`` is "" until the run finishes. Every metric and
@@ -31,7 +34,10 @@ Crash safety and concurrency
   superblock carries no "open for writing" flag, so such a file needs no ``h5clear``
   afterwards. Only a kill in the middle of a write can lose that write; new files are
   created under a temporary name and renamed into place, so a half-created file is never
-  seen.
+  seen. A checkpoint is never overwritten where it lies: the next one goes into
+  ``checkpoint.spare/``, is marked complete last and swapped in by renaming, so a kill in the
+  middle of ``save_checkpoint`` leaves the previous checkpoint (or the new, complete one),
+  never a mixture of the two epochs.
 * A Writer holds an exclusive ``fcntl.flock`` on ``<file>.lock`` (holding its pid) for its
   whole life. A second Writer on the same file fails at once with ResultsError, before the
   results file is touched; the operating system drops the lock when its holder dies, so a

@@ -8,7 +8,7 @@ from stochtp.errors import ResultsError
 
 from .columns import _complete_rows, _read_columns
 from .storage import _read_with_retries
-from .trees import _read_flat, _read_tree
+from .trees import _read_checkpoint, _read_flat
 
 
 def open(path):
@@ -42,7 +42,7 @@ def read_record(path, run_id):
             "params": _read_flat(group["params"]),
             "best": _read_flat(group["best"]),
             "best_attrs": _python_attrs(group["best"].attrs),
-            "checkpoint": _read_tree(group["checkpoint"]),
+            "checkpoint": _read_checkpoint(group),
         }
 
     return _read_with_retries(path, read)
@@ -165,14 +165,17 @@ class Run:
     @property
     def checkpoint(self):
         """The last checkpoint as a nested dict ({} if none was saved)."""
-        return self._load("checkpoint", "checkpoint", _read_tree)
+        return self._load("checkpoint", None, _read_checkpoint)
 
     def _load(self, cache_key, subgroup, read):
-        """`read(<subgroup of this run>)`, from the file on first use, then remembered."""
+        """`read(<subgroup of this run>)` (of the run's group itself when `subgroup` is None), from
+        the file on first use, then remembered."""
         if cache_key not in self._loaded:
 
             def read_subgroup(h5file):
                 run_group = h5file["runs"][self.id]
+                if subgroup is None:
+                    return read(run_group)
                 return read(run_group[subgroup]) if subgroup in run_group else {}
 
             self._loaded[cache_key] = _read_with_retries(self.path, read_subgroup)

@@ -125,6 +125,57 @@ def _replace_tree(group, groups, leaves):
                 dataset.attrs[_VALUE_KIND_ATTR] = leaf.kind
 
 
+# A checkpoint is written into a spare group, marked complete last, then swapped in by renaming
+# (link moves: nothing is copied, and the spare is overwritten in place next time, so the file
+# does not grow). A process killed at any moment leaves a complete checkpoint to resume from.
+CHECKPOINT, _SPARE, _RETIRED = "checkpoint", "checkpoint.spare", "checkpoint.retired"
+_COMPLETE_ATTR = "stochtp_complete"
+
+
+def _write_checkpoint(run_group, groups, leaves):
+    """Make the run's checkpoint hold exactly `groups` and `leaves`, crash-safely (see above)."""
+    _settle_checkpoint(run_group)
+    spare = run_group.require_group(_SPARE)
+    spare.attrs[_COMPLETE_ATTR] = False
+    _replace_tree(spare, groups, leaves)
+    spare.attrs[_COMPLETE_ATTR] = True
+    if CHECKPOINT in run_group:
+        run_group.move(CHECKPOINT, _RETIRED)
+    run_group.move(_SPARE, CHECKPOINT)
+    if _RETIRED in run_group:
+        run_group.move(_RETIRED, _SPARE)
+
+
+def _settle_checkpoint(run_group):
+    """Finish the swap of a writer killed between two renames."""
+    if CHECKPOINT not in run_group and _complete(run_group.get(_SPARE)):
+        run_group.move(_SPARE, CHECKPOINT)
+    if _RETIRED in run_group:
+        if _SPARE in run_group:
+            del run_group[_RETIRED]
+        else:
+            run_group.move(_RETIRED, _SPARE)
+
+
+def _current_checkpoint(run_group):
+    """The group of the newest complete checkpoint, None if there is none; also in a file whose
+    writer was killed mid-swap (read-only readers cannot settle it)."""
+    for name in (CHECKPOINT, _SPARE, _RETIRED):
+        if _complete(run_group.get(name)):
+            return run_group[name]
+    return None
+
+
+def _read_checkpoint(run_group):
+    """The run's newest complete checkpoint as a nested dict ({} if none was saved)."""
+    current = _current_checkpoint(run_group)
+    return {} if current is None else _read_tree(current)
+
+
+def _complete(group):
+    return group is not None and bool(group.attrs.get(_COMPLETE_ATTR, True))  # files from before the mark: complete
+
+
 def _can_overwrite(dataset, leaf):
     return (
         not leaf.kind

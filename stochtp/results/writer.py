@@ -13,7 +13,7 @@ from stochtp.errors import ConfigError, ResultsError
 
 from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
 from .storage import _check_name, _create_results_file, _open_checked, _WriterLock
-from .trees import _flatten_checkpoint, _flatten_params, _read_tree, _replace_tree
+from .trees import _flatten_checkpoint, _flatten_params, _read_checkpoint, _replace_tree, _write_checkpoint
 
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 PARAMETER_GROUPS = ("params", "best")
@@ -189,7 +189,7 @@ class Writer:
             for which, (groups, leaves) in parameters.items():
                 _replace_tree(group[which], groups, leaves)
             group["best"].attrs.update(best_attrs)
-            _replace_tree(group["checkpoint"], checkpoint_groups, checkpoint_leaves)
+            _write_checkpoint(group, checkpoint_groups, checkpoint_leaves)
             group.attrs["status"] = attrs.get("status", "running")
         return run_id
 
@@ -273,7 +273,7 @@ class RunWriter:
         groups, leaves = set(), {}
         _flatten_checkpoint(checkpoint, (), groups, leaves)
         with self._writer._open("r+") as h5file:
-            _replace_tree(self._group(h5file).require_group("checkpoint"), groups, leaves)
+            _write_checkpoint(self._group(h5file), groups, leaves)
 
     def finish(self, status="completed", error=""):
         """Record how the run ended ("completed", "failed" or "interrupted") and when."""
@@ -292,4 +292,4 @@ class RunWriter:
     def load_checkpoint(self):
         """The last saved checkpoint as a nested dict ({} if none was saved)."""
         with self._writer._open("r") as h5file:
-            return _read_tree(self._group(h5file)["checkpoint"])
+            return _read_checkpoint(self._group(h5file))
