@@ -177,13 +177,15 @@ class Interrupts:
             raise KeyboardInterrupt(f"signal {signum}")
 
     @contextmanager
-    def held(self):
+    def held(self, raise_pending=True):
+        """Hold signals during the block; raise a held one after it (or drop it: the run's final
+        save, after which there is nothing left to stop)."""
         self.holding = True
         try:
             yield
         finally:
             self.holding = False
-        if self.pending is not None:
+        if self.pending is not None and raise_pending:
             raise KeyboardInterrupt(f"signal {self.pending}")
 
 
@@ -346,7 +348,7 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
         raise
     finally:
         progress.close()
-    with interrupts.held():
+    with interrupts.held(raise_pending=False):
         run_writer.save_params("params", network_arrays(net, method))
         run_writer.finish("completed")
     last = run_writer.metrics_so_far()

@@ -306,3 +306,18 @@ def test_batches_convert_a_chunk_at_a_time_and_yield_what_one_batch_at_a_time_gi
         np.testing.assert_array_equal(y, split.y[index])
     first_chunk = [x for _, x, _ in yielded[:CHUNK]]
     assert np.shares_memory(stack_rows(first_chunk), first_chunk[0])
+
+
+def test_a_signal_during_the_final_save_leaves_a_completed_run_completed(tiny_config_path, tmp_path, monkeypatch):
+    """SIGINT while the last parameters are written: the run is complete, so it says so (exit 0),
+    rather than "interrupted, continue with --resume", which --resume would then refuse."""
+    real_finish = results.RunWriter.finish
+
+    def finish_with_a_signal(self, status="completed", error=""):
+        if status == "completed":
+            os.kill(os.getpid(), signal.SIGINT)
+        real_finish(self, status, error)
+
+    monkeypatch.setattr(results.RunWriter, "finish", finish_with_a_signal)
+    summary = train.run(config.load(tiny_config_path, epochs=2), out=tmp_path / "r.h5", threads=1)
+    assert summary.status == "completed" and only_run(tmp_path / "r.h5").status == "completed"
