@@ -253,6 +253,12 @@ def main(argv=None):
     except (StochtpError, ValueError) as error:
         print(f"stochtp: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:
+        print(f"stochtp: error: not enough memory{f' ({error})' if str(error) else ''}; a smaller dataset, network or batch needs less", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, say; a run it stops keeps its last checkpoint (status interrupted)
+        print(f"stochtp: error: {error}", file=sys.stderr)
+        return 1
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
 

@@ -18,7 +18,7 @@ import math
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,6 +342,10 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
             progress.update(metrics)
     except KeyboardInterrupt:
         run_writer.finish("interrupted", f"interrupted during epoch {epoch}")
+        raise
+    except OSError as error:  # the file system failed (a full disk): the last checkpoint is whole, so --resume can continue
+        with suppress(OSError):
+            run_writer.finish("interrupted", f"stopped during epoch {epoch}: {error}")
         raise
     except Exception as error:
         run_writer.finish("failed", str(error) or type(error).__name__)

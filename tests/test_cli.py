@@ -1,5 +1,6 @@
 """The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
 results files left untouched, `show` and `data check`, and one real MNIST run."""
+import errno
 import json
 import re
 import shutil
@@ -160,6 +161,39 @@ def test_non_finite_run_exits_1(capsys, write_toml, tmp_path):
     assert stderr.startswith("stochtp: run failed:") and "non-finite" in stderr and stderr.count("\n") == 1
     (run,) = results.open(tmp_path / "r.h5").runs
     assert run.status == "failed"
+
+
+def test_a_full_disk_stops_the_run_resumably_with_one_line(capsys, tiny_config_path, tmp_path, monkeypatch):
+    """ENOSPC while epoch 3's checkpoint is written: exit 1, one line, no traceback; the run is
+    `interrupted` with epochs 1-2 kept, and --resume finishes it."""
+    out = tmp_path / "r.h5"
+    real_save = results.RunWriter.save_checkpoint
+
+    def disk_full_at_epoch_3(self, checkpoint):
+        if checkpoint["epoch"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(self, checkpoint)
+
+    monkeypatch.setattr(results.RunWriter, "save_checkpoint", disk_full_at_epoch_3)
+    assert main(["run", str(tiny_config_path), "--out", str(out), *RUN_OPTIONS]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "No space left on device" in stderr and "Traceback" not in stderr
+    (run,) = results.open(out).runs
+    assert run.status == "interrupted" and run.checkpoint["epoch"] == 2
+    monkeypatch.undo()
+    assert main(["run", str(tiny_config_path), "--out", str(out), "--resume", *RUN_OPTIONS]) == 0
+    (run,) = results.open(out).runs
+    assert run.status == "completed" and list(run.metrics["epoch"]) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("option, message", [
+    ("data.weight_scale=inf", "weight_scale must be a finite positive number"),
+    ("data.n_train=1000000000000", "not enough memory"),
+])
+def test_impossible_teacher_datasets_exit_2_with_one_line(capsys, tiny_config_path, tmp_path, option, message):
+    line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--set", option, "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS)
+    assert message in line
+    assert not (tmp_path / "r.h5").exists()
 
 
 def test_resume_without_an_interrupted_run_exits_2(capsys, tiny_config_path, results_file):

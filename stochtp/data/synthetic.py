@@ -16,6 +16,8 @@ stored as float32 (scale 1.0).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from stochtp.data.dataset import Dataset, Split
@@ -73,8 +75,8 @@ def teacher(
     if not isinstance(hidden, (list, tuple)) or not all(_is_count(width) and width >= 1 for width in hidden):
         raise ConfigError(f"teacher option hidden must be a list of positive layer widths, not {hidden!r}.")
     _check_count("teacher", "n_classes", n_classes, minimum=2)
-    if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)) or not weight_scale > 0:
-        raise ConfigError(f"teacher option weight_scale must be a positive number, not {weight_scale!r}.")
+    if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)) or not 0 < weight_scale < math.inf:
+        raise ConfigError(f"teacher option weight_scale must be a finite positive number, not {weight_scale!r}.")
     sizes = _split_sizes("teacher", n_train, n_valid, n_test)
     _check_count("teacher", "seed", seed, minimum=0)
 
