@@ -711,3 +711,15 @@ def test_a_writer_killed_between_the_renames_leaves_a_complete_checkpoint_and_th
     with h5py.File(path, "r") as h5file:
         (group,) = h5file["runs"].values()
         assert {name for name in group if name.startswith("checkpoint")} == {"checkpoint", "checkpoint.spare"}
+
+
+def test_a_parameter_name_that_is_also_a_group_is_refused_before_anything_is_written(tmp_path):
+    path = tmp_path / "r.h5"
+    saved = {"layer_0/W": np.ones((2, 3)), "layer_0/b": np.zeros(3)}
+    with results.Writer(path) as writer:
+        run = start(writer)
+        run.save_params("best", saved, attrs={"epoch": 7})
+        with pytest.raises(ValueError, match="'layer_0' is both an array and a group"):
+            run.save_params("best", {"layer_0": np.ones(2), "layer_0/W": np.ones((2, 3))})
+    (run,) = results.open(path).runs
+    assert set(run.best) == set(saved) and run.best_attrs == {"epoch": 7}

@@ -37,6 +37,9 @@ def _flatten_params(arrays):
             raise ValueError(f"parameter {path!r} must be a numeric array, not {data.dtype}")
         groups.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         leaves[path] = _Leaf(data)
+    both = sorted(groups & leaves.keys())
+    if both:
+        raise ValueError(f"parameter name {both[0]!r} is both an array and a group of arrays")
     return groups, leaves
 
 
