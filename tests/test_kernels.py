@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stochtp.kernels import bernoulli, normal, philox4x32_reference, sigmoid_bernoulli, stream_id, uniform
+from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sigmoid_bernoulli, stream_id, uniform
 from stochtp.kernels.philox import philox4x32
 
 ALPHA = 1e-3
@@ -604,7 +604,7 @@ def test_sigmoid_bernoulli_rejects_non_float_input(a):
 
 
 @pytest.mark.parametrize("kernel", [uniform, normal])
-@pytest.mark.parametrize("dtype", [int, np.int32, np.float16, bool])
+@pytest.mark.parametrize("dtype", [int, np.int32, np.float16, bool, "nonsense"])
 def test_uniform_and_normal_reject_non_float_dtype(kernel, dtype):
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         kernel(4, SEED, dtype=dtype)
@@ -626,6 +626,27 @@ def test_uniform_and_normal_reject_non_float_dtype(kernel, dtype):
 def test_bernoulli_rejects_bad_out(out, message):
     with pytest.raises(ValueError, match=message):
         bernoulli(P, SEED, out=out)
+
+
+def test_outputs_that_overlap_the_inputs_are_refused():
+    """The kernels read their input while they write: an overlapping output would silently give wrong samples."""
+    buffer = np.linspace(0.05, 0.95, 101)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        bernoulli(buffer[:-1], SEED, out=buffer[1:])
+    a = np.linspace(-2, 2, 8)
+    with pytest.raises(ValueError, match="p_out must not share memory"):
+        sigmoid_bernoulli(a, SEED, p_out=a)
+    p_out = np.empty(8)
+    with pytest.raises(ValueError, match="h_out must not share memory"):
+        sigmoid_bernoulli(a, SEED, p_out=p_out, h_out=p_out)
+
+
+def test_a_0d_array_as_a_stream_is_a_value_error():
+    """Not a sequence of streams (it cannot be iterated) and not an integer: one clear message."""
+    with pytest.raises(ValueError, match="stream must be an integer"):
+        uniform(4, SEED, np.array(5))
+    with pytest.raises(ValueError, match="stream part must be an integer"):
+        derive(np.array(3), "x")
 
 
 def test_bernoulli_rejects_read_only_out():

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import sampling
 from .philox import philox4x32_reference
-from .streams import check_uint64, derive, split64, stream_id
+from .streams import check_uint64, derive, is_stream_sequence, split64, stream_id
 
 __all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
 
@@ -42,7 +42,10 @@ def _shape(shape):
 
 
 def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in _FLOATS:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
@@ -55,7 +58,8 @@ def _float_input(array, name):
     return np.asarray(array, order="C")
 
 
-def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
+def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
+    """`out` checked (a new array if None); it may not overlap `inputs`, which the kernels read as they write."""
     if out is None:
         if np.dtype(default_dtype) not in allowed:
             raise ValueError(f"{name} dtype {np.dtype(default_dtype)} is not supported; allowed: {', '.join(map(str, allowed))}")
@@ -68,6 +72,8 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES):
         raise ValueError(f"{name} has dtype {out.dtype}; allowed: {', '.join(map(str, allowed))}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name} must be a writeable C-contiguous array")
+    if any(np.may_share_memory(out, array) for array in inputs):
+        raise ValueError(f"{name} must not share memory with the kernel's other arrays")
     return out
 
 
@@ -78,7 +84,7 @@ def _driver(size, parallel, serial):
 def _words(seed, stream, shape):
     """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
     key = split64(check_uint64(seed, "seed"))
-    if isinstance(stream, (list, tuple, np.ndarray)):
+    if is_stream_sequence(stream):
         streams = [check_uint64(s, "stream") for s in stream]
         if not streams or len(shape) == 0 or shape[0] % len(streams):
             raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
@@ -121,7 +127,7 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
 def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
     """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise."""
     p = _float_input(p, "p")
-    out = _output(out, p.shape, dtype, "out")
+    out = _output(out, p.shape, dtype, "out", inputs=(p,))
     kernel = _driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
     if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream, p.shape)):
         raise ValueError("p contains NaN")
@@ -134,8 +140,8 @@ def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
     h has a float dtype by default because a stochastic layer's sample feeds the next matmul.
     """
     a = _float_input(a, "a")
-    p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,))
-    h_out = _output(h_out, a.shape, a.dtype, "h_out")
+    p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,), inputs=(a,))
+    h_out = _output(h_out, a.shape, a.dtype, "h_out", inputs=(a, p_out))
     kernel = _driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
     if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream, a.shape)):
         raise ValueError("a (pre-activation) contains NaN")

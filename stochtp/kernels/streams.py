@@ -50,9 +50,14 @@ def _json_string(text):
 def derive(stream, *parts):
     """stream_id(stream, *parts), or the list of them for a sequence of streams (one per block of a
     stacked chunk of mini-batches, as the kernels accept it)."""
-    if isinstance(stream, (list, tuple, np.ndarray)):
+    if is_stream_sequence(stream):
         return [stream_id(s, *parts) for s in stream]
     return stream_id(stream, *parts)
+
+
+def is_stream_sequence(stream):
+    """Whether `stream` is a sequence of streams (a list, tuple or 1-D array) rather than one id."""
+    return isinstance(stream, (list, tuple)) or (isinstance(stream, np.ndarray) and stream.ndim > 0)
 
 
 def split64(value):
