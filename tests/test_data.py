@@ -545,7 +545,7 @@ def test_unknown_option_is_named_with_the_valid_ones():
         ("teacher", {"hidden": "6"}, "hidden must be a list of positive layer widths"),
         ("teacher", {"hidden": [6, 0]}, "hidden must be a list of positive layer widths"),
         ("teacher", {"n_classes": 1}, "n_classes must be an integer >= 2"),
-        ("teacher", {"weight_scale": 0}, "weight_scale must be a positive number"),
+        ("teacher", {"weight_scale": 0}, "weight_scale must be a finite positive number"),
     ],
 )
 def test_bad_option_values(name, options, pattern):
