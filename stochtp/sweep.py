@@ -28,7 +28,11 @@ Writer.
 Runs whose config hash is already `completed` in the results file are skipped, so running a
 sweep again after it was stopped trains only the missing runs. A run that fails (non-finite
 values, or any exception in its worker) is recorded as `failed` with the message, and the
-sweep goes on.
+sweep goes on; so does a run stopped by a signal to its worker, recorded as `interrupted`.
+SIGINT or SIGTERM to the client stops the sweep: runs not started are cancelled (a local worker
+told to stop starts no other run), local workers are sent SIGTERM, and the runs they were
+training are recorded as `interrupted` with the epochs they logged (a Dask cluster's runs in
+progress are cancelled). The client writes every record whole, signal or not.
 """
 import concurrent.futures
 import copy
@@ -135,37 +139,60 @@ def expand(path):
 # ------------------------------------------------------------------------------- workers
 
 
+class RunNotStarted(StochtpError):
+    """A worker was told to stop (SIGINT or SIGTERM while idle) before this run started."""
+
+
+_stop_requested = False  # set in a worker process by a signal that arrives between runs
+
+
 def train_record(run_config, data_dir=None):
     """A worker's task: train `run_config` on one thread into a temporary results file and
     return the run's record. A run that fails in training comes back as the record of a
-    failed run (its message and epochs included); any other exception goes to the client."""
+    failed run (its message and epochs included), one stopped by a signal as an interrupted
+    run; any other exception goes to the client."""
+    if _stop_requested:
+        raise RunNotStarted(f"run {run_config.name} not started: its worker was told to stop")
     with tempfile.TemporaryDirectory(prefix="stochtp-sweep-") as folder, train.thread_limit(1):
         out = Path(folder) / "run.h5"
         try:
             train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
-        except TrainingFailed:
-            pass  # recorded in the file as a failed run, which is what the client gets
+        except (TrainingFailed, KeyboardInterrupt):
+            pass  # recorded in the file as a failed or interrupted run, which is what the client gets
         (run,) = results.open(out).runs
         return results.read_record(out, run.id)
 
 
-def _ignore_sigint():
-    """Worker processes leave Ctrl-C to the client while idle; during a run, training's own
-    handler marks the run interrupted (the client then stops the sweep)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _stop_between_runs():
+    """In a worker process, SIGINT and SIGTERM between runs mean: start no more runs. During a
+    run, training's own handler ends it as interrupted, and its record goes back to the client."""
+
+    def request_stop(signum, frame):
+        global _stop_requested
+        _stop_requested = True
+
+    for signum in train.Interrupts.SIGNALS:
+        signal.signal(signum, request_stop)
 
 
 class LocalWorkers:
     """`workers` worker processes on this machine (spawned, not forked)."""
 
     def __init__(self, workers):
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_stop_between_runs)
 
     def submit(self, function, *args):
         return self.pool.submit(function, *args)
 
     def as_completed(self, futures):
         return concurrent.futures.as_completed(futures)
+
+    def stop(self, futures):
+        """Cancel the runs not started; SIGTERM ends those in progress as interrupted."""
+        for future in futures:
+            future.cancel()
+        for worker in multiprocessing.active_children():
+            worker.terminate()
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -186,6 +213,10 @@ class DaskWorkers:
 
     def as_completed(self, futures):
         return self.distributed.as_completed(futures)
+
+    def stop(self, futures):
+        """Cancel every run not finished (a cluster's workers are not ours to signal)."""
+        self.client.cancel(list(futures))
 
     def close(self):
         self.client.close()
@@ -236,13 +267,30 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         if not todo:
             return summary
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))
-        try:
-            futures = {executor.submit(train_record, item.config, data_dir): item for item in todo}
-            for finished, future in enumerate(executor.as_completed(futures), 1):
-                item = futures[future]
-                run_id, status, detail = _store(writer, item, future)
-                (summary.completed if status == "completed" else summary.failed).append(run_id)
-                say(f"[{finished}/{len(todo)}] {status}: {item.config.name} {item.label} -> run {run_id}: {detail}")
-        finally:
-            executor.close()
+        futures, stored = {}, set()
+
+        def store(future):
+            item = futures[future]
+            run_id, status, detail = _store(writer, item, future)
+            (summary.completed if status == "completed" else summary.failed).append(run_id)
+            stored.add(future)
+            say(f"[{len(stored)}/{len(todo)}] {status}: {item.config.name} {item.label} -> run {run_id}: {detail}")
+
+        with train.Interrupts() as interrupts:
+            try:
+                for item in todo:
+                    futures[executor.submit(train_record, item.config, data_dir)] = item
+                for future in executor.as_completed(list(futures)):
+                    with interrupts.held():  # a record is written whole
+                        store(future)
+            except KeyboardInterrupt:
+                executor.stop([future for future in futures if future not in stored])
+                stopping = [future for future in futures if future not in stored and not future.cancelled()]
+                for future in executor.as_completed(stopping):
+                    if not future.cancelled() and not isinstance(future.exception(), RunNotStarted):
+                        with interrupts.held(raise_pending=False):
+                            store(future)
+                raise
+            finally:
+                executor.close()
     return summary

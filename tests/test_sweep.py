@@ -1,11 +1,13 @@
 """Sweeps (design section 12): grid expansion, the run-record path, local and Dask executors,
 resuming a killed sweep, failed runs."""
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +278,73 @@ def test_killed_sweep_trains_only_the_missing_runs(tmp_path):
     completed = [run for run in results.open(out).runs if run.status == "completed"]
     assert sorted(run.attrs["config_hash"] for run in completed) == sorted(item.config.hash for item in sweep.expand(path))
     assert {run.id for run in before} | set(summary.completed) == {run.id for run in completed}
+
+
+def start_sweep(tmp_path, epochs, seeds=(0, 1)):
+    """A sweep of the tiny DTP run on 2 local workers in a session of its own, and the folder its workers train in."""
+    path = write_sweep(tmp_path, BASE.replace("epochs = 2", f"epochs = {epochs}") + f'[sweep]\nmethod.name = ["dtp"]\nseed = {list(seeds)}\n')
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stochtp.cli", "sweep", str(path), "--out", str(tmp_path / "grid.h5"), "--workers", "2", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    return child, scratch
+
+
+def wait_until_both_workers_train(child, scratch):
+    """Until each worker's own results file holds an epoch: both runs are in training."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert child.poll() is None, f"the sweep ended early: {child.stderr.read()}"
+        assert time.monotonic() < deadline, "the workers did not start training in 120 s"
+        trained = 0
+        for file in scratch.glob("stochtp-sweep-*/run.h5"):
+            try:
+                trained += results.open(file).runs[0].num_epochs >= 1
+            except (ResultsError, IndexError):
+                pass
+        if trained == 2:
+            return
+        time.sleep(0.1)
+
+
+def session_is_empty(pgid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_sigterm_to_the_client_records_the_runs_in_progress_as_interrupted_and_leaves_no_worker(tmp_path):
+    child, scratch = start_sweep(tmp_path, epochs=100_000)
+    try:
+        wait_until_both_workers_train(child, scratch)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 1
+        assert "sweep interrupted" in child.stderr.read()
+        runs = results.open(tmp_path / "grid.h5").runs
+        assert len(runs) == 2 and all(run.status == "interrupted" and run.num_epochs >= 1 for run in runs)
+        assert session_is_empty(child.pid), "a worker outlived the sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes_on(tmp_path):
+    child, scratch = start_sweep(tmp_path, epochs=300)
+    try:
+        wait_until_both_workers_train(child, scratch)
+        children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+        workers = [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(workers[0], signal.SIGTERM)
+        assert child.wait(timeout=300) == 1  # a run did not complete
+        statuses = sorted(run.status for run in results.open(tmp_path / "grid.h5").runs)
+        assert statuses == ["completed", "interrupted"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
