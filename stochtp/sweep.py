@@ -175,11 +175,29 @@ def _stop_between_runs():
         signal.signal(signum, request_stop)
 
 
+class _RecordingSpawnContext:
+    """Python's "spawn" multiprocessing context, keeping the processes it starts (the pool's
+    workers, which `LocalWorkers.stop` signals: no other process of the caller's)."""
+
+    def __init__(self):
+        self._context = multiprocessing.get_context("spawn")
+        self.processes = []
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
+
+    def Process(self, *args, **kwargs):
+        process = self._context.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+
 class LocalWorkers:
     """`workers` worker processes on this machine (spawned, not forked)."""
 
     def __init__(self, workers):
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_stop_between_runs)
+        self.context = _RecordingSpawnContext()
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_stop_between_runs)
 
     def submit(self, function, *args):
         return self.pool.submit(function, *args)
@@ -191,8 +209,9 @@ class LocalWorkers:
         """Cancel the runs not started; SIGTERM ends those in progress as interrupted."""
         for future in futures:
             future.cancel()
-        for worker in multiprocessing.active_children():
-            worker.terminate()
+        for worker in self.context.processes:
+            if worker.is_alive():
+                worker.terminate()
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
