@@ -273,3 +273,31 @@ def test_fused_centred_rmsprop_kernel_matches_the_numpy_reference(dtype):
     for fused_param, reference_param in zip(fused_params, reference_params):
         np.testing.assert_allclose(fused_param, reference_param, rtol=tolerance, atol=tolerance)
         assert fused_param.dtype == dtype
+
+
+# ---------------------------------------------------------------- options from a method's config
+
+
+def test_a_methods_optimizer_options_reach_every_optimiser_it_makes(write_toml):
+    """`[method.optimizer_options]` in a config file sets the rule's options (here SGD's momentum)
+    for every parameter group of the method, each at its own learning rate."""
+    from stochtp import Network, config, train
+
+    path = write_toml('dataset = "teacher"\nnetwork = "8-6t-6t-3s"\n[method]\nname = "dtp"\noptimizer = "sgd"\nlr_f = 0.1\nlr_b = 0.01\n[method.optimizer_options]\nmomentum = 0.9\nnesterov = true\n')
+    method = train.build_method(config.load(path))
+    method.bind(Network.from_spec("8-6t-6t-3s"))
+    forward, inverse = method.optimisers["forward"], method.optimisers["inverse"]
+    assert isinstance(forward, SGD) and isinstance(inverse, SGD)
+    assert (forward.momentum, forward.nesterov, forward.lr) == (0.9, True, 0.1)
+    assert (inverse.momentum, inverse.nesterov, inverse.lr) == (0.9, True, 0.01)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"optimizer_options": {"momentum": 0.9}}, "unknown option.*momentum.*'adam'"), ({"optimizer_options": {"beta1": 1.5}}, r"beta1 must be in \[0, 1\)"), ({"optimizer_options": 0.9}, "must be a table")],
+)
+def test_bad_optimizer_options_are_refused(options, message):
+    from stochtp import Network, methods
+
+    with pytest.raises(ConfigError, match=message):
+        methods.get("bp", optimizer="adam", **options).bind(Network.from_spec("4-3t-2s"))

@@ -54,6 +54,12 @@ class Method(abc.ABC):
         parameters (drawn from `seed`)."""
         self.check_network(net)
 
+    def make_optimiser(self, params, lr):
+        """The method's optimiser (`optimizer`, with the `optimizer_options` table, e.g. SGD's
+        momentum) over `params` at learning rate `lr`; every parameter group of a method takes
+        the same rule and options, each its own learning rate."""
+        return make_optimiser(self.options["optimizer"], params, lr, **self.options["optimizer_options"])
+
     def start_epoch(self, net, epoch):
         """Hook for per-epoch schedules (noise level, slope annealing); epochs count from 1."""
 
@@ -106,6 +112,8 @@ def _check_option(method, key, value, default):
         ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
         if ok and isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
             ok, kind = False, "an integer"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a table (e.g. optimizer_options = {momentum = 0.9})"
     else:
         ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
     if not ok:
@@ -166,14 +174,14 @@ class GradientMethod(Method):
     Subclasses implement `estimate(net, x, y, seed, stream) -> (grads, trace)`.
     """
 
-    OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop"}
+    OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop", "optimizer_options": {}}
 
     def bind(self, net, seed=0):
         super().bind(net, seed)
         lr = self.options["lr"]
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ConfigError(f"method {self.name!r}: lr must be a positive number, got {lr!r}")
-        self.optimisers["forward"] = make_optimiser(self.options["optimizer"], net.parameters(), lr)
+        self.optimisers["forward"] = self.make_optimiser(net.parameters(), lr)
 
     @abc.abstractmethod
     def estimate(self, net, x, y, seed, stream):

@@ -29,7 +29,6 @@ from .. import kernels, units
 from ..errors import ConfigError
 from ..kernels.fused import local_target_gradient, reconstruction_gradient
 from ..network import init_weights, stack_rows
-from ..optim import make as make_optimiser
 from .backprop import backward
 from .base import CHUNK, Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
 
@@ -47,6 +46,7 @@ class TargetProp(Method):
         "sigma_tau": math.inf,
         "schedule": "alternating",
         "optimizer": "centred_rmsprop",
+        "optimizer_options": {},
         "inverse_init": "glorot",
         "inverse_transmission": "identity",
         "inverse_unit": "tanh",
@@ -77,10 +77,10 @@ class TargetProp(Method):
             n_j, n_below = net.layers[j].n_out, net.layers[j].n_in
             self.V[j] = init_weights(n_j, n_below, seed, kernels.stream_id("inverse-init", j), self.options["inverse_init"], dtype)
             self.c[j] = np.zeros(n_below, dtype=dtype)
-        self.optimisers["forward"] = make_optimiser(self.options["optimizer"], net.parameters(), self.options["lr_f"])
+        self.optimisers["forward"] = self.make_optimiser(net.parameters(), self.options["lr_f"])
         if self.V:
             inverse_params = [p for j in self.V for p in (self.V[j], self.c[j])]
-            self.optimisers["inverse"] = make_optimiser(self.options["optimizer"], inverse_params, self.options["lr_b"])
+            self.optimisers["inverse"] = self.make_optimiser(inverse_params, self.options["lr_b"])
         self.sigma = self.options["sigma"]
         self._reset_diagnostics(len(net.layers), net)
 
