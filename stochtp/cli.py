@@ -77,7 +77,7 @@ def build_parser():
     data_cmd.add_argument("name", nargs="?", default="mnist")
     data_cmd.add_argument("--data-dir")
 
-    scoring = commands.add_parser("estimators", help="score every gradient estimator against the exact oracle")
+    scoring = commands.add_parser("estimators", help="score every method (bp, estimators, TP, DTP) against the exact oracle")
     scoring.add_argument("config", nargs="?", help="TOML config file (default experiments/estimators.toml)")
     scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
     scoring.add_argument("--out", help=f"results file (default {estimators.DEFAULT_OUT})")

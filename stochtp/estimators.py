@@ -20,9 +20,9 @@ together ("all"), with d_k = estimate of draw k - g and N draws:
   mean_cos      mean over draws of the cosine of one estimate to g (0 for an all-zero estimate)
 A cosine is NaN where g is zero.
 
-`run(config)` is `stochtp estimators`: it scores the standard estimators (`standard_methods`)
-and the config's own [method] (DTP in experiments/estimators.toml) on the first `batch_size`
-training examples, and `write` appends the scores to a results file (section 10) as one run:
+`run(config)` is `stochtp estimators`: it scores every method (`standard_methods`: bp, the
+estimators, TP and DTP; a [method] table of tp or dtp, as in experiments/estimators.toml, sets
+both's options, any other is scored beside them) on the first `batch_size` training examples, and `write` appends the scores to a results file (section 10) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
               {"methods": [labels], "layers": ["0", ..., "all"], "draws": N, "expected_loss": E[L]}
     metrics/  one row per method: method_index (into config["estimators"]["methods"]), draws,
@@ -47,9 +47,13 @@ STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "varianc
 ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-statistic divides by
 
 
-def standard_methods(net, seed=0):
-    """Label -> bound method: REINFORCE with each baseline, ARM, DisARM and ST with every surrogate that suits `net`."""
+def standard_methods(net, seed=0, target_prop=None):
+    """Label -> bound method: back-propagation (the true zero derivative through samples),
+    REINFORCE with each baseline, ARM, DisARM, ST with every surrogate that suits `net`, and
+    TP and DTP (scored for direction) with the `target_prop` options (their defaults if None)."""
+    target_prop = {} if target_prop is None else target_prop
     chosen = {
+        "bp": methods.get("bp"),
         "reinforce-none": methods.get("reinforce", baseline="none"),
         "reinforce-ema": methods.get("reinforce", baseline="ema"),
         "reinforce-loo-M2": methods.get("reinforce", baseline="loo", samples=2),
@@ -58,6 +62,8 @@ def standard_methods(net, seed=0):
     }
     for surrogate in st_surrogates(net):
         chosen[f"st-{surrogate}"] = methods.get("st", surrogate=surrogate)
+    chosen["tp"] = methods.get("tp", **target_prop)
+    chosen["dtp"] = methods.get("dtp", **target_prop)
     for method in chosen.values():
         method.bind(net, seed)
     return chosen
@@ -204,9 +210,13 @@ def run(path=None, draws=None, out=None, seed=None, data_dir=None):
     x = dataset.train.features(slice(0, cfg.batch_size), net.dtype)
     y = dataset.train.y[: cfg.batch_size]
     try:
-        scored = standard_methods(net, cfg.seed)
-        own_label = cfg.method["name"]
-        scored[own_label if own_label not in scored else f"{own_label}-config"] = own_method
+        own_options = dict(cfg.method)
+        own_label = own_options.pop("name")
+        if own_label in ("tp", "dtp"):  # the config's options serve both, so the two differ by the correction only
+            scored = standard_methods(net, cfg.seed, target_prop=own_options)
+        else:
+            scored = standard_methods(net, cfg.seed)
+            scored[own_label if own_label not in scored else f"{own_label}-config"] = own_method
         scores = score(net, x, y, scored, DEFAULT_DRAWS if draws is None else draws, cfg.seed)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None

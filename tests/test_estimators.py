@@ -29,10 +29,12 @@ def test_score_function_and_antithetic_estimators_are_unbiased(scored):
         assert stats["bias_se"][-1] < 0.1 * scored["exact_norm"][-1], "too few draws for the test to see a bias"
 
 
-def test_the_same_test_detects_the_bias_of_straight_through(scored):
-    surrogates = [label for label in scored["methods"] if label.startswith("st-")]
-    assert surrogates
-    for label in surrogates:
+def test_the_same_test_detects_the_bias_of_straight_through_and_of_the_zero_derivative(scored):
+    """ST's surrogates, and back-propagation, whose true zero derivative through the samples
+    leaves every layer below the top stochastic one without gradient."""
+    biased = [label for label in scored["methods"] if label.startswith("st-")] + ["bp"]
+    assert len(biased) > 1
+    for label in biased:
         assert scored["methods"][label]["p_bonferroni"][-1] < ALPHA, f"{label}'s bias went unnoticed on {scored['network']}"
 
 
@@ -98,7 +100,12 @@ def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys)
     assert list(run.metrics["method_index"]) == list(range(len(labels)))
     variance = run.diagnostics["variance"]
     assert variance.shape == (len(labels), 4)  # layers 0, 1, 2 and all
-    assert np.isnan(variance[labels.index("dtp")]).all() and np.isfinite(run.diagnostics["mean_cos"][labels.index("dtp")]).all()
+    assert {"bp", "reinforce-none", "reinforce-ema", "reinforce-loo-M2", "arm", "disarm", "st-sigmoid", "st-identity", "tp", "dtp"} == set(labels)
+    mean_cos = run.diagnostics["mean_cos"]
+    for label in ("tp", "dtp"):  # scored for direction only
+        assert np.isnan(variance[labels.index(label)]).all() and np.isfinite(mean_cos[labels.index(label)]).all()
+    assert mean_cos[labels.index("tp"), 1] == mean_cos[labels.index("dtp"), 1]  # the same first target (top hidden layer) ...
+    assert mean_cos[labels.index("tp"), 0] != mean_cos[labels.index("dtp"), 0]  # ... and a difference correction below it
     # Trace of the covariance over the two Bernoulli layers. Measured margins (seeds 0-4, 1000
     # draws): none/ema >= 5, ema/loo >= 1.05, loo/disarm >= 1.7, arm/disarm >= 1.15.
     stochastic = {label: variance[i, :2].sum() for i, label in enumerate(labels)}
