@@ -1,4 +1,5 @@
-"""Back-propagation against central finite differences in float64 (design section 6.1)."""
+"""Back-propagation against central finite differences in float64 (design section 6.1), and
+straight-through against its chain rule written out by hand (section 6.3)."""
 import numpy as np
 import pytest
 
@@ -97,3 +98,75 @@ def test_unknown_method_and_option():
         methods.get("nope")
     with pytest.raises(ConfigError, match="has no option 'eta'"):
         methods.get("bp", eta=1)
+
+
+# ---------------------------------------------------------------- straight-through (section 6.3)
+
+HAND_SURROGATES = {
+    "sigmoid": lambda a, p, k: k * p * (1 - p),  # sigma'(k a) with p = sigma(k a)
+    "identity": lambda a, p, k: np.ones_like(a),
+    "clipped": lambda a, p, k: (np.abs(a) <= 1).astype(a.dtype),
+    "tanh": lambda a, p, k: 1 - np.tanh(a) ** 2,
+}
+
+
+def hand_written_straight_through(net, trace, y, surrogate):
+    """[(dW, db), ...] by the chain rule, every discrete element (sample, sign or step unit, sign
+    transmission) passing the gradient with HAND_SURROGATES[surrogate] of its input."""
+    d = HAND_SURROGATES[surrogate]
+    onehot = np.eye(net.layers[-1].n_out)[y]
+    grad_a = (trace.output - onehot) / len(y)  # softmax + nll, mean over the batch
+    grads = []
+    for i in range(len(net.layers) - 1, -1, -1):
+        grads.insert(0, (trace.input_of(i).T @ grad_a, grad_a.sum(axis=0)))
+        if i == 0:
+            break
+        below = net.layers[i - 1]
+        a, h, p = trace.a[i - 1], trace.h[i - 1], trace.p[i - 1]
+        grad = grad_a @ net.layers[i].W.T
+        if below.transmission == "sign":
+            grad = grad * d(h, h, net.slope)
+        if below.unit == "tanh":
+            grad = grad * (1 - h * h)
+        elif below.unit in ("bernoulli", "sign", "step"):
+            grad = grad * d(a, p, net.slope)
+        grad_a = grad
+    return grads
+
+
+@pytest.mark.parametrize(
+    "spec, slope, surrogate",
+    [
+        ("3-4b-3b-2s", 1.7, "sigmoid"),
+        ("3-4b-3t-2s", 1.0, "identity"),
+        ("3-4n-3t:n-2s", 1.0, "identity"),
+        ("3-4n-3t:n-2s", 1.0, "clipped"),
+        ("3-4h-3t:n-2s", 1.0, "tanh"),
+    ],
+)
+def test_straight_through_is_the_chain_rule_with_the_surrogate(spec, slope, surrogate):
+    rng = np.random.default_rng(4)
+    net = Network.from_spec(spec, seed=3, dtype=np.float64)
+    net.slope = slope
+    x, y = rng.normal(0, 1.5, (6, 3)), rng.integers(0, 2, 6)  # wide enough that |a| > 1 for some units
+    method = methods.get("st", surrogate=surrogate)
+    method.bind(net)
+    got = method.gradient(net, x, y, seed=5, stream=7)
+    expected = hand_written_straight_through(net, net.forward(x, 5, 7), y, surrogate)
+    for (dW, db), (eW, eb) in zip(got, expected):
+        np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-15)
+    assert all(np.abs(dW).max() > 0 for dW, _ in got)  # every layer learns
+
+
+def test_slope_annealing_grows_the_slope_per_epoch_up_to_its_cap_and_samples_with_it():
+    net = Network.from_spec("3-4b-2s", seed=0, dtype=np.float64)
+    method = methods.get("st", slope=1.0, slope_rate=0.5, slope_max=2.2)
+    method.bind(net)
+    slopes = []
+    for epoch in (1, 2, 3, 4):
+        method.start_epoch(net, epoch)
+        slopes.append(net.slope)
+    assert slopes == [1.0, 1.5, 2.0, 2.2]  # k = min(slope_max, slope (1 + rate (epoch - 1)))
+    trace = net.forward(np.ones((2, 3)), seed=0)
+    np.testing.assert_allclose(trace.p[0], 1 / (1 + np.exp(-2.2 * trace.a[0])), rtol=1e-12)  # fires with sigmoid(k a)
