@@ -55,7 +55,8 @@ class Arm(GradientMethod):
 
     def flops_per_batch(self, net, batch):
         """Forward and backward passes, plus two passes through the layers above each stochastic layer."""
-        above = sum(gemm_flops(net, batch, range(i + 1, len(net.layers))) for i, layer in enumerate(net.layers) if layer.stochastic)
+        rows = batch * self.options["samples"]
+        above = sum(gemm_flops(net, rows, range(i + 1, len(net.layers))) for i, layer in enumerate(net.layers) if layer.stochastic)
         return super().flops_per_batch(net, batch) + 2 * above
 
     def logit_gradient(self, net, trace, y, i, seed, stream):

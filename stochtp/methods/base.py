@@ -15,8 +15,11 @@ import abc
 import itertools
 import math
 
+import numpy as np
+
 from .. import losses
 from ..errors import ConfigError
+from ..network import Trace
 from ..optim import make as make_optimiser
 
 
@@ -168,13 +171,39 @@ def flatten(grads):
     return [g for pair in grads for g in pair]
 
 
+def first_rows(trace, count):
+    """The trace of the first `count` rows (sample 0 of every example), for training curves."""
+    return Trace(
+        trace.x[:count],
+        [a[:count] for a in trace.a],
+        [h[:count] for h in trace.h],
+        [p[:count] for p in trace.p],
+        [out[:count] for out in trace.out],
+    )
+
+
 class GradientMethod(Method):
     """A method that follows an estimate of the loss gradient with one optimiser over all layers.
 
-    Subclasses implement `estimate(net, x, y, seed, stream) -> (grads, trace)`.
+    Subclasses implement `estimate(net, x, y, seed, stream) -> (grads, trace)`. With `samples`
+    M > 1 they are given M copies of the mini-batch stacked as rows, row m B + b being sample m
+    of example b, run through ONE forward pass of `stream`: the gradient of the mean loss over
+    the rows is the mean of M single-sample estimates. Sample 0 takes the positions a single
+    sample takes, so with M = 1 the sampled path is `net.forward(x, seed, stream)`'s, the one
+    every other method sees (common random numbers).
     """
 
-    OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop", "optimizer_options": {}}
+    OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop", "optimizer_options": {}, "samples": 1}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.options["samples"] < 1:
+            raise ConfigError(f"method {self.name!r}: samples must be at least 1, got {self.options['samples']}")
+
+    @property
+    def prefetches_input_noise(self):
+        """With one sample per example the forward pass takes the mini-batch as it comes."""
+        return self.options["samples"] == 1
 
     def bind(self, net, seed=0):
         super().bind(net, seed)
@@ -189,10 +218,22 @@ class GradientMethod(Method):
 
     def gradient(self, net, x, y, seed, stream=0):
         """Estimate of d(mean mini-batch loss)/d(W_i, b_i) for every layer i, as [(dW, db), ...]."""
-        grads, _ = self.estimate(net, *net.check_batch(x, y), seed, stream)
+        grads, _ = self.sampled_estimate(net, *net.check_batch(x, y), seed, stream)
         return grads
 
+    def sampled_estimate(self, net, x, y, seed, stream):
+        """`estimate` over `samples` copies of the mini-batch; the trace of sample 0."""
+        samples = self.options["samples"]
+        if samples == 1:
+            return self.estimate(net, x, y, seed, stream)
+        grads, trace = self.estimate(net, np.tile(x, (samples, 1)), np.concatenate([y] * samples), seed, stream)
+        return grads, first_rows(trace, len(x))
+
+    def flops_per_batch(self, net, batch):
+        """A forward pass and back-propagation on `samples` copies of the mini-batch."""
+        return super().flops_per_batch(net, batch * self.options["samples"])
+
     def step(self, net, x, y, seed, stream):
-        grads, trace = self.estimate(net, x, y, seed, stream)
+        grads, trace = self.sampled_estimate(net, x, y, seed, stream)
         self.optimisers["forward"].step(flatten(grads))
         return batch_stats(net, trace, y)

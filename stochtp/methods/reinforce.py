@@ -12,9 +12,8 @@ Layers above the top stochastic layer get their exact gradient given the samples
 a_s, so it gets the score of s chained down through its true derivative (zero through sign):
 `backprop.backward` with the estimates injected at the stochastic layers does both in one sweep; ARM/DisARM do the same.
 
-Samples: the mini-batch is tiled M times and run through ONE forward pass of stream
-`stream`; row m*B + b is sample m of example b. With M = 1 the sampled path is exactly
-`net.forward(x, seed, stream)`'s, the one every other method sees (common random numbers).
+Samples: `estimate` is given M copies of the mini-batch stacked as rows, row m*B + b being
+sample m of example b (`GradientMethod.sampled_estimate`).
 
 Baselines c:
   none  c = 0;
@@ -23,10 +22,7 @@ Baselines c:
         0 on the first batch; saved in `state_dict` for checkpoints;
   loo   for sample m of example b, c = mean loss of the other M - 1 samples of b (M >= 2).
 """
-import numpy as np
-
 from ..errors import ConfigError
-from ..network import Trace
 from .backprop import backward
 from .base import GradientMethod
 
@@ -41,32 +37,18 @@ def check_estimator_network(method, net):
         raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be bernoulli")
 
 
-def first_rows(trace, count):
-    """The trace of the first `count` rows (sample 0 of every example), for training curves."""
-    return Trace(
-        trace.x[:count],
-        [a[:count] for a in trace.a],
-        [h[:count] for h in trace.h],
-        [p[:count] for p in trace.p],
-        [out[:count] for out in trace.out],
-    )
-
-
 class Reinforce(GradientMethod):
     """Score-function gradient of the mini-batch mean expected loss, with a baseline."""
 
     name = "reinforce"
-    prefetches_input_noise = False  # its forward pass takes `samples` copies of the mini-batch
     needs_stochastic = True
-    OPTIONS = {**GradientMethod.OPTIONS, "baseline": "none", "samples": 1, "ema_decay": 0.99}
+    OPTIONS = {**GradientMethod.OPTIONS, "baseline": "none", "ema_decay": 0.99}
 
     def __init__(self, **options):
         super().__init__(**options)
         o = self.options
         if o["baseline"] not in BASELINES:
             raise ConfigError(f"method 'reinforce': baseline must be one of {', '.join(BASELINES)}, got {o['baseline']!r}")
-        if o["samples"] < 1:
-            raise ConfigError(f"method 'reinforce': samples must be at least 1, got {o['samples']}")
         if o["baseline"] == "loo" and o["samples"] < 2:
             raise ConfigError(f"method 'reinforce': baseline 'loo' needs samples >= 2, got {o['samples']}")
         if not 0 <= o["ema_decay"] < 1:
@@ -78,20 +60,15 @@ class Reinforce(GradientMethod):
 
     def estimate(self, net, x, y, seed, stream):
         self.check_network(net)
-        samples, batch = self.options["samples"], len(x)
-        trace = net.forward(np.tile(x, (samples, 1)), seed, stream)  # row m*B + b: sample m of example b
-        y_rows = np.concatenate([y] * samples)
-        loss = net.per_example_loss(trace, y_rows)  # l on each sampled path
-        weight = (loss - self.baseline(loss, samples, batch)) / (samples * batch)  # (l - c), for the mean over rows
-        grad_a = {len(net.layers) - 1: net.output_grad(trace, y_rows)}  # exact given the samples
+        samples = self.options["samples"]
+        trace = net.forward(x, seed, stream)  # row m*B + b: sample m of example b
+        loss = net.per_example_loss(trace, y)  # l on each sampled path
+        weight = (loss - self.baseline(loss, samples, len(x) // samples)) / len(x)  # (l - c), for the mean over rows
+        grad_a = {len(net.layers) - 1: net.output_grad(trace, y)}  # exact given the samples
         for i, layer in enumerate(net.layers):
             if layer.stochastic:
                 grad_a[i] = weight[:, None] * (net.slope * (trace.h[i] - trace.p[i]))  # (l - c) k (h_i - p_i)
-        return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), first_rows(trace, batch)
-
-    def flops_per_batch(self, net, batch):
-        """Forward and backward passes on `samples` copies of the mini-batch."""
-        return super().flops_per_batch(net, batch * self.options["samples"])
+        return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
 
     def baseline(self, loss, samples, batch):
         """c for every row of `loss` (see the module docstring); updates the ema after computing it."""
