@@ -163,19 +163,25 @@ def format_table(scores):
         f"{scores['draws']} draws per method, common random numbers (seed {scores['seed']})\n"
         "exact |grad| per layer: " + ", ".join(f"{name}: {norm:.3g}" for name, norm in zip(scores["layers"], scores["exact_norm"]))
     )
-    columns = f"{'method':18} {'layer':>5} {'|bias|':>9} {'se|bias|':>9} {'z_rms':>6} {'z_max':>6} {'p_bonf':>7} {'variance':>9} {'mse':>9} {'cos(mean)':>9} {'mean cos':>9}"
+    columns = f"{'method':18} {'layer':>5} {'|bias|':>9} {'se|bias|':>9} {'z_rms':>7} {'z_max':>7} {'p_bonf':>7} {'variance':>9} {'mse':>9} {'cos(mean)':>9} {'mean cos':>9}"
     lines = [header, columns]
     for label, stats in scores["methods"].items():
         for n, layer in enumerate(scores["layers"]):
             row = [stats[name][n] for name in STATISTICS]
-            cells = [_cell(value, spec) for value, spec in zip(row, (".2e", ".2e", ".2f", ".2f", ".1e", ".2e", ".2e", ".4f", ".4f"))]
-            widths = (9, 9, 6, 6, 7, 9, 9, 9, 9)
+            cells = [_cell(value, spec) for value, spec in zip(row, (".2e", ".2e", "z", "z", ".1e", ".2e", ".2e", ".4f", ".4f"))]
+            widths = (9, 9, 7, 7, 7, 9, 9, 9, 9)
             lines.append(f"{label:18} {layer:>5} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
     return "\n".join(lines)
 
 
 def _cell(value, spec):
-    return "-" if math.isnan(value) else format(value, spec)
+    """`value` formatted by `spec`; "z" is a z-score: 2 decimals, or 2 digits where it is huge (a
+    bias measured without noise, as back-propagation's zero gradient)."""
+    if math.isnan(value):
+        return "-"
+    if spec == "z":
+        spec = ".2f" if abs(value) < 1000 else ".1e"
+    return format(value, spec)
 
 
 def write(path, scores, net, config, name="estimators", dataset=""):
