@@ -12,8 +12,9 @@ A report (`summarise`) takes the completed runs of one or more files, groups the
 attribute or a config key (`name`, `method`, `method.lr`), and gives per group: the seeds,
 the epochs, mean ± std over seeds of the metric at the best-validation epoch and at the last
 epoch, and the median of the `epoch_time` metric. A config found more than once (same config
-hash) counts once, by its newest run; runs of one seed in a group are averaged first, so
-every statistic is over seeds. Every two groups that report the same metric are compared on
+hash) counts once, by its newest completed run (by its newest unfinished one only where none
+completed); runs of one seed in a group are averaged first, so every statistic is over seeds,
+and a group whose runs differ in more than the seed says in which config keys. Every two groups that report the same metric are compared on
 the seeds they share: the mean difference with its 95 % Student-t interval, and a sign test.
 """
 import csv
@@ -120,6 +121,14 @@ class Group:
         return {(run.attrs.get("dataset"), run.attrs.get("network")) for run in self.runs}
 
     @property
+    def differing_keys(self):
+        """The config keys (dotted) other than the seed in which the group's runs differ: a group
+        should hold one experiment over seeds, and a sweep's name alone does not tell its runs apart."""
+        flat = [_flatten(run.config) for run in self.runs]
+        keys = sorted({key for config in flat for key in config} - {"seed"})
+        return [key for key in keys if len({json.dumps(config.get(key), sort_keys=True) for config in flat}) > 1]
+
+    @property
     def seconds_per_epoch(self):
         times = np.concatenate([run.metrics.get("epoch_time", np.zeros(0)) for run in self.runs])
         times = times[np.isfinite(times)]
@@ -177,6 +186,17 @@ def run_value(run, key):
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
 
 
+def _flatten(table, prefix=""):
+    """A config dict as {dotted key: value}."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _sort_key(value):
     """Numbers first, in numeric order, then everything else by its text."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -190,9 +210,9 @@ def load_runs(paths):
 
 def _included_runs(runs, metric, partial=False):
     """The completed runs (with `partial`, also the running and interrupted ones, as far as they
-    got) that have `metric` (when one is named), the newest per config hash; and a Counter of
-    why the others were left out."""
-    newest, left_out = {}, Counter()
+    got) that have `metric` (when one is named), one per config hash: the newest completed one,
+    else the newest unfinished one; and a Counter of why the others were left out."""
+    chosen, left_out = {}, Counter()
     accepted = ("completed", "running", "interrupted") if partial else ("completed",)
     for run in runs:
         if run.status not in accepted or run.num_epochs == 0:
@@ -201,11 +221,16 @@ def _included_runs(runs, metric, partial=False):
             left_out[f"without {metric}"] += 1
         else:
             config_hash = run.attrs.get("config_hash", run.id)
-            if config_hash in newest:
+            if config_hash in chosen:
                 left_out["repeated config"] += 1
-            if config_hash not in newest or run.id > newest[config_hash].id:
-                newest[config_hash] = run
-    return sorted(newest.values(), key=lambda run: run.id), left_out
+            if config_hash not in chosen or _preference(run) > _preference(chosen[config_hash]):
+                chosen[config_hash] = run
+    return sorted(chosen.values(), key=lambda run: run.id), left_out
+
+
+def _preference(run):
+    """Completed runs before unfinished ones, then newer before older (run ids sort by start time)."""
+    return run.status == "completed", run.id
 
 
 def summarise(paths, by="name", metric=None, partial=False):
@@ -215,7 +240,11 @@ def summarise(paths, by="name", metric=None, partial=False):
     Groups are compared in pairs only when they ran on the same dataset and network with the
     same metric: a comparison across networks says nothing about the methods.
     """
-    included, left_out = _included_runs(load_runs(paths), metric, partial)
+    runs = load_runs(paths)
+    if metric is not None and runs and not any(metric in run.metrics for run in runs):
+        known = sorted({name for run in runs for name in run.metrics})
+        raise ConfigError(f"--metric {metric}: no run has this metric; metrics: {', '.join(known)}")
+    included, left_out = _included_runs(runs, metric, partial)
     values = [run_value(run, by) for run in included]
     if included and all(value is None for value in values):
         raise ConfigError(f"--by {by}: no run has this attribute or config key")
@@ -351,6 +380,9 @@ def _notes(report):
                 f"{item.first} − {item.second} ({item.metric}): {_signed(item.difference)}{interval} over {len(item.seeds)} seeds; "
                 f"lower: {item.first} on {item.first_lower}, {item.second} on {item.second_lower}; sign test p = {item.sign_p:.3g}"
             )
+    for group in report.groups:
+        if group.differing_keys:
+            lines.append(f"{group.label}: its runs differ in {', '.join(group.differing_keys)}, not only the seed (--by one of them splits the group)")
     if report.left_out:
         lines.append("left out: " + ", ".join(f"{count} {why}" for why, count in sorted(report.left_out.items())))
     return lines
@@ -395,6 +427,7 @@ def format_report(report, fmt="table"):
                 for item in report.comparisons
             ],
             "left_out": dict(report.left_out),
+            "differing_keys": {group.label: group.differing_keys for group in report.groups if group.differing_keys},
         }
         return json.dumps(document, indent=2)
     header, cells = _cells(report)

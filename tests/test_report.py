@@ -307,3 +307,30 @@ def test_partial_counts_interrupted_runs_as_far_as_they_got(capsys, tmp_path):
     row = re.split(r"\s{2,}", partial[1].strip())
     assert row[:4] == ["alpha", "test_error_k", "3", "2-3"] and row[4] == "0.1733 ± 0.0503"  # 0.22, 0.18, 0.12: mean 0.52 / 3, std sqrt(0.005067 / 2)
     assert "left out: 1 failed" in partial
+
+
+def test_partial_keeps_a_completed_run_over_a_newer_unfinished_one_of_its_config(capsys, tmp_path):
+    path = write_runs(tmp_path / "runs.h5", RUNS[1:2])  # alpha, seed 0, completed: 0.22 at its best epoch
+    with results.Writer(path) as writer:
+        cfg = {"name": "alpha", "seed": 0, "dataset": "teacher", "network": "8-6b-6b-3s", "method": {"name": "dtp", "lr": 0.1}}
+        run = writer.start_run(name="alpha", method="dtp", dataset="teacher", network="8-6b-6b-3s", seed=0, config=cfg, provenance={})
+        run.append({"epoch": 1, "epoch_time": 1.0, "valid_error": 0.05, "test_error": 0.05, "valid_error_k": 0.05, "test_error_k": 0.05})
+        run.finish("interrupted")  # the same experiment started again and stopped after an epoch
+    partial = report_output(capsys, path, "--partial").splitlines()
+    assert re.split(r"\s{2,}", partial[1].strip())[:5] == ["alpha", "test_error_k", "1", "3", "0.2200"]
+    assert "left out: 1 failed, 1 repeated config" in partial
+
+
+def test_an_unknown_metric_is_bad_input(capsys, runs_file):
+    assert main(["report", str(runs_file), "--metric", "bogus"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "no run has this metric" in error and "test_error_k" in error and len(error.splitlines()) == 1
+
+
+def test_a_group_whose_runs_differ_in_more_than_the_seed_says_in_what(capsys, runs_file):
+    """beta's two seeds ran at different learning rates: averaging them over seeds is not one experiment."""
+    lines = report_output(capsys, runs_file).splitlines()
+    assert "beta: its runs differ in method.lr, not only the seed (--by one of them splits the group)" in lines
+    assert not any(line.startswith("alpha:") for line in lines)
+    document = json.loads(report_output(capsys, runs_file, "--format", "json"))
+    assert document["differing_keys"] == {"beta": ["method.lr"]}
