@@ -1,4 +1,6 @@
 """Target propagation and DTP (design section 6.2): the mathematics each test pins is in its docstring."""
+import math
+
 import numpy as np
 import pytest
 
@@ -206,7 +208,9 @@ def test_fused_reconstruction_gradient_matches_its_numpy_reference(dtype, rtol, 
         ("4-4n-4t-2s", {}, "which a local loss cannot train"),
         ("4-4t-4t-2s", {"schedule": "sometimes"}, "schedule must be"),
         ("4-4t-4t-2s", {"inverse_unit": "relu"}, "inverse_unit must be"),
-        ("4-4t-4t-2s", {"eta_hat": -1.0}, "eta_hat must be positive"),
+        ("4-4t-4t-2s", {"eta_hat": -1.0}, "eta_hat must be a finite number > 0"),
+        ("4-4t-4t-2s", {"eta_hat": math.inf}, "eta_hat must be a finite number > 0"),
+        ("4-4t-4t-2s", {"lr_b": math.inf}, "lr_b must be a finite number > 0"),
         ("4-4t-4t-2s", {"sigma_tau": 0.0}, "sigma_tau must be positive"),
         ("4-4t-4t-2s", {"sigma": -0.5}, "sigma must be a finite number >= 0"),
     ],

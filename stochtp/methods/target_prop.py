@@ -62,9 +62,11 @@ class TargetProp(Method):
             raise ConfigError(f"method {self.name!r}: inverse_unit must be 'tanh' or 'identity', got {self.options['inverse_unit']!r}")
         if self.options["inverse_transmission"] not in units.TRANSMISSIONS:
             raise ConfigError(f"method {self.name!r}: inverse_transmission must be one of {', '.join(units.TRANSMISSIONS)}")
-        for key in ("eta_hat", "lr_f", "lr_b", "sigma_tau"):
-            if not self.options[key] > 0:
-                raise ConfigError(f"method {self.name!r}: {key} must be positive, got {self.options[key]}")
+        for key in ("eta_hat", "lr_f", "lr_b"):
+            if not 0 < self.options[key] < math.inf:
+                raise ConfigError(f"method {self.name!r}: {key} must be a finite number > 0, got {self.options[key]}")
+        if not self.options["sigma_tau"] > 0:
+            raise ConfigError(f"method {self.name!r}: sigma_tau must be positive (inf: a constant sigma), got {self.options['sigma_tau']}")
         if not (0 <= self.options["sigma"] < math.inf):
             raise ConfigError(f"method {self.name!r}: sigma must be a finite number >= 0, got {self.options['sigma']}")
         for j, layer in enumerate(net.layers[:-1]):
