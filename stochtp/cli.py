@@ -155,10 +155,12 @@ def _default_comparison(args):
 
 
 def cmd_show(args):
+    store = results.open(args.file)
     if args.follow:
+        if args.run_id is not None:
+            store[args.run_id]  # an unknown run id is bad input here too
         report.follow([args.file], args.interval, args.run_id)
         return 0
-    store = results.open(args.file)
     if args.run_id is None:
         print(f"{'run':34} {'name':28} {'method':10} {'seed':>5} {'status':11} {'epochs':>6} {'best valid':>10} {'test@best':>9}")
         for run in store.runs:

@@ -219,6 +219,8 @@ def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True,
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise ConfigError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}")
     out = Path(out) if out is not None else default_out(config)
+    if resume and not out.exists():  # checked before a Writer makes the file
+        raise ConfigError(f"--resume: no interrupted run of this config in {out} (no such file)")
     dataset, net, method = build(config, data_dir, source)
     with thread_limit(threads), results.Writer(out) as writer, Interrupts() as interrupts:
         run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
@@ -330,7 +332,7 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
     wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
     started = time.perf_counter()
     epoch_times = []
-    epoch = first_epoch
+    recorded = first_epoch - 1  # the last epoch in the file: a stop names the one after it
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             tick = time.perf_counter()
@@ -339,13 +341,14 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
             metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_times[-1], **stats, **evaluate(net, dataset, config, epoch)}
             with interrupts.held():
                 best = record_epoch(run_writer, net, method, metrics, best, selection)
+                recorded = epoch
             progress.update(metrics)
     except KeyboardInterrupt:
-        run_writer.finish("interrupted", f"interrupted during epoch {epoch}")
+        run_writer.finish("interrupted", f"interrupted during epoch {recorded + 1}")
         raise
     except OSError as error:  # the file system failed (a full disk): the last checkpoint is whole, so --resume can continue
         with suppress(OSError):
-            run_writer.finish("interrupted", f"stopped during epoch {epoch}: {error}")
+            run_writer.finish("interrupted", f"stopped during epoch {recorded + 1}: {error}")
         raise
     except Exception as error:
         run_writer.finish("failed", str(error) or type(error).__name__)

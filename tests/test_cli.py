@@ -179,7 +179,7 @@ def test_a_full_disk_stops_the_run_resumably_with_one_line(capsys, tiny_config_p
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and "No space left on device" in stderr and "Traceback" not in stderr
     (run,) = results.open(out).runs
-    assert run.status == "interrupted" and run.checkpoint["epoch"] == 2
+    assert run.status == "interrupted" and run.checkpoint["epoch"] == 2 and run.attrs["error"].startswith("stopped during epoch 3: ")
     monkeypatch.undo()
     assert main(["run", str(tiny_config_path), "--out", str(out), "--resume", *RUN_OPTIONS]) == 0
     (run,) = results.open(out).runs
@@ -199,6 +199,9 @@ def test_impossible_teacher_datasets_exit_2_with_one_line(capsys, tiny_config_pa
 def test_resume_without_an_interrupted_run_exits_2(capsys, tiny_config_path, results_file):
     line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--epochs", "1", "--out", str(results_file), "--resume", *RUN_OPTIONS)
     assert "no interrupted run of this config" in line
+    new_file = results_file.with_name("new.h5")
+    line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--out", str(new_file), "--resume", *RUN_OPTIONS)
+    assert "no interrupted run of this config" in line and not new_file.exists()
 
 
 def test_resumed_default_comparison_skips_completed_presets_and_continues_interrupted_ones(capsys, tmp_path, monkeypatch):
@@ -252,6 +255,8 @@ def test_show_lists_runs_and_shows_one(capsys, results_file):
     assert "numpy_version" in shown and "test_error_k" in shown
 
     line = fails_with_usage_error(capsys, "show", str(results_file), "no-such-run")
+    assert "no run 'no-such-run'" in line
+    line = fails_with_usage_error(capsys, "show", "--follow", str(results_file), "no-such-run")
     assert "no run 'no-such-run'" in line
 
 
