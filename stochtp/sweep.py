@@ -29,19 +29,26 @@ Runs whose config hash is already `completed` in the results file are skipped, s
 sweep again after it was stopped trains only the missing runs. A run that fails (non-finite
 values, or any exception in its worker) is recorded as `failed` with the message, and the
 sweep goes on; so does a run stopped by a signal to its worker, recorded as `interrupted`.
-SIGINT or SIGTERM to the client stops the sweep: runs not started are cancelled (a local worker
-told to stop starts no other run), local workers are sent SIGTERM, and the runs they were
-training are recorded as `interrupted` with the epochs they logged (a Dask cluster's runs in
-progress are cancelled). The client writes every record whole, signal or not.
+A local worker process that dies (the out-of-memory killer's SIGKILL, a crash) breaks its pool:
+the run it was training is recorded as `failed`, and the pool's other runs start again in a new
+pool (those in progress from their first epoch).
+SIGINT or SIGTERM to the client stops the sweep: runs not started are cancelled, also those a
+local worker has already been handed (it starts no run once the client stops), local workers are
+sent SIGTERM, and the runs they were training are recorded as `interrupted` with the epochs they
+logged (a Dask cluster's runs in progress are cancelled). The client writes every record whole,
+signal or not.
 """
 import concurrent.futures
 import copy
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import statistics
 import tempfile
+import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,27 +147,39 @@ def expand(path):
 
 
 class RunNotStarted(StochtpError):
-    """A worker was told to stop (SIGINT or SIGTERM while idle) before this run started."""
+    """A worker was told to stop (SIGINT or SIGTERM while idle, or its client stopping) before this run started."""
 
 
 _stop_requested = False  # set in a worker process by a signal that arrives between runs
+STOP_FILE = "stop"  # in a local pool's task folder: the client is stopping, start no run
 
 
-def train_record(run_config, data_dir=None):
+def train_record(run_config, data_dir=None, tasks=None):
     """A worker's task: train `run_config` on one thread into a temporary results file and
     return the run's record. A run that fails in training comes back as the record of a
     failed run (its message and epochs included), one stopped by a signal as an interrupted
-    run; any other exception goes to the client."""
-    if _stop_requested:
-        raise RunNotStarted(f"run {run_config.name} not started: its worker was told to stop")
+    run; any other exception goes to the client.
+
+    `tasks` is a local pool's folder (`LocalWorkers`): the client puts STOP_FILE there when it
+    stops, and the worker writes there, in a file named by its pid, the config hash of the run
+    it starts, so that the client knows which run a worker that died was training.
+    """
+    tasks = None if tasks is None else Path(tasks)
     with tempfile.TemporaryDirectory(prefix="stochtp-sweep-") as folder, train.thread_limit(1):
         out = Path(folder) / "run.h5"
         try:
-            train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
+            with train.Interrupts():  # from here on a stop signal ends this task: its run, or its start
+                if _stop_requested or (tasks is not None and (tasks / STOP_FILE).exists()):
+                    raise KeyboardInterrupt
+                if tasks is not None:
+                    (tasks / str(os.getpid())).write_text(run_config.hash)
+                train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
         except (TrainingFailed, KeyboardInterrupt):
             pass  # recorded in the file as a failed or interrupted run, which is what the client gets
-        (run,) = results.open(out).runs
-        return results.read_record(out, run.id)
+        runs = results.open(out).runs if out.exists() else []
+        if not runs:
+            raise RunNotStarted(f"run {run_config.name} not started: its worker was told to stop")
+        return results.read_record(out, runs[0].id)
 
 
 def _stop_between_runs():
@@ -192,21 +211,67 @@ class _RecordingSpawnContext:
         return process
 
 
+def _exit_code(process, timeout=5.0):
+    """The exit code of a process that has ended. The pool's own thread may be reaping it at this
+    very moment, and until it has, `exitcode` reads None: wait for the code (None if it never comes)."""
+    deadline = time.monotonic() + timeout
+    while process.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process.exitcode
+
+
 class LocalWorkers:
-    """`workers` worker processes on this machine (spawned, not forked)."""
+    """`workers` worker processes on this machine (spawned, not forked), and a task folder they
+    share with the client (see `train_record`)."""
 
     def __init__(self, workers):
-        self.context = _RecordingSpawnContext()
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_stop_between_runs)
+        self.workers = workers
+        self.tasks = tempfile.TemporaryDirectory(prefix="stochtp-workers-")
+        self.pool = self._new_pool()
 
-    def submit(self, function, *args):
-        return self.pool.submit(function, *args)
+    def _new_pool(self):
+        self.context = _RecordingSpawnContext()
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context, initializer=_stop_between_runs)
+
+    def submit(self, run_config, data_dir):
+        return self.pool.submit(train_record, run_config, data_dir, self.tasks.name)
 
     def as_completed(self, futures):
         return concurrent.futures.as_completed(futures)
 
+    @staticmethod
+    def broke(future):
+        """Whether a finished task was lost because a worker process of its pool died."""
+        return isinstance(future.exception(), BrokenProcessPool)
+
+    def runs_of_dead_workers(self):
+        """Config hash -> how its worker died, for the runs whose worker process a signal ended
+        (SIGKILL from the out-of-memory killer, SIGSEGV). Read as soon as the pool is found
+        broken: the pool then sends SIGTERM to the other workers, which end their runs instead
+        of dying from it."""
+        ended = multiprocessing.connection.wait([process.sentinel for process in self.context.processes], timeout=0)
+        dead = {}
+        for process in self.context.processes:
+            marker = Path(self.tasks.name) / str(process.pid)
+            if process.sentinel in ended and marker.exists():
+                code = _exit_code(process)
+                if code is not None and code < 0:
+                    dead[marker.read_text()] = f"its worker process was killed by {signal.Signals(-code).name}"
+        return dead
+
+    def restart(self):
+        """A new pool in place of a broken one, whose surviving workers are killed: their pool
+        no longer reads what they would hand back, so they cannot end on their own."""
+        for process in self.context.processes:
+            if process.is_alive():
+                process.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self._new_pool()
+
     def stop(self, futures):
-        """Cancel the runs not started; SIGTERM ends those in progress as interrupted."""
+        """Cancel the runs not started (also those a worker already holds: it finds the stop
+        file); SIGTERM ends those in progress as interrupted."""
+        (Path(self.tasks.name) / STOP_FILE).touch()
         for future in futures:
             future.cancel()
         for worker in self.context.processes:
@@ -215,6 +280,7 @@ class LocalWorkers:
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.tasks.cleanup()
 
 
 class DaskWorkers:
@@ -227,11 +293,16 @@ class DaskWorkers:
         except (OSError, TimeoutError, ValueError) as error:
             raise StochtpError(f"cannot reach the Dask scheduler at {address}: {error}") from None
 
-    def submit(self, function, *args):
-        return self.client.submit(function, *args, pure=False)
+    def submit(self, run_config, data_dir):
+        return self.client.submit(train_record, run_config, data_dir, pure=False)
 
     def as_completed(self, futures):
         return self.distributed.as_completed(futures)
+
+    @staticmethod
+    def broke(future):
+        """A cluster's scheduler re-runs the tasks of a lost worker itself."""
+        return False
 
     def stop(self, futures):
         """Cancel every run not finished (a cluster's workers are not ours to signal)."""
@@ -248,16 +319,20 @@ def default_out(path):
     return Path("results") / f"{Path(path).stem}.h5"
 
 
+def _store_failure(writer, planned_run, message):
+    """Write a failed run of the planned run's config carrying `message`. Returns (run id, status, detail)."""
+    run_writer = train.start_run(writer, planned_run.config, threads=1)
+    run_writer.finish("failed", message)
+    return run_writer.id, "failed", message
+
+
 def _store(writer, planned_run, future):
     """Write the run a finished task stands for: its record, or, when the task raised, a
     failed run of its config carrying the exception's message. Returns (run id, status, detail)."""
     try:
         record = future.result()
-    except Exception as error:  # raised in the worker, or the worker died
-        message = f"{type(error).__name__}: {error}"
-        run_writer = train.start_run(writer, planned_run.config, threads=1)
-        run_writer.finish("failed", message)
-        return run_writer.id, "failed", message
+    except Exception as error:  # raised in the worker
+        return _store_failure(writer, planned_run, f"{type(error).__name__}: {error}")
     status = record["attrs"]["status"]
     if status != "completed":
         return writer.add_record(record), status, record["attrs"].get("error", "")
@@ -286,27 +361,51 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         if not todo:
             return summary
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))
-        futures, stored = {}, set()
+        futures, stored = {}, set()  # the current pool's tasks -> planned runs; the tasks whose run is in the file
+
+        def note(item, outcome):
+            run_id, status, detail = outcome
+            (summary.completed if status == "completed" else summary.failed).append(run_id)
+            say(f"[{len(summary.completed) + len(summary.failed)}/{len(todo)}] {status}: {item.config.name} {item.label} -> run {run_id}: {detail}")
 
         def store(future):
-            item = futures[future]
-            run_id, status, detail = _store(writer, item, future)
-            (summary.completed if status == "completed" else summary.failed).append(run_id)
+            note(futures[future], _store(writer, futures[future], future))
             stored.add(future)
-            say(f"[{len(stored)}/{len(todo)}] {status}: {item.config.name} {item.label} -> run {run_id}: {detail}")
+
+        def after_a_worker_died(restarts_left):
+            """Record the run of the worker that died as failed (and all of them once `restarts_left`
+            is spent), store the tasks that had finished before, return the others to run again."""
+            dead = executor.runs_of_dead_workers()
+            for future in futures:
+                if future not in stored and future.done() and not executor.broke(future):
+                    store(future)
+            again = []
+            for item in [futures[future] for future in futures if future not in stored]:
+                if item.config.hash in dead or not restarts_left:
+                    note(item, _store_failure(writer, item, dead.get(item.config.hash, "worker processes kept dying")))
+                else:
+                    again.append(item)
+            return again
 
         with train.Interrupts() as interrupts:
             try:
-                for item in todo:
-                    futures[executor.submit(train_record, item.config, data_dir)] = item
-                for future in executor.as_completed(list(futures)):
-                    with interrupts.held():  # a record is written whole
-                        store(future)
+                waiting, restarts_left = todo, len(todo)
+                while waiting:
+                    futures = {executor.submit(item.config, data_dir): item for item in waiting}
+                    waiting = []
+                    for future in executor.as_completed(list(futures)):
+                        with interrupts.held():  # a record is written whole
+                            if executor.broke(future):
+                                waiting = after_a_worker_died(restarts_left)
+                                restarts_left -= 1
+                                executor.restart()
+                                break
+                            store(future)
             except KeyboardInterrupt:
                 executor.stop([future for future in futures if future not in stored])
                 stopping = [future for future in futures if future not in stored and not future.cancelled()]
                 for future in executor.as_completed(stopping):
-                    if not future.cancelled() and not isinstance(future.exception(), RunNotStarted):
+                    if not future.cancelled() and not isinstance(future.exception(), (RunNotStarted, BrokenProcessPool)):
                         with interrupts.held(raise_pending=False):
                             store(future)
                 raise

@@ -320,11 +320,19 @@ def session_is_empty(pgid, timeout=30):
     return False
 
 
-def test_sigterm_to_the_client_records_the_runs_in_progress_as_interrupted_and_leaves_no_worker(tmp_path):
-    child, scratch = start_sweep(tmp_path, epochs=100_000)
+def worker_pids(child):
+    children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_client_records_the_runs_in_progress_as_interrupted_starts_no_other_and_leaves_no_worker(tmp_path, signum):
+    """Four runs on two workers: the pool has already handed a third run to a worker when the
+    signal comes; it must not start (a run of 100 000 epochs that did would outlast the timeout)."""
+    child, scratch = start_sweep(tmp_path, epochs=100_000, seeds=(0, 1, 2, 3))
     try:
         wait_until_both_workers_train(child, scratch)
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signum)
         assert child.wait(timeout=60) == 1
         assert "sweep interrupted" in child.stderr.read()
         runs = results.open(tmp_path / "grid.h5").runs
@@ -335,13 +343,31 @@ def test_sigterm_to_the_client_records_the_runs_in_progress_as_interrupted_and_l
             os.killpg(child.pid, signal.SIGKILL)
 
 
+def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path):
+    """SIGKILL (what the out-of-memory killer sends) to one of two workers: its run is `failed`,
+    naming the signal; the run in progress on the other worker and the one not started complete
+    in a new pool; the sweep ends (exit 1: a run failed) and leaves no worker."""
+    child, scratch = start_sweep(tmp_path, epochs=300, seeds=(0, 1, 2))
+    try:
+        wait_until_both_workers_train(child, scratch)
+        os.kill(worker_pids(child)[0], signal.SIGKILL)
+        assert child.wait(timeout=300) == 1
+        runs = results.open(tmp_path / "grid.h5").runs
+        assert sorted(run.status for run in runs) == ["completed", "completed", "failed"]
+        (failed,) = [run for run in runs if run.status == "failed"]
+        assert failed.attrs["error"] == "its worker process was killed by SIGKILL"
+        assert len({run.attrs["config_hash"] for run in runs}) == 3
+        assert session_is_empty(child.pid), "a worker outlived the sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+
 def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes_on(tmp_path):
     child, scratch = start_sweep(tmp_path, epochs=300)
     try:
         wait_until_both_workers_train(child, scratch)
-        children = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
-        workers = [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        os.kill(workers[0], signal.SIGTERM)
+        os.kill(worker_pids(child)[0], signal.SIGTERM)
         assert child.wait(timeout=300) == 1  # a run did not complete
         statuses = sorted(run.status for run in results.open(tmp_path / "grid.h5").runs)
         assert statuses == ["completed", "interrupted"]
