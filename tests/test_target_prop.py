@@ -1,10 +1,11 @@
 """Target propagation and DTP (design section 6.2): the mathematics each test pins is in its docstring."""
+import copy
 import math
 
 import numpy as np
 import pytest
 
-from stochtp import Network, data, methods
+from stochtp import Network, data, kernels, methods
 from stochtp.errors import ConfigError
 from stochtp.methods.backprop import backward
 from stochtp.train import Batches
@@ -122,13 +123,25 @@ def test_diagnostics_have_one_value_per_layer_and_nan_where_undefined():
     assert (d["bp_angle"] >= 0).all() and (d["bp_angle"] <= 180).all()
 
 
-def test_sigma_schedule():
-    """sigma = sigma0 / (1 + (epoch - 1) / tau), constant for tau = inf."""
-    net, dtp = bound("dtp", "4-4t-4t-2s", sigma=0.5, sigma_tau=50.0)
-    dtp.start_epoch(net, 1)
-    assert dtp.sigma == 0.5
-    dtp.start_epoch(net, 101)
-    assert dtp.sigma == pytest.approx(0.5 / 3)
+@pytest.mark.parametrize("schedule", ["alternating", "parallel"])
+def test_sigma_schedule_is_the_one_training_uses(schedule):
+    """sigma = sigma0 / (1 + epoch / tau), epochs counted from 1 (the paper's 0.5 / (1 + e / 50)),
+    constant for tau = inf; an epoch's inverse training draws its corruption with that sigma."""
+    ds = data.load("teacher", n_train=40, n_valid=10, n_test=10)
+    net, dtp = bound("dtp", "8-6t-6t-3s", sigma=0.5, sigma_tau=50.0, schedule=schedule)
+    drawn = []
+    real_normal = kernels.normal
+
+    def spy(shape, seed, stream, dtype, loc=None, scale=1.0):
+        drawn.append(scale)
+        return real_normal(shape, seed, stream, dtype, loc=loc, scale=scale)
+
+    for epoch, expected in [(1, 0.5 / 1.02), (50, 0.25), (100, 0.5 / 3)]:
+        drawn.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(kernels, "normal", spy)
+            dtp.train_epoch(net, Batches(ds.train, epoch, 0, 20, np.float64), 0, epoch)
+        assert dtp.sigma == pytest.approx(expected) and drawn and set(drawn) == {dtp.sigma}
     net, dtp = bound("dtp", "4-4t-4t-2s", sigma=0.5)
     dtp.start_epoch(net, 1000)
     assert dtp.sigma == 0.5
@@ -230,3 +243,69 @@ def test_inverse_training_feeds_a_stochastic_layer_s_sample_through_its_transmis
     h_tilde, f_1 = method.inverse_inputs(net, x, seed=0, streams=[7])[1]
     assert np.all((h_tilde > 0) & (h_tilde < 1))
     np.testing.assert_allclose(np.unique(np.round(f_1, 12)), 1 / (1 + np.exp([1.0, -1.0])))
+
+
+@pytest.mark.parametrize("schedule, expected", [("alternating", "iiifff"), ("parallel", "ififif")])
+def test_schedules_order_inverse_and_forward_steps(schedule, expected):
+    """alternating: every inverse step of the epoch, then every forward step; parallel: per
+    mini-batch, the inverse step, then the forward step (3 mini-batches here)."""
+    ds = data.load("teacher", n_train=60, n_valid=10, n_test=10)
+    net, dtp = bound("dtp", "8-6t-6t-3s", schedule=schedule)
+    steps = []
+    real_inverse, real_forward = dtp.inverse_descent, dtp.forward_step
+    dtp.inverse_descent = lambda pairs: (steps.append("i"), real_inverse(pairs))[1]
+    dtp.forward_step = lambda *args: (steps.append("f"), real_forward(*args))[1]
+    dtp.train_epoch(net, Batches(ds.train, 1, 0, 20, np.float64), 0, 1)
+    assert "".join(steps) == expected
+
+
+def test_stochastic_dtp_update_by_hand():
+    """Bernoulli layers (section 6.2, stochastic formulation), written out in NumPy: the first target
+    on the sample, moved to probability space (v_hat_1 = p_1 - eta_hat dL/dh_1), the difference
+    correction on probabilities, each layer descending ||p_j - v_hat_j||^2 / B through
+    p_j (1 - p_j) with its sampled input held fixed, the output layer on L."""
+    net, dtp = bound("dtp", "5-6b-7b-3s", eta_hat=0.7)
+    x, y = batch(net, n=8)
+    trace = net.forward(x, seed=3, stream=4)
+    (W0, b0), (W1, b1), (W2, b2) = [(layer.W, layer.b) for layer in net.layers]
+    p0, h0, p1, h1 = trace.p[0], trace.h[0], trace.p[1], trace.h[1]
+    logits = h1 @ W2 + b2
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    grad_a2 = (softmax - np.eye(3)[y]) / len(x)  # dL/da_2, L the batch mean of -log softmax_y
+    v_hat1 = p1 - 0.7 * (grad_a2 @ W2.T)
+    g = lambda v: np.tanh(v @ dtp.V[1] + dtp.c[1])  # noqa: E731
+    v_hat0 = p0 + g(v_hat1) - g(p1)
+    grad_a1 = 2 / len(x) * (p1 - v_hat1) * p1 * (1 - p1)
+    grad_a0 = 2 / len(x) * (p0 - v_hat0) * p0 * (1 - p0)
+    expected = [(x.T @ grad_a0, grad_a0.sum(0)), (h0.T @ grad_a1, grad_a1.sum(0)), (h1.T @ grad_a2, grad_a2.sum(0))]
+    for (dW, db), (eW, eb) in zip(dtp.update(net, x, y, seed=3, stream=4), expected):
+        np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-15)
+
+
+def test_diagnostics_values_by_hand():
+    """One inverse step, then one forward step, on a tanh net: inverse_error = mean over rows of
+    ||g_j(f_j(h~)) - h~||^2 (measured before the step), target_distance = mean over rows of
+    ||h_j - v_hat_j||, bp_angle = the angle (degrees) between a layer's DTP update and its
+    back-prop gradient on the same batch."""
+    net, dtp = bound("dtp", "5-6t-7t-4t-3s")
+    x, y = batch(net, n=8)
+    pairs = dtp.inverse_inputs(net, x, 5, [6])  # what inverse_step(net, x, 5, 6) trains on
+    inverse_error = {j: ((dtp.g(j, v_j) - h_tilde) ** 2).sum(axis=1).mean() for j, (h_tilde, v_j) in pairs.items()}
+    dtp.inverse_step(net, x, 5, 6)
+    trace = net.forward(x, seed=5, stream=7)
+    v_hat = dtp.targets(net, trace, y)
+    update = copy.deepcopy(dtp).update(net, x, y, 5, 7)  # a copy: update() counts into the diagnostics too
+    exact = backward(net, trace, net.output_grad(trace, y))
+    dtp.forward_step(net, x, y, 5, 7)
+    d = dtp.diagnostics()
+    for j, error in inverse_error.items():
+        assert d["inverse_error"][j] == pytest.approx(error, rel=1e-12)
+    for j in range(dtp.top + 1):
+        assert d["target_distance"][j] == pytest.approx(np.linalg.norm(trace.p[j] - v_hat[j], axis=1).mean(), rel=1e-12)
+    for j, ((dW, db), (eW, eb)) in enumerate(zip(update, exact)):
+        u, v = np.concatenate([dW.ravel(), db]), np.concatenate([eW.ravel(), eb])
+        angle = math.degrees(math.acos(u @ v / (np.linalg.norm(u) * np.linalg.norm(v))))
+        assert d["bp_angle"][j] == pytest.approx(angle, rel=1e-9)
+    assert d["bp_angle"][-1] == pytest.approx(0, abs=1e-6)  # the output layer descends L itself

@@ -1,5 +1,6 @@
 """The training loop (design sections 9, 10 and 15): determinism, crash safety, interruption
 and resume, non-finite values, and what a run records."""
+import math
 import os
 import signal
 import subprocess
@@ -116,6 +117,35 @@ def test_run_records_metrics_schedule_and_selection(tiny_config_path, tmp_path):
     assert (summary.status, run.status, run.attrs["error"]) == ("completed", "completed", "")
     assert run.attrs["config_hash"] == cfg.hash and config.from_dict(run.config) == cfg
     assert np.all(np.diff(metrics["wall_time"]) > 0)
+
+
+def test_the_best_epoch_is_chosen_on_validation_never_on_test(tiny_config_path, tmp_path, monkeypatch):
+    """Scripted evaluations whose validation and test minima fall on different epochs: the best
+    epoch, its saved parameters and the summary follow valid_error_k (epoch 4), not test (epoch 2)."""
+    scripted = {2: (0.30, 0.10), 4: (0.20, 0.40)}  # epoch -> (valid_error_k, test_error_k)
+
+    def evaluate(net, dataset, cfg, epoch):
+        valid, test = scripted.get(epoch, (math.nan, math.nan))
+        return {"valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test}
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    summary = train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    assert summary.best_epoch == 4 == run.best_attrs["epoch"] and summary.test_error_at_best == 0.40
+
+
+def test_the_k_sample_errors_average_eval_samples_passes(tiny_config_path):
+    """valid_error_k / test_error_k: class probabilities averaged over K = eval_samples passes
+    (here K = 4, from streams stream_id(epoch, "evaluate", split)), not one pass."""
+    cfg = config.load(tiny_config_path)
+    dataset, net, _ = train.build(cfg)
+    metrics = train.evaluate(net, dataset, cfg, epoch=2)
+    for name, split in (("valid", dataset.valid), ("test", dataset.test)):
+        stream = kernels.stream_id(2, "evaluate", name)
+        chunk = kernels.stream_id(stream, 0)  # the split is one evaluation chunk, starting at row 0
+        passes = [net.forward(split.features(), cfg.seed, kernels.stream_id(chunk, "test-sample", k), train=False).output for k in range(4)]
+        proba = np.mean(passes, axis=0)
+        assert metrics[f"{name}_error_k"] == np.mean(proba.argmax(axis=1) != split.y)
 
 
 def test_sigkill_keeps_every_finished_epoch(tiny_config_path, tmp_path):

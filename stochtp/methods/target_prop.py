@@ -16,7 +16,7 @@ Per mini-batch (forward step):
      descends L. No gradient crosses a layer.
 Inverse step: for j >= 1, with h_tilde = v_{j-1} + eps, eps ~ N(0, sigma^2), g_j descends
   ||g_j(f_j(h_tilde)) - h_tilde||^2, where f_j feeds t_{j-1}(h_tilde) (a Bernoulli sample of
-  h_tilde for a stochastic layer j-1) through layer j. sigma = sigma0 / (1 + (epoch-1) / tau).
+  h_tilde for a stochastic layer j-1) through layer j. sigma = sigma0 / (1 + epoch / tau), epoch = 1, 2, ....
 Schedules: `alternating` (the reference: per epoch, all inverse steps, then all forward
 steps) or `parallel` (per mini-batch: inverse step, then forward step).
 Losses are summed over units and averaged over the mini-batch (section 3).
@@ -232,7 +232,7 @@ class TargetProp(Method):
         return inverse + forward
 
     def start_epoch(self, net, epoch):
-        self.sigma = self.options["sigma"] / (1 + (epoch - 1) / self.options["sigma_tau"])  # sigma0 / (1 + e / tau), e = epoch - 1 counted from 0
+        self.sigma = self.options["sigma"] / (1 + epoch / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau), epochs from 1 as in the paper's code
 
     def step(self, net, x, y, seed, stream):
         """Parallel schedule: inverse step, then forward step, on the same mini-batch."""
