@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stochtp.kernels.fused import scaled_rows
+
 
 @dataclass(frozen=True)
 class Split:
@@ -33,10 +35,15 @@ class Split:
 
         `index` is anything NumPy accepts on the first axis: a slice, an int array, an int.
         """
+        scale = np.dtype(dtype).type(self.scale)
+        if _gathers_pixel_rows(self.x, index):
+            out = np.empty((len(index), self.x.shape[1]), dtype=dtype)
+            scaled_rows(self.x, index, scale, out)  # what scaled_rows_reference gives, in one pass
+            return out
         rows = self.x if index is None else self.x[index]
         if self.scale == 1.0:
             return np.array(rows, dtype=dtype)
-        return np.multiply(rows, np.dtype(dtype).type(self.scale), dtype=dtype)  # converted, then scaled in dtype
+        return scaled_rows_reference(rows, scale)
 
 
 @dataclass(frozen=True)
@@ -49,3 +56,19 @@ class Dataset:
     train: Split
     valid: Split
     test: Split
+
+
+def scaled_rows_reference(rows, scale):
+    """NumPy reference of `kernels.fused.scaled_rows` (given the gathered rows): converted to
+    scale's dtype, then scaled in it."""
+    return np.multiply(rows, scale, dtype=scale.dtype)
+
+
+def _gathers_pixel_rows(x, index):
+    """Whether `features(index)` is the training loop's case that `scaled_rows` takes: rows of a
+    C-contiguous uint8 matrix picked by a 1-D integer array whose entries all lie in [0, N)."""
+    if not (isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu" and len(index)):
+        return False
+    if not (x.dtype == np.uint8 and x.ndim == 2 and x.flags.c_contiguous):
+        return False
+    return bool(index.min() >= 0 and index.max() < len(x))

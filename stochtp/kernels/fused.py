@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 
-from .sampling import sigmoid_scalar
+from .sampling import PARALLEL_MIN_SIZE, sigmoid_scalar
 
 _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
@@ -99,3 +99,31 @@ def sign(h, out):
     """out = +1 where h > 0, else -1 (sign(0) = -1, design section 3), on flat arrays."""
     for i in range(h.size):
         out[i] = 1.0 if h[i] > 0 else -1.0
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _scale_row(source, scale, out):
+    for k in range(source.size):
+        out[k] = source[k] * scale
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scaled_rows_kernel(x, index, scale, out):
+    for row in numba.prange(index.size):
+        _scale_row(x[index[row]], scale, out[row])
+
+
+@numba.njit(cache=True, nogil=True)
+def _scaled_rows_serial(x, index, scale, out):
+    for row in range(index.size):
+        _scale_row(x[index[row]], scale, out[row])
+
+
+def scaled_rows(x, index, scale, out):
+    """out[r] = x[index[r]] * scale: rows of raw pixels gathered, converted to out's dtype and
+    scaled in one pass (NumPy takes three: the gather, the conversion, the product). `scale` is
+    of out's dtype; `x` (N, d) and `out` (len(index), d) are C-contiguous and every index lies
+    in [0, N) (the caller checks: the kernel does not). Large outputs are worked on in parallel.
+    """
+    kernel = _scaled_rows_kernel if out.size >= PARALLEL_MIN_SIZE else _scaled_rows_serial
+    kernel(x, index, scale, out)
