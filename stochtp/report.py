@@ -24,6 +24,7 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from . import extras, results
 from .errors import ConfigError, StochtpError
 
 FORMATS = ("table", "markdown", "csv", "json")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 CONFIDENCE = 0.95
 FOLLOWED_METRICS = ("train_loss", "train_error", "valid_error", "test_error", "valid_error_k", "test_error_k")
 LAYER_STYLES = ("-", "--", ":", "-.")
@@ -477,6 +479,8 @@ def plot(report, path):
     and a panel per diagnostic (mean over seeds, per group and layer), written to `path`."""
     figure_module = extras.require("matplotlib.figure", "plot")
     ticker = extras.require("matplotlib.ticker", "plot")
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {path}: name an image file ({', '.join(PLOT_SUFFIXES)}); without one matplotlib would write another file")
     if not report.groups:
         raise ConfigError("nothing to plot: no completed runs")
     diagnostics = _diagnostic_names(report.groups)

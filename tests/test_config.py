@@ -126,3 +126,10 @@ def test_presets_resolve_and_round_trip():
     for name in config.presets():
         cfg = config.load(preset=name)
         assert isinstance(cfg, Config) and config.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", "  "])
+def test_a_run_name_must_name_a_file(tiny_config_path, name):
+    """The name makes the default results/<name>.h5: empty names and paths are refused."""
+    with pytest.raises(ConfigError, match="key 'name' must be a non-empty name without slashes"):
+        config.load(tiny_config_path, overrides=[f"name='{name}'"])

@@ -217,6 +217,15 @@ def test_plot_draws_curves_and_diagnostic_panels(capsys, trained_file, tmp_path)
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100
 
 
+@pytest.mark.parametrize("name", ["curves", "curves.h5"])
+def test_plot_needs_an_image_file_name(capsys, runs_file, tmp_path, name):
+    """matplotlib would write curves.png for `--plot curves`, and refuse a .h5 only after the report."""
+    pytest.importorskip("matplotlib.figure")
+    assert main(["report", str(runs_file), "--plot", str(tmp_path / name)]) == 2
+    assert "name an image file (.png, .pdf, .svg)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [runs_file]
+
+
 def test_plot_without_matplotlib_exits_2(capsys, runs_file, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
