@@ -217,7 +217,9 @@ def _included_runs(runs, metric, partial=False):
     chosen, left_out = {}, Counter()
     accepted = ("completed", "running", "interrupted") if partial else ("completed",)
     for run in runs:
-        if run.status not in accepted or run.num_epochs == 0:
+        if run.attrs.get("method") == "estimators":  # `stochtp estimators` scores, not a training run
+            left_out["estimator scores"] += 1
+        elif run.status not in accepted or run.num_epochs == 0:
             left_out[run.status or "no status"] += 1
         elif metric is not None and not _has_values(run.metrics, metric):
             left_out[f"without {metric}"] += 1

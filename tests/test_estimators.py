@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_exact import small_problem
 
-from stochtp import Network, cli, estimators, kernels, methods, results
+from stochtp import Network, cli, estimators, kernels, methods, report, results
 from stochtp.errors import ConfigError
 
 UNBIASED = ("reinforce-none", "reinforce-ema", "reinforce-loo-M2", "arm", "disarm")
@@ -112,6 +112,8 @@ def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys)
     (run,) = results.open(out).runs
     labels = run.config["estimators"]["methods"]
     assert run.attrs["method"] == "estimators" and run.status == "completed"
+    summary = report.summarise([out])  # scores, not a training run: a report leaves them out
+    assert summary.groups == [] and summary.left_out == {"estimator scores": 1}
     assert list(run.metrics["method_index"]) == list(range(len(labels)))
     variance = run.diagnostics["variance"]
     assert variance.shape == (len(labels), 4)  # layers 0, 1, 2 and all
