@@ -30,6 +30,7 @@ both's options, any other is scored beside them) on the first `batch_size` train
     diagnostics/<statistic>  rows = methods, columns = layers then "all"; also exact_norm, ||g||
     params/   the network that was scored (layer_<i>/W, layer_<i>/b)
 """
+import contextlib
 import math
 from pathlib import Path
 
@@ -50,7 +51,8 @@ ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-sta
 def standard_methods(net, seed=0, target_prop=None):
     """Label -> bound method: back-propagation (the true zero derivative through samples),
     REINFORCE with each baseline, ARM, DisARM, ST with every surrogate that suits `net`, and
-    TP and DTP (scored for direction) with the `target_prop` options (their defaults if None)."""
+    TP and DTP (scored for direction) with the `target_prop` options (their defaults if None),
+    where they can train `net`."""
     target_prop = {} if target_prop is None else target_prop
     chosen = {
         "bp": methods.get("bp"),
@@ -62,10 +64,13 @@ def standard_methods(net, seed=0, target_prop=None):
     }
     for surrogate in st_surrogates(net):
         chosen[f"st-{surrogate}"] = methods.get("st", surrogate=surrogate)
-    chosen["tp"] = methods.get("tp", **target_prop)
-    chosen["dtp"] = methods.get("dtp", **target_prop)
     for method in chosen.values():
         method.bind(net, seed)
+    for name in ("tp", "dtp"):  # left out where a local loss cannot train a hidden layer (sign or step units)
+        method = methods.get(name, **target_prop)
+        with contextlib.suppress(ConfigError):
+            method.bind(net, seed)
+            chosen[name] = method
     return chosen
 
 

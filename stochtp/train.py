@@ -332,7 +332,7 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
     wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
     started = time.perf_counter()
     epoch_times = []
-    recorded = first_epoch - 1  # the last epoch in the file: a stop names the one after it
+    recorded = first_epoch - 1  # the last epoch in the file, which a stop's message names
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             tick = time.perf_counter()
@@ -344,11 +344,11 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
                 recorded = epoch
             progress.update(metrics)
     except KeyboardInterrupt:
-        run_writer.finish("interrupted", f"interrupted during epoch {recorded + 1}")
+        run_writer.finish("interrupted", f"interrupted with {recorded} of {config.epochs} epochs logged")
         raise
     except OSError as error:  # the file system failed (a full disk): the last checkpoint is whole, so --resume can continue
         with suppress(OSError):
-            run_writer.finish("interrupted", f"stopped during epoch {recorded + 1}: {error}")
+            run_writer.finish("interrupted", f"stopped with {recorded} of {config.epochs} epochs logged: {error}")
         raise
     except Exception as error:
         run_writer.finish("failed", str(error) or type(error).__name__)

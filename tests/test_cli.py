@@ -179,7 +179,7 @@ def test_a_full_disk_stops_the_run_resumably_with_one_line(capsys, tiny_config_p
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and "No space left on device" in stderr and "Traceback" not in stderr
     (run,) = results.open(out).runs
-    assert run.status == "interrupted" and run.checkpoint["epoch"] == 2 and run.attrs["error"].startswith("stopped during epoch 3: ")
+    assert run.status == "interrupted" and run.checkpoint["epoch"] == 2 and run.attrs["error"].startswith("stopped with 2 of 4 epochs logged: ")
     monkeypatch.undo()
     assert main(["run", str(tiny_config_path), "--out", str(out), "--resume", *RUN_OPTIONS]) == 0
     (run,) = results.open(out).runs

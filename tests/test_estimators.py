@@ -53,6 +53,12 @@ def test_more_samples_per_example_average_single_sample_estimates(name):
         assert stats["two"]["p_bonferroni"][-1] >= ALPHA
 
 
+def test_tp_and_dtp_are_left_out_where_they_cannot_train_the_network():
+    """A hidden layer of sign units has no local loss: the estimators are scored, TP and DTP not."""
+    labels = set(estimators.standard_methods(Network.from_spec("4-3b-3n-2s")))
+    assert {"bp", "reinforce-none", "arm", "disarm", "st-identity"} <= labels and not labels & {"tp", "dtp"}
+
+
 @pytest.mark.parametrize("name", ["reinforce", "arm", "disarm"])
 def test_estimators_need_stochastic_hidden_layers(name):
     net = Network.from_spec("3-4t-2s")

@@ -343,21 +343,24 @@ def test_a_signal_to_the_client_records_the_runs_in_progress_as_interrupted_star
             os.killpg(child.pid, signal.SIGKILL)
 
 
-def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path):
-    """SIGKILL (what the out-of-memory killer sends) to one of two workers: its run is `failed`,
-    naming the signal; the run in progress on the other worker and the one not started complete
-    in a new pool; the sweep ends (exit 1: a run failed) and leaves no worker."""
+@pytest.mark.parametrize("signum, name", [(signal.SIGKILL, "SIGKILL"), (signal.SIGRTMIN + 6, f"signal {signal.SIGRTMIN + 6}")])
+def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path, signum, name):
+    """SIGKILL (what the out-of-memory killer sends), or a signal Python has no name for, to one of
+    two workers: its run is `failed`, naming the signal; the run in progress on the other worker
+    and the one not started complete in a new pool; the sweep ends (exit 1: a run failed) and
+    leaves no worker and no temporary folder."""
     child, scratch = start_sweep(tmp_path, epochs=300, seeds=(0, 1, 2))
     try:
         wait_until_both_workers_train(child, scratch)
-        os.kill(worker_pids(child)[0], signal.SIGKILL)
+        os.kill(worker_pids(child)[0], signum)
         assert child.wait(timeout=300) == 1
         runs = results.open(tmp_path / "grid.h5").runs
         assert sorted(run.status for run in runs) == ["completed", "completed", "failed"]
         (failed,) = [run for run in runs if run.status == "failed"]
-        assert failed.attrs["error"] == "its worker process was killed by SIGKILL"
+        assert failed.attrs["error"] == f"its worker process was killed by {name}"
         assert len({run.attrs["config_hash"] for run in runs}) == 3
         assert session_is_empty(child.pid), "a worker outlived the sweep"
+        assert list(scratch.iterdir()) == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)

@@ -191,7 +191,7 @@ def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_c
     assert child.wait(timeout=30) == 1
     assert "interrupted" in child.stderr.read()
     interrupted = only_run(out)
-    assert interrupted.status == "interrupted" and interrupted.attrs["error"] == f"interrupted during epoch {interrupted.num_epochs + 1}"
+    assert interrupted.status == "interrupted" and interrupted.attrs["error"] == f"interrupted with {interrupted.num_epochs} of 10 epochs logged"
     assert 2 <= interrupted.num_epochs < 10
 
     cfg = config.load(tiny_config_path, overrides=overrides, epochs=10)
