@@ -33,10 +33,11 @@ from . import config as config_module
 from . import data, train
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
-PRESETS = [
+PRESETS = [  # every paper preset (a test checks), the stochastic network's first
     "paper-stochastic-dtp",
     "paper-stochastic-st",
     "paper-stochastic-reinforce",
+    "paper-stochastic-reinforce-ema",
     "paper-stochastic-disarm",
     "paper-discrete-dtp",
     "paper-discrete-bp",

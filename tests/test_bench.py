@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from stochtp import Network, bench, methods
+from stochtp import Network, bench, config, methods
 from stochtp.cli import main
 
 
@@ -13,6 +13,13 @@ def flops(name, spec, batch=10, **options):
     method = methods.get(name, **options)
     method.bind(net, 0)
     return method.flops_per_batch(net, batch)
+
+
+def test_bench_times_every_paper_preset_and_arm():
+    """Issue scope: every paper-* preset, and every estimator method on the stochastic network."""
+    assert sorted(bench.PRESETS) == [name for name in config.presets() if name.startswith("paper-")]
+    timed_methods = {config.load(preset=name).method["name"] for name in bench.PRESETS if "stochastic" in name}
+    assert timed_methods | {"arm"} == {"dtp", "st", "reinforce", "disarm", "arm"} and "paper-stochastic-arm" in bench.EXTRA_ESTIMATORS
 
 
 def test_flop_counts_of_the_methods_by_hand():
