@@ -44,7 +44,6 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
-import shutil
 import signal
 import statistics
 import tempfile
@@ -162,19 +161,19 @@ def train_record(run_config, data_dir=None, tasks=None):
     run; any other exception goes to the client.
 
     `tasks` is a local pool's folder (`LocalWorkers`): the client puts STOP_FILE there when it
-    stops, and the worker writes there, in a file named by its pid, the config hash of the run
-    it starts and its temporary folder, so that the client knows which run a worker that died
-    was training, and clears what it left.
+    stops; the worker writes there, in a file named by its pid, the config hash of the run it
+    starts, so that the client knows which run a worker that died was training, and trains in
+    a temporary folder there, which the client removes with the task folder whatever happens.
     """
     tasks = None if tasks is None else Path(tasks)
-    with tempfile.TemporaryDirectory(prefix="stochtp-sweep-") as folder, train.thread_limit(1):
+    with tempfile.TemporaryDirectory(prefix="stochtp-sweep-", dir=tasks) as folder, train.thread_limit(1):
         out = Path(folder) / "run.h5"
         try:
             with train.Interrupts():  # from here on a stop signal ends this task: its run, or its start
                 if _stop_requested or (tasks is not None and (tasks / STOP_FILE).exists()):
                     raise KeyboardInterrupt
                 if tasks is not None:
-                    (tasks / str(os.getpid())).write_text(f"{run_config.hash}\n{folder}")
+                    (tasks / str(os.getpid())).write_text(run_config.hash)
                 train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
         except (TrainingFailed, KeyboardInterrupt):
             pass  # recorded in the file as a failed or interrupted run, which is what the client gets
@@ -262,34 +261,27 @@ class LocalWorkers:
         ended = multiprocessing.connection.wait([process.sentinel for process in self.context.processes], timeout=0)
         dead = {}
         for process in self.context.processes:
-            config_hash, _ = self._task_of(process)
-            if process.sentinel in ended and config_hash is not None:
+            marker = self._marker(process)
+            if process.sentinel in ended and marker.exists():
                 code = _exit_code(process)
                 if code is not None and code < 0:
-                    dead[config_hash] = f"its worker process was killed by {_signal_name(-code)}"
+                    dead[marker.read_text()] = f"its worker process was killed by {_signal_name(-code)}"
         return dead
 
-    def _task_of(self, process):
-        """(config hash, temporary folder) of the last run `process` started, or (None, None)."""
-        marker = Path(self.tasks.name) / str(process.pid)
-        if not marker.exists():
-            return None, None
-        config_hash, folder = marker.read_text().split("\n")
-        return config_hash, folder
+    def _marker(self, process):
+        """The file naming the config hash of the last run `process` started."""
+        return Path(self.tasks.name) / str(process.pid)
 
     def restart(self):
         """A new pool in place of a broken one, whose surviving workers are killed: their pool
-        no longer reads what they would hand back, so they cannot end on their own. The
-        temporary folders the old workers leave are removed, and their pid files."""
+        no longer reads what they would hand back, so they cannot end on their own. (What they
+        leave in their temporary folders goes with the task folder, at `close`.)"""
         for process in self.context.processes:
             if process.is_alive():
                 process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
         for process in self.context.processes:
-            _, folder = self._task_of(process)
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-                (Path(self.tasks.name) / str(process.pid)).unlink()
+            self._marker(process).unlink(missing_ok=True)  # a new worker may get an old pid
         self.pool = self._new_pool()
 
     def stop(self, futures):

@@ -346,7 +346,17 @@ def test_folder_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv("STOCHTP_DATA")
     project_data = Path(data_files.__file__).resolve().parents[2] / "data"
     assert data_files.data_root() == project_data
-    assert locate("mnist") == project_data / "mnist" or locate("mnist") == project_data
+    assert locate("mnist").parent in (project_data, project_data.parent)  # <root>/mnist, or <root> itself
+
+
+def test_a_dataset_folder_is_root_slash_name_unless_the_files_sit_in_root(tmp_path):
+    files = DATASETS["mnist"].files
+    assert locate("mnist", tmp_path) == tmp_path / "mnist"  # nothing there yet: where a download goes
+    (tmp_path / next(iter(files))).write_bytes(b"")
+    assert locate("mnist", tmp_path) == tmp_path  # the files directly in the root
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / next(iter(files))).write_bytes(b"")
+    assert locate("mnist", tmp_path) == tmp_path / "mnist"  # <root>/<name> comes first
 
 
 def test_environment_variable_finds_files(small_mnist, monkeypatch):

@@ -604,7 +604,7 @@ def test_sigmoid_bernoulli_rejects_non_float_input(a):
 
 
 @pytest.mark.parametrize("kernel", [uniform, normal])
-@pytest.mark.parametrize("dtype", [int, np.int32, np.float16, bool, "nonsense"])
+@pytest.mark.parametrize("dtype", [int, np.int32, np.float16, bool, "nonsense", None])  # None: NumPy would read float64
 def test_uniform_and_normal_reject_non_float_dtype(kernel, dtype):
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         kernel(4, SEED, dtype=dtype)

@@ -299,7 +299,7 @@ def wait_until_both_workers_train(child, scratch):
         assert child.poll() is None, f"the sweep ended early: {child.stderr.read()}"
         assert time.monotonic() < deadline, "the workers did not start training in 120 s"
         trained = 0
-        for file in scratch.glob("stochtp-sweep-*/run.h5"):
+        for file in scratch.glob("stochtp-workers-*/stochtp-sweep-*/run.h5"):
             try:
                 trained += results.open(file).runs[0].num_epochs >= 1
             except (ResultsError, IndexError):
@@ -353,7 +353,7 @@ def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path, sign
     try:
         wait_until_both_workers_train(child, scratch)
         os.kill(worker_pids(child)[0], signum)
-        assert child.wait(timeout=300) == 1
+        assert child.wait(timeout=300) == 1, child.stderr.read()
         runs = results.open(tmp_path / "grid.h5").runs
         assert sorted(run.status for run in runs) == ["completed", "completed", "failed"]
         (failed,) = [run for run in runs if run.status == "failed"]

@@ -69,7 +69,8 @@ def teacher(
     (b_j = -1/2 sum_i W_ij, as if the layer read bits as -1/2 and +1/2), which keeps hidden
     units from being stuck on or off and the classes roughly balanced. With the default
     8-6-6-3 teacher and weight_scale 5, a learner that knew the teacher would be right on
-    about 70 % of examples against about 42 % for the most frequent class.
+    75-78 % of examples against 37-46 % for the most frequent class (seeds 0-3, computed by
+    enumerating the teacher's hidden states).
     """
     _check_count("teacher", "n_in", n_in, minimum=1)
     if not isinstance(hidden, (list, tuple)) or not all(_is_count(width) and width >= 1 for width in hidden):

@@ -42,6 +42,8 @@ def _shape(shape):
 
 
 def _float_dtype(dtype):
+    if dtype is None:  # np.dtype(None) is float64: a silent default the spec's "wrong dtype" rule forbids
+        raise ValueError("dtype must be float32 or float64, got None")
     try:
         dtype = np.dtype(dtype)
     except TypeError:
