@@ -22,7 +22,8 @@ A cosine is NaN where g is zero.
 
 `run(config)` is `stochtp estimators`: it scores every method (`standard_methods`: bp, the
 estimators, TP and DTP; a [method] table of tp or dtp, as in experiments/estimators.toml, sets
-both's options, any other is scored beside them) on the first `batch_size` training examples, and `write` appends the scores to a results file (section 10) as one run:
+both's options, any other is scored beside them) on the first `batch_size` training examples,
+and `write` appends the scores to a results file (section 10) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
               {"methods": [labels], "layers": ["0", ..., "all"], "draws": N, "expected_loss": E[L]}
     metrics/  one row per method: method_index (into config["estimators"]["methods"]), draws,

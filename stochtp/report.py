@@ -14,8 +14,9 @@ the epochs, mean ± std over seeds of the metric at the best-validation epoch an
 epoch, and the median of the `epoch_time` metric. A config found more than once (same config
 hash) counts once, by its newest completed run (by its newest unfinished one only where none
 completed); runs of one seed in a group are averaged first, so every statistic is over seeds,
-and a group whose runs differ in more than the seed says in which config keys. Every two groups that report the same metric are compared on
-the seeds they share: the mean difference with its 95 % Student-t interval, and a sign test.
+and a group whose runs differ in more than the seed says in which config keys. Every two
+groups that report the same metric are compared on the seeds they share: the mean difference
+with its 95 % Student-t interval, and a sign test.
 """
 import csv
 import functools
@@ -24,9 +25,9 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -385,8 +386,8 @@ def _notes(report):
                 f"lower: {item.first} on {item.first_lower}, {item.second} on {item.second_lower}; sign test p = {item.sign_p:.3g}"
             )
     for group in report.groups:
-        if group.differing_keys:
-            lines.append(f"{group.label}: its runs differ in {', '.join(group.differing_keys)}, not only the seed (--by one of them splits the group)")
+        if keys := group.differing_keys:
+            lines.append(f"{group.label}: its runs differ in {', '.join(keys)}, not only the seed (--by one of them splits the group)")
     if report.left_out:
         lines.append("left out: " + ", ".join(f"{count} {why}" for why, count in sorted(report.left_out.items())))
     return lines
@@ -431,7 +432,7 @@ def format_report(report, fmt="table"):
                 for item in report.comparisons
             ],
             "left_out": dict(report.left_out),
-            "differing_keys": {group.label: group.differing_keys for group in report.groups if group.differing_keys},
+            "differing_keys": {group.label: keys for group in report.groups if (keys := group.differing_keys)},
         }
         return json.dumps(document, indent=2)
     header, cells = _cells(report)

@@ -79,10 +79,6 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
     return out
 
 
-def _driver(size, parallel, serial):
-    return parallel if size >= sampling.PARALLEL_MIN_SIZE else serial
-
-
 def _words(seed, stream, shape):
     """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
     key = split64(check_uint64(seed, "seed"))
@@ -100,7 +96,7 @@ def uniform(shape, seed, stream=0, dtype=np.float32):
     """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = np.empty(shape, dtype=dtype)
-    _driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream, shape))
+    sampling.driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream, shape))
     return out
 
 
@@ -121,7 +117,7 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
     out = np.empty(shape, dtype=dtype)
-    kernel = _driver(out.size, sampling.normal_kernel, sampling.normal_serial)
+    kernel = sampling.driver(out.size, sampling.normal_kernel, sampling.normal_serial)
     kernel(out.reshape(-1), loc.reshape(-1), dtype.type(scale), *_words(seed, stream, shape))
     return out
 
@@ -130,7 +126,7 @@ def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
     """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise."""
     p = _float_input(p, "p")
     out = _output(out, p.shape, dtype, "out", inputs=(p,))
-    kernel = _driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
+    kernel = sampling.driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
     if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream, p.shape)):
         raise ValueError("p contains NaN")
     return out
@@ -144,7 +140,7 @@ def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
     a = _float_input(a, "a")
     p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,), inputs=(a,))
     h_out = _output(h_out, a.shape, a.dtype, "h_out", inputs=(a, p_out))
-    kernel = _driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
+    kernel = sampling.driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
     if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream, a.shape)):
         raise ValueError("a (pre-activation) contains NaN")
     return p_out, h_out

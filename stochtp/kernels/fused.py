@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 
-from .sampling import PARALLEL_MIN_SIZE, sigmoid_scalar
+from .sampling import driver, sigmoid_scalar
 
 _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
@@ -125,5 +125,4 @@ def scaled_rows(x, index, scale, out):
     of out's dtype; `x` (N, d) and `out` (len(index), d) are C-contiguous and every index lies
     in [0, N) (the caller checks: the kernel does not). Large outputs are worked on in parallel.
     """
-    kernel = _scaled_rows_kernel if out.size >= PARALLEL_MIN_SIZE else _scaled_rows_serial
-    kernel(x, index, scale, out)
+    driver(out.size, _scaled_rows_kernel, _scaled_rows_serial)(x, index, scale, out)

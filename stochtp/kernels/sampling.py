@@ -38,6 +38,11 @@ from .philox import LANES, philox4x32_lanes
 
 GROUP = 4 * LANES  # 32-bit words per group
 PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays are worked on by the calling thread (see above)
+
+
+def driver(size, parallel, serial):
+    """The parallel kernel for PARALLEL_MIN_SIZE values of work or more, else the serial one."""
+    return parallel if size >= PARALLEL_MIN_SIZE else serial
 _GROUPS_PER_TASK = 32
 _TWO_M24 = np.float32(2.0**-24)
 _TWO_M53 = 2.0**-53
