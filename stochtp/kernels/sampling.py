@@ -192,30 +192,47 @@ def _cos_sin_f32(word):
 def _normal_from_words(words, out, base, buffer, loc, scale):
     """One group's Box-Muller pairs into out[base:], in the precision of `out`: loc + scale z, or
     scale z where `loc` is empty (scale 1 leaves z exact). A float32 pair takes words 0-1 or 2-3
-    of a block, a float64 pair all four."""
+    of a block, a float64 pair all four.
+
+    The values go to `buffer` first, one row per value of a lane as `words` holds them, so that
+    the lane loop stores whole vectors (stores into `out` directly were scattered, 4 apart)."""
     if out.itemsize == 8:
         for lane in range(LANES):
             radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[0, lane], words[1, lane])))
             angle = 2.0 * math.pi * _u53(words[2, lane], words[3, lane])
-            buffer[2 * lane] = radius * math.cos(angle)
-            buffer[2 * lane + 1] = radius * math.sin(angle)
+            buffer[0, lane] = radius * math.cos(angle)
+            buffer[1, lane] = radius * math.sin(angle)
+        _interleave(buffer, 2, out, base, loc, scale)
     else:
         for lane in range(LANES):
             radius = _radius_f32(words[0, lane])
             cos, sin = _cos_sin_f32(words[1, lane])
-            buffer[4 * lane] = radius * cos
-            buffer[4 * lane + 1] = radius * sin
+            buffer[0, lane] = radius * cos
+            buffer[1, lane] = radius * sin
             radius = _radius_f32(words[2, lane])
             cos, sin = _cos_sin_f32(words[3, lane])
-            buffer[4 * lane + 2] = radius * cos
-            buffer[4 * lane + 3] = radius * sin
-    count = min(_values_per_group(out), out.size - base)
-    if loc.size:
-        for i in range(count):
-            out[base + i] = loc[base + i] + scale * buffer[i]
-    else:
-        for i in range(count):
-            out[base + i] = scale * buffer[i]
+            buffer[2, lane] = radius * cos
+            buffer[3, lane] = radius * sin
+        _interleave(buffer, 4, out, base, loc, scale)
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _interleave(buffer, per_lane, out, base, loc, scale):
+    """out[base + per_lane l + k] = loc[...] + scale buffer[k, l] (no loc where `loc` is empty), as far
+    as `out` goes. `per_lane` is a literal at each call, so that the inner loop unrolls."""
+    if base + per_lane * LANES <= out.size:
+        if loc.size:
+            for lane in range(LANES):
+                for k in range(per_lane):
+                    out[base + per_lane * lane + k] = loc[base + per_lane * lane + k] + scale * buffer[k, lane]
+        else:
+            for lane in range(LANES):
+                for k in range(per_lane):
+                    out[base + per_lane * lane + k] = scale * buffer[k, lane]
+    else:  # the last group of an array that it does not fill
+        for i in range(out.size - base):
+            z = scale * buffer[i % per_lane, i // per_lane]
+            out[base + i] = loc[base + i] + z if loc.size else z
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -248,7 +265,7 @@ def _partial_group_uniforms(words, group, count):
 @numba.njit(inline="always", cache=True, nogil=True)
 def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
     words = _scratch()
-    buffer = np.empty(GROUP, out.dtype)
+    buffer = np.empty((4, LANES), out.dtype)  # float64 uses rows 0-1
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
         _normal_from_words(words, out, g * _values_per_group(out), buffer, loc, scale)
