@@ -15,6 +15,8 @@ relies on are made by `stochtp/__init__.py`, which Python runs first).
 along its first axis and block k is drawn from stream[k], exactly as a separate call on the
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
 """
+import functools
+
 import numpy as np
 
 from . import sampling
@@ -81,15 +83,21 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
 
 def _words(seed, stream, shape):
     """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
-    key = split64(check_uint64(seed, "seed"))
     if is_stream_sequence(stream):
         streams = [check_uint64(s, "stream") for s in stream]
         if not streams or len(shape) == 0 or shape[0] % len(streams):
             raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
     else:
         streams = [check_uint64(stream, "stream")]
-    words = np.array(streams, dtype=np.uint64)
-    return (*key, words & np.uint64(0xFFFFFFFF), words >> np.uint64(32))  # split64 on every stream
+    low = np.array([s & 0xFFFFFFFF for s in streams], dtype=np.uint64)  # split64 on every stream
+    high = np.array([s >> 32 for s in streams], dtype=np.uint64)
+    return (*_key_words(check_uint64(seed, "seed")), low, high)
+
+
+@functools.lru_cache(maxsize=16)
+def _key_words(seed):
+    """The Philox key words of a checked `seed` (a run draws everything with one seed: made once)."""
+    return split64(seed)
 
 
 def uniform(shape, seed, stream=0, dtype=np.float32):

@@ -36,9 +36,22 @@ def check_uint64(value, name):
 def stream_id(*parts):
     """A 64-bit stream id from a tuple of non-negative ints and strings (a stable hash, not Python's):
     the BLAKE2b digest of the parts' JSON list, `[3, "forward-sample", 0]`."""
-    canonical = ", ".join(_json_string(part) if isinstance(part, str) else str(check_uint64(part, "stream part")) for part in parts)
-    digest = hashlib.blake2b(f"[{canonical}]".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+    return _digest(_canonical(parts))
+
+
+def _canonical(parts):
+    """The inside of the parts' JSON list, `3, "forward-sample", 0` (a hot path: plain ints go straight through)."""
+    return ", ".join([str(part) if type(part) is int and 0 <= part < UINT64_LIMIT else _part_text(part) for part in parts])
+
+
+def _part_text(part):
+    """One part's JSON text: a string literal, or the integer checked to lie in [0, 2**64)."""
+    return _json_string(part) if isinstance(part, str) else str(check_uint64(part, "stream part"))
+
+
+def _digest(canonical):
+    """The stream id of the parts whose JSON list is `[canonical]`."""
+    return int.from_bytes(hashlib.blake2b(f"[{canonical}]".encode(), digest_size=8).digest(), "little")
 
 
 @functools.lru_cache(maxsize=256)
@@ -50,9 +63,10 @@ def _json_string(text):
 def derive(stream, *parts):
     """stream_id(stream, *parts), or the list of them for a sequence of streams (one per block of a
     stacked chunk of mini-batches, as the kernels accept it)."""
-    if is_stream_sequence(stream):
-        return [stream_id(s, *parts) for s in stream]
-    return stream_id(stream, *parts)
+    if not is_stream_sequence(stream):
+        return stream_id(stream, *parts)
+    suffix = ", " + _canonical(parts) if parts else ""  # the parts' text, made once for all the streams
+    return [_digest(_canonical((s,)) + suffix) for s in stream]
 
 
 def is_stream_sequence(stream):
