@@ -1,13 +1,36 @@
 """stochtp: target propagation and gradient estimators for discrete and stochastic binary networks."""
 import os
+import sys
+import warnings
 
 # Thread-pool settings, read when each pool starts (so set before NumPy loads its BLAS); a
 # user's own settings win. Idle OpenBLAS threads spin for 2^28 cycles (about 0.1 s) after each
 # product and take a core from the parallel Numba kernel that follows; 2^21 cycles (about
 # 1 ms) keeps them awake between one mini-batch's products only. Idle OpenMP (Numba) threads
 # sleep instead of spinning: a spinning pool slowed the BLAS call after each kernel 40-fold.
+_blas_started_without_us = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "21")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _warn_if_openblas_missed_the_setting():
+    """NumPy imported before stochtp has started OpenBLAS with its 0.1-s spin, which no call can
+    change afterwards (stochastic DTP epochs about 10 % slower here): say so once, with the fix."""
+    from threadpoolctl import threadpool_info
+
+    from .errors import SlowSettingsWarning
+
+    if any(pool.get("internal_api") == "openblas" for pool in threadpool_info()):
+        warnings.warn(
+            "stochtp was imported after NumPy, whose OpenBLAS threads therefore spin 0.1 s after each product "
+            "(training about 10 % slower); import stochtp first, or set OPENBLAS_THREAD_TIMEOUT=21 in the environment",
+            SlowSettingsWarning,
+            stacklevel=3,
+        )
+
+
+if _blas_started_without_us:
+    _warn_if_openblas_missed_the_setting()
 
 
 def _keep_freed_memory():

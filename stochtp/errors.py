@@ -22,3 +22,7 @@ class ResultsError(StochtpError):
 
 class TrainingFailed(StochtpError):
     """A run hit a non-finite loss or parameter; what was logged so far is kept."""
+
+
+class SlowSettingsWarning(UserWarning):
+    """A process setting stochtp relies on for speed came too late to act (results are unaffected)."""

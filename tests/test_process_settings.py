@@ -44,3 +44,21 @@ def test_a_freed_chunk_array_is_reused_without_page_faults_unless_the_user_tunes
     fresh = int(python(FAULTS_OF_A_REALLOCATION, MALLOC_ARENA_MAX="8"))
     assert reused < 10, reused
     assert fresh > reused + 5, (fresh, reused)  # fewer than 500 where the kernel backs it with huge pages
+
+
+CAUGHT_ON_IMPORT = """
+import warnings
+{before}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import stochtp
+print([type(w.message).__name__ for w in caught])
+"""
+
+
+def test_importing_stochtp_after_numpy_warns_that_openblas_missed_the_setting():
+    """OpenBLAS reads its thread timeout when NumPy loads it: imported later, stochtp cannot set
+    it and says so; not when stochtp comes first, nor when the user set the variable."""
+    assert python(CAUGHT_ON_IMPORT.format(before="import numpy")) == "['SlowSettingsWarning']"
+    assert python(CAUGHT_ON_IMPORT.format(before="import numpy"), OPENBLAS_THREAD_TIMEOUT="21") == "[]"
+    assert python(CAUGHT_ON_IMPORT.format(before="")) == "[]"
