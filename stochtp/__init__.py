@@ -14,16 +14,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _warn_if_openblas_missed_the_setting():
-    """NumPy imported before stochtp has started OpenBLAS with its 0.1-s spin, which no call can
-    change afterwards (stochastic DTP epochs about 10 % slower here): say so once, with the fix."""
+    """NumPy imported before stochtp has started OpenBLAS's threads with their 0.1-s spin, which no
+    call can change afterwards (stochastic DTP epochs about 10 % slower here): say so once, with
+    the fix. Silent where OpenBLAS runs one thread (nothing spins: Dask workers, for one), and
+    where the variable was set, which it cannot tell from one set too late, after NumPy loaded."""
     from threadpoolctl import threadpool_info
 
     from .errors import SlowSettingsWarning
 
-    if any(pool.get("internal_api") == "openblas" for pool in threadpool_info()):
+    if any(pool.get("internal_api") == "openblas" and pool.get("num_threads", 1) > 1 for pool in threadpool_info()):
         warnings.warn(
             "stochtp was imported after NumPy, whose OpenBLAS threads therefore spin 0.1 s after each product "
-            "(training about 10 % slower); import stochtp first, or set OPENBLAS_THREAD_TIMEOUT=21 in the environment",
+            "(training about 10 % slower); import stochtp first, or set OPENBLAS_THREAD_TIMEOUT=21 before starting Python",
             SlowSettingsWarning,
             stacklevel=3,
         )

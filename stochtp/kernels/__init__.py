@@ -83,15 +83,14 @@ def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
 
 def _words(seed, stream, shape):
     """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
-    if is_stream_sequence(stream):
-        streams = [check_uint64(s, "stream") for s in stream]
-        if not streams or len(shape) == 0 or shape[0] % len(streams):
-            raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
-    else:
-        streams = [check_uint64(stream, "stream")]
-    low = np.array([s & 0xFFFFFFFF for s in streams], dtype=np.uint64)  # split64 on every stream
-    high = np.array([s >> 32 for s in streams], dtype=np.uint64)
-    return (*_key_words(check_uint64(seed, "seed")), low, high)
+    key = _key_words(check_uint64(seed, "seed"))
+    if not is_stream_sequence(stream):
+        return (*key, *(np.array([word]) for word in split64(check_uint64(stream, "stream"))))
+    streams = [check_uint64(s, "stream") for s in stream]
+    if not streams or len(shape) == 0 or shape[0] % len(streams):
+        raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
+    words = np.array(streams, dtype=np.uint64)
+    return (*key, words & np.uint64(0xFFFFFFFF), words >> np.uint64(32))  # split64 on every stream
 
 
 @functools.lru_cache(maxsize=16)
