@@ -80,8 +80,8 @@ def _check_value(key, value, source):
         raise ConfigError(f"{source}: key 'seed' must be in [0, 2**64), got {value}")
     if key == "input_noise" and not (math.isfinite(value) and value >= 0):
         raise ConfigError(f"{source}: key 'input_noise' must be a finite number >= 0, got {value}")
-    if key == "name" and not (value.strip() and "/" not in value and "\\" not in value and value not in (".", "..")):
-        raise ConfigError(f"{source}: key 'name' must be a non-empty name without slashes (it names results/<name>.h5), got {value!r}")
+    if key == "name" and not (value.strip() and value.isprintable() and "/" not in value and "\\" not in value and value not in (".", "..")):
+        raise ConfigError(f"{source}: key 'name' must be a non-empty printable name without slashes (it names results/<name>.h5), got {value!r}")
     if key == "dtype" and value not in DTYPES:
         raise ConfigError(f"{source}: key 'dtype' must be one of {', '.join(DTYPES)}, got {value!r}")
     if key == "network":

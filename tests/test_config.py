@@ -128,8 +128,9 @@ def test_presets_resolve_and_round_trip():
         assert isinstance(cfg, Config) and config.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "..", "  "])
+@pytest.mark.parametrize("name", ["''", "'a/b'", "'..'", "'  '", '"a\\u0000b"', '"tab\\tx"', "a\udcffb"])
 def test_a_run_name_must_name_a_file(tiny_config_path, name):
-    """The name makes the default results/<name>.h5: empty names and paths are refused."""
-    with pytest.raises(ConfigError, match="key 'name' must be a non-empty name without slashes"):
-        config.load(tiny_config_path, overrides=[f"name='{name}'"])
+    """The name makes the default results/<name>.h5 and is stored as text: empty names, paths,
+    control characters and undecodable command-line bytes (a lone surrogate) are refused."""
+    with pytest.raises(ConfigError, match="key 'name' must be a non-empty printable name without slashes"):
+        config.load(tiny_config_path, overrides=[f"name={name}"])

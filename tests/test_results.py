@@ -723,3 +723,53 @@ def test_a_parameter_name_that_is_also_a_group_is_refused_before_anything_is_wri
             run.save_params("best", {"layer_0": np.ones(2), "layer_0/W": np.ones((2, 3))})
     (run,) = results.open(path).runs
     assert set(run.best) == set(saved) and run.best_attrs == {"epoch": 7}
+
+
+@pytest.mark.parametrize("bad", [{"name": "a\x00b"}, {"name": "a\udcffb"}, {"seed": 2**70}, {"provenance": {"": 1}}])
+def test_a_run_hdf5_cannot_store_is_refused_before_the_file_changes(tmp_path, bad):
+    """Names with NUL or undecodable bytes, 65-bit integers and empty attribute names are refused
+    with a ValueError before the file is opened: no half-made run is left behind."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        log_epochs(start(writer), [1])
+        before = path.read_bytes()
+        fields = {"name": "demo", "method": "dtp", "dataset": "mnist", "network": "784-240s-10", "seed": 0, "config": CONFIG, "provenance": {}}
+        with pytest.raises(ValueError, match="run attribute"):
+            writer.start_run(**{**fields, **bad})
+    assert path.read_bytes() == before
+    assert len(results.open(path).runs) == 1
+
+
+def test_an_interrupted_run_creation_leaves_no_half_made_run(tmp_path, monkeypatch):
+    """Ctrl-C while the run's group is being made (here: as its subgroups are created) removes
+    the group: the file lists only whole runs, so --resume never meets one without its parts."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        log_epochs(start(writer), [1])
+        create_group = h5py.Group.create_group
+
+        def interrupted(group, name, *args, **kwargs):
+            if name == "diagnostics":
+                raise KeyboardInterrupt
+            return create_group(group, name, *args, **kwargs)
+
+        monkeypatch.setattr(h5py.Group, "create_group", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            start(writer, seed=1)
+        monkeypatch.undo()
+        assert [run.attrs["seed"] for run in results.open(path).runs] == [0]
+        log_epochs(start(writer, seed=2), [1])
+    assert [run.status for run in results.open(path).runs] == ["running", "running"]
+
+
+def test_a_file_in_the_way_of_the_lock_is_refused_and_left_whole(tmp_path):
+    """`<file>.lock` that is not a lock (here a results file of its own) is neither emptied nor
+    removed by a Writer of `<file>`: the Writer refuses with a message that names it."""
+    other = tmp_path / "z.h5.lock"
+    with results.Writer(other) as writer:
+        log_epochs(start(writer), [1])
+    before = other.read_bytes()
+    with pytest.raises(ResultsError, match="is not a lock file"):
+        results.Writer(tmp_path / "z.h5")
+    assert other.read_bytes() == before
+    assert not (tmp_path / "z.h5").exists()

@@ -4,6 +4,7 @@ import errno
 import fcntl
 import io
 import os
+import re
 import time
 
 import h5py
@@ -139,6 +140,9 @@ class _WriterLock:
                 break
             # The previous owner removed this lock file after we opened it: lock the new one.
             os.close(descriptor)
+        if not re.fullmatch(rb"\d*\n?", os.pread(descriptor, 64, 0)):  # empty, or a writer's pid
+            os.close(descriptor)
+            raise ResultsError(f"{self.path} is in the way of {results_path}'s lock and is not a lock file; move it away or write to another file")
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         self._descriptor = descriptor

@@ -75,14 +75,29 @@ def _json_value(value):
 
 
 def _attr_value(key, value):
-    """A run attribute as a plain str / bool / int / float."""
+    """A run attribute as a plain str / bool / int / float that HDF5 can store, checked before
+    the file is opened (so that a bad one never leaves a half-written run behind)."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"run attribute names must be non-empty strings, got {key!r}")
     if isinstance(value, np.generic):
         value = value.item()
     if not isinstance(value, (str, bool, int, float)):
         raise ValueError(
             f"run attribute {key!r} must be a string, number or bool, not {type(value).__name__}"
         )
+    if isinstance(value, str) and ("\0" in value or not value.isascii() and not _utf8_encodable(value)):
+        raise ValueError(f"run attribute {key!r} must be UTF-8 text without NUL characters, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise ValueError(f"run attribute {key!r} must fit in 64 bits, got {value}")
     return value
+
+
+def _utf8_encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from undecodable command-line bytes
+        return False
+    return True
 
 
 class Writer:
@@ -211,14 +226,22 @@ class Writer:
 
 
 def _create_run_group(h5file, attrs):
-    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups."""
+    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups.
+
+    The status is written last: a process killed half-way leaves a run without one, which
+    nothing resumes; an exception (Ctrl-C included) removes the half-made run."""
     runs = h5file.require_group("runs")
     run_id = _new_run_id(max(runs, default=None))
     group = runs.create_group(run_id)
-    group.attrs.update(attrs)
-    # Metrics and diagnostics keep the order they were first logged in.
-    for subgroup in _RUN_SUBGROUPS:
-        group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+    try:
+        # Metrics and diagnostics keep the order they were first logged in.
+        for subgroup in _RUN_SUBGROUPS:
+            group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+        group.attrs.update({key: value for key, value in attrs.items() if key != "status"})
+        group.attrs["status"] = attrs["status"]
+    except BaseException:
+        del runs[run_id]
+        raise
     return run_id, group
 
 
