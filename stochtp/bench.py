@@ -209,10 +209,31 @@ def peak_memory_mb(preset, data_dir, threads):
     return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def check_peer_python(python):
+    """ValueError unless `python` runs and imports torch: checked before the bench's minutes of work."""
+    try:
+        subprocess.run([python, "-c", "import torch"], check=True, capture_output=True, text=True)
+    except OSError as error:
+        raise ValueError(f"--peer-python {python}: cannot run it ({error.strerror})") from None
+    except subprocess.CalledProcessError as error:
+        last = (error.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ValueError(f"--peer-python {python} cannot import torch ({last}); give an interpreter that has it") from None
+
+
 def peer_epochs(script, python, threads):
-    """The PyTorch peer's {"dtp_epoch_s": .., "st_epoch_s": ..} (best of its 2 epochs each)."""
-    out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """The PyTorch peer's {"dtp_epoch_s": .., "st_epoch_s": ..} (best of its 2 epochs each), from
+    the JSON object on the last line it prints; ValueError, with its last words, if it fails."""
+    try:
+        out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True)
+        measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
+    except subprocess.CalledProcessError as error:
+        last = (error.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ValueError(f"the peer script {script} failed (exit {error.returncode}): {last}") from None
+    except json.JSONDecodeError:
+        raise ValueError(f"the peer script {script} did not end its output with a JSON line of epoch times") from None
+    if not isinstance(measured, dict):
+        raise ValueError(f"the peer script {script} did not end its output with a JSON object of epoch times")
+    return measured
 
 
 # ---------------------------------------------------------------------- the whole run

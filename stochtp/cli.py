@@ -230,6 +230,8 @@ def cmd_bench(args):
             raise UsageError(f"stochtp bench: --{name.replace('_', '-')} must be positive")
     if args.peer and not Path(args.peer).is_file():
         raise UsageError(f"stochtp bench: --peer {args.peer}: no such file")
+    if args.peer:
+        bench.check_peer_python(args.peer_python or sys.executable)
     with train.thread_limit(args.threads):
         measured = bench.run(args.names, batches=args.batches, repeat=args.repeat, kernel_n=args.kernel_n, data_dir=args.data_dir,
                              peer=args.peer, peer_python=args.peer_python, memory=not args.no_memory,

@@ -39,6 +39,7 @@ def test_flop_counts_of_the_methods_by_hand():
     (["bench", "--batches", "0"], "--batches must be positive"),
     (["bench", "no-such-preset", "--no-memory"], "unknown benchmark no-such-preset"),
     (["bench", "--peer", "/no/such/peer.py"], "no such file"),
+    (["bench", "--peer", __file__, "--peer-python", "/no/such/python"], "cannot run it"),
 ])
 def test_bad_bench_arguments_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -77,3 +78,25 @@ def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_be
     assert events == ["limit", "round", "limit", "round", "limit"]
     assert limit == pytest.approx(3 * 2 * cfg.batch_size * 3 * 2 / 1.0 / 1e9)
     assert per_epoch_s > 0 and per_epoch == len(dataset.train) // cfg.batch_size and flops > 0
+
+
+def fake_interpreter(folder, body):
+    """An executable that stands in for the peer's Python: `body` is its shell script."""
+    path = folder / "python"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_failing_or_mute_peer_is_one_clear_error(tmp_path):
+    """An interpreter without torch is refused before any measuring; a peer that fails or prints
+    no JSON gives a ValueError with its last words, not a traceback from subprocess or json."""
+    failing = fake_interpreter(tmp_path, 'echo "ModuleNotFoundError: no torch here" >&2; exit 3')
+    with pytest.raises(ValueError, match="cannot import torch .ModuleNotFoundError: no torch here"):
+        bench.check_peer_python(failing)
+    with pytest.raises(ValueError, match=r"failed \(exit 3\): ModuleNotFoundError: no torch here"):
+        bench.peer_epochs(__file__, failing, 1)
+    mute = fake_interpreter(tmp_path, 'echo "epoch 1 done"')
+    bench.check_peer_python(mute)
+    with pytest.raises(ValueError, match="JSON"):
+        bench.peer_epochs(__file__, mute, 1)
