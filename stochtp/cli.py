@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import config as config_module
 from . import bench, data, estimators, report, results, sweep, train
-from .errors import StochtpError, TrainingFailed
+from .errors import ConfigError, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
 DEFAULT_COMPARISON_EPOCHS = 3
@@ -139,8 +139,13 @@ def _default_comparison(args):
     --resume, a preset whose run completed in the file is skipped, an interrupted one continued."""
     out = args.out or "results/default-comparison.h5"
     epochs = args.epochs or DEFAULT_COMPARISON_EPOCHS
-    for preset in DEFAULT_COMPARISON:
-        cfg = config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs)
+    configs = [config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs) for preset in DEFAULT_COMPARISON]
+    for preset, cfg in zip(DEFAULT_COMPARISON, configs):  # every --set checked against every method before any trains
+        try:
+            train.build_method(cfg)
+        except ConfigError as error:
+            raise ConfigError(f"{preset}: {error}") from None
+    for preset, cfg in zip(DEFAULT_COMPARISON, configs):
         cfg = dataclasses.replace(cfg, eval_samples_every=min(cfg.eval_samples_every, epochs))  # K-sample errors on the preset's schedule, and at the last epoch
         source = config_module.source_name(preset=preset)
         statuses = _statuses(out, cfg) if args.resume else set()

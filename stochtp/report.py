@@ -535,12 +535,15 @@ def _run_label(run):
     return f"{run.id} {run.attrs.get('name', '')} seed {run.attrs.get('seed', '')}"
 
 
+MAX_FOLLOW_INTERVAL = 86400.0  # longer sleeps are surely a typo (and inf overflows time.sleep)
+
+
 def follow(paths, interval=2.0, run_id=None, write=functools.partial(print, flush=True)):
     """Print the epochs of the runs in the files `paths` (or only of run `run_id`) as they land,
     and how each run ends, re-reading the files every `interval` seconds; return once no
     process on this machine is writing any of them (after one last read), or on Ctrl-C."""
-    if not interval > 0:
-        raise ConfigError(f"--interval must be a positive number of seconds, got {interval}")
+    if not 0 < interval <= MAX_FOLLOW_INTERVAL:
+        raise ConfigError(f"--interval must be a positive number of seconds up to {MAX_FOLLOW_INTERVAL:.0f} (a day), got {interval}")
     shown_epochs, shown_status = {}, {}
     try:
         while True:

@@ -85,6 +85,7 @@ def test_bad_config_file_is_named(capsys, write_toml, tmp_path, text, pattern):
         (["run", "--preset", "mnist-bp", "--threads", "x"], "argument --threads: invalid int value"),
         (["run", "--preset", "mnist-bp", "--threads", "0"], "threads must be between 1 and"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "--set", "method.lr_f=0.01"], "paper-stochastic-st: method 'st' has no option 'lr_f'"),
     ],
 )
 def test_bad_usage_exits_2(capsys, tmp_path, monkeypatch, argv, pattern):
@@ -294,3 +295,10 @@ def test_mnist_bp_one_epoch_writes_the_documented_layout(capsys, tmp_path, mnist
                 assert run[f"{group}/layer_{i}/b"].shape == (n_out,)
         assert len(run["checkpoint"]) > 0
         assert run["metrics/test_error"][0] < 0.2
+
+
+@pytest.mark.parametrize("interval", ["inf", "1e300", "0", "nan"])
+def test_a_follow_interval_out_of_range_exits_2(capsys, results_file, interval):
+    """time.sleep overflows on inf: the interval is checked (positive, at most a day) first."""
+    line = fails_with_usage_error(capsys, "show", str(results_file), "--follow", "--interval", interval)
+    assert "--interval must be a positive number of seconds up to 86400" in line

@@ -109,6 +109,8 @@ class Writer:
     """
 
     def __init__(self, path):
+        if os.fspath(path).endswith(("/", os.sep)) or os.path.isdir(path):
+            raise ResultsError(f"{os.fspath(path)} is a folder; give the results file's name, e.g. {os.path.join(os.fspath(path), 'runs.h5')}")
         self.path = os.path.realpath(os.fspath(path))
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
