@@ -10,6 +10,7 @@ output of 10. Unit letters: l identity, t tanh, g sigmoid, r relu, n sign, h ste
 s softmax. A `:n` suffix makes a layer transmit sign(h) to the next one, so the paper's
 discrete network is `784-500t:n-500t-10s`.
 """
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -155,6 +156,8 @@ class Network:
                 raise ConfigError(f"unknown transmission {layer.transmission!r}")
         self.layers = list(layers)
         self.input_noise = float(input_noise)
+        if not (math.isfinite(self.input_noise) and self.input_noise >= 0):
+            raise ConfigError(f"input_noise must be a finite number >= 0, got {input_noise}")
         self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
         self.name = name
         self.slope = float(slope)
@@ -205,6 +208,8 @@ class Network:
         """(x, y) as arrays, or ValueError: `check_input`'s x and one target per row, class labels
         in [0, n_out) for a softmax output (nll), rows of n_out numbers otherwise (mse)."""
         x, y = self.check_input(x), np.asarray(y)
+        if not len(x):
+            raise ValueError("need a non-empty batch (a mean over no examples is undefined)")
         n_out = self.layers[-1].n_out
         if len(y) != len(x):
             raise ValueError(f"need one target per example, got {len(x)} inputs and {len(y)} targets")

@@ -193,3 +193,25 @@ def test_k_sample_prediction_is_the_mean_of_k_test_passes():
     passes = [net.forward(x, 4, kernels.stream_id(8, "test-sample", k), train=False).output for k in range(5)]
     np.testing.assert_allclose(net.predict_proba(x, 4, 8, samples=5), np.mean(passes, axis=0), rtol=1e-12)
     assert not np.allclose(passes[0], passes[1])
+
+
+@pytest.mark.parametrize("noise", [float("nan"), -1.0, float("inf")])
+def test_input_noise_must_be_a_finite_non_negative_number(noise):
+    """NaN and negative noise used to switch the noise off silently (the config refused them)."""
+    with pytest.raises(ValueError, match="input_noise must be a finite number >= 0"):
+        Network.from_spec("8-6b-3s", input_noise=noise)
+
+
+@pytest.mark.parametrize("name", ["bp", "st", "reinforce", "arm", "disarm", "dtp", "tp"])
+def test_an_empty_batch_or_an_unbound_method_is_one_clear_error(name):
+    """A mean over no examples is refused by every method alike (ARM and DTP divided by zero,
+    the others returned zeros); DTP asked for an update before `bind` says to bind first."""
+    net = Network.from_spec("8-6b-6b-3s")
+    method = methods.get(name)
+    if name in ("dtp", "tp"):
+        with pytest.raises(ValueError, match="not bound to a network: call bind"):
+            method.update(net, np.zeros((4, 8), np.float32), np.zeros(4, int), 0)
+        method.bind(net)
+    estimate = method.update if name in ("dtp", "tp") else method.gradient
+    with pytest.raises(ValueError, match="need a non-empty batch"):
+        estimate(net, np.zeros((0, 8), np.float32), np.zeros(0, int), 0)

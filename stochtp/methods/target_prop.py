@@ -38,6 +38,7 @@ class TargetProp(Method):
 
     name = "dtp"
     difference = True
+    top = None  # the top hidden layer's index, set by `bind`
     OPTIONS = {
         "eta_hat": 0.3,
         "lr_f": 1e-3,
@@ -197,6 +198,8 @@ class TargetProp(Method):
 
     def update(self, net, x, y, seed, stream=0):
         """The forward step's update direction per layer, [(dW, db), ...] (what the optimiser descends along)."""
+        if self.top is None:
+            raise ValueError(f"method {self.name!r} is not bound to a network: call bind(net) first")
         grads, _ = self.forward_gradients(net, *net.check_batch(x, y), seed, stream)
         return grads
 
