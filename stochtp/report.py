@@ -73,6 +73,12 @@ def selection_metric(metrics, metric):
     return "valid_error_k" if _has_values(metrics, "valid_error_k") else "valid_error"
 
 
+def epoch_of(metrics, row):
+    """The epoch logged in `row`; row + 1 in a file whose runs log no `epoch` column (one written
+    through `results.Writer` by other code)."""
+    return int(metrics["epoch"][row]) if "epoch" in metrics else row + 1
+
+
 def outcome(metrics, metric=None):
     """The Outcome of a run's metrics (name -> 1-D array); `metric` None means `default_metric`.
     Ties go to the earliest epoch, as in training; NaN stands for what was never evaluated."""
@@ -83,7 +89,7 @@ def outcome(metrics, metric=None):
     best_epoch, best_valid, at_best = 0, math.nan, math.nan
     if evaluated.size:
         best = evaluated[np.argmin(valid[evaluated])]
-        best_epoch, best_valid = int(metrics["epoch"][best]), float(valid[best])
+        best_epoch, best_valid = epoch_of(metrics, best), float(valid[best])
         at_best = float(values[best]) if values.size else math.nan
     finite = np.flatnonzero(np.isfinite(values))
     last = float(values[finite[-1]]) if finite.size else math.nan
@@ -563,7 +569,7 @@ def _print_news(run, key, shown_epochs, shown_status, write):
     """Write the epochs of `run` not shown yet, and its status once it is final."""
     for row in range(shown_epochs.get(key, 0), run.num_epochs):
         values = ", ".join(f"{name} {run.metrics[name][row]:.4f}" for name in FOLLOWED_METRICS if name in run.metrics and math.isfinite(run.metrics[name][row]))
-        write(f"{_run_label(run)} epoch {int(run.metrics['epoch'][row])}: {values}")
+        write(f"{_run_label(run)} epoch {epoch_of(run.metrics, row)}: {values}")
     shown_epochs[key] = run.num_epochs
     if run.status in results.FINAL_STATUSES and shown_status.get(key) != run.status:
         error = run.attrs.get("error", "")

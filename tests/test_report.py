@@ -343,3 +343,17 @@ def test_a_group_whose_runs_differ_in_more_than_the_seed_says_in_what(capsys, ru
     assert not any(line.startswith("alpha:") for line in lines)
     document = json.loads(report_output(capsys, runs_file, "--format", "json"))
     assert document["differing_keys"] == {"beta": ["method.lr"]}
+
+
+def test_runs_without_an_epoch_column_are_reported_by_row(tmp_path, capsys):
+    """A file written through results.Writer by other code need not log `epoch`: show and
+    report count its rows as epochs 1, 2, ... instead of failing on a KeyError."""
+    path = tmp_path / "custom.h5"
+    with results.Writer(path) as writer:
+        run = writer.start_run(name="custom", method="m", dataset="d", network="n", seed=0, config={}, provenance={})
+        for valid, test in ((0.5, 0.4), (0.3, 0.2), (0.35, 0.1)):
+            run.append(metrics={"valid_error": valid, "test_error": test})
+        run.finish()
+    assert main(["report", str(path)]) == 0
+    assert main(["show", str(path)]) == 0
+    assert report.outcome(results.open(path).runs[0].metrics).best_epoch == 2

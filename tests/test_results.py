@@ -782,3 +782,18 @@ def test_a_folder_is_not_taken_for_a_results_file(tmp_path, name):
     with pytest.raises(ResultsError, match="is a folder; give the results file's name"):
         results.Writer(os.path.join(tmp_path, name))
     assert not (tmp_path / "newdir").exists()
+
+
+def test_a_file_hdf5_finds_damaged_while_writing_is_a_results_error(tmp_path, monkeypatch):
+    """HDF5's RuntimeError on a damaged structure (a real case: "Link iteration failed (bad heap
+    free list)" when a new run looks for the newest id) becomes one ResultsError for the CLI."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        log_epochs(start(writer), [1])
+
+        def damaged(group):
+            raise RuntimeError("Link iteration failed (bad heap free list)")
+
+        monkeypatch.setattr(h5py.Group, "__iter__", damaged)
+        with pytest.raises(ResultsError, match="is damaged .Link iteration failed"):
+            start(writer, seed=1)

@@ -1,4 +1,5 @@
 """Writing runs: `Writer` (one per file at a time) and the `RunWriter` of each run."""
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -139,14 +140,21 @@ class Writer:
         """Release the lock; run handles from this Writer can no longer write."""
         self._lock.release()
 
+    @contextlib.contextmanager
     def _open(self, mode):
-        """The results file, opened for one short read ("r") or write ("r+")."""
+        """The results file, opened for one short read ("r") or write ("r+") in a with-block; HDF5
+        finding its own structures damaged inside the block is a ResultsError."""
         if not self._lock.held:
             raise ResultsError(f"the Writer for {self.path} is closed")
         try:
-            return _open_checked(self.path, mode)
+            h5file = _open_checked(self.path, mode)
         except OSError as exc:
             raise ResultsError(f"cannot open {self.path}: {exc}") from None
+        try:
+            with h5file:
+                yield h5file
+        except RuntimeError as exc:  # e.g. "Link iteration failed (bad heap free list)"
+            raise ResultsError(f"{self.path} is damaged ({exc}); write to another file") from None
 
     def start_run(self, *, name, method, dataset, network, seed, config, provenance):
         """Add a run with status "running" and return its handle.
