@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_module
-from . import extras, report, results, train
+from . import data, extras, report, results, train
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 SECTIONS = ("method", "data")  # the config tables a dotted sweep key can reach into
@@ -369,6 +369,9 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     planned = expand(path)
     out = Path(out) if out is not None else default_out(path)
+    if scheduler is None:  # local workers share this machine's data folder: complete it once, first
+        for name in sorted({item.config.dataset for item in planned if data.check(item.config.dataset, data_dir)}):
+            data.fetch(name, data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]

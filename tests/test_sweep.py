@@ -377,3 +377,21 @@ def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
+
+
+def test_a_sweep_whose_data_cannot_be_had_exits_2_before_any_run(tmp_path, monkeypatch, capsys):
+    """The data is completed once, in the client, before local workers start: missing MNIST and
+    no network is one error (exit 2) with no results file and no folder left behind, where every
+    worker used to fail its run (exit 1, a failed run per grid point in the file)."""
+    import urllib.error
+    import urllib.request
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    path = write_sweep(tmp_path, 'preset = "mnist-bp"\nepochs = 1\n[sweep]\nseed = [0, 1]\n')
+    out, missing = tmp_path / "sweep.h5", tmp_path / "no" / "data"
+    assert main(["sweep", str(path), "--data-dir", str(missing), "--out", str(out), "--workers", "1"]) == 2
+    assert "MNIST files missing" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "no").exists()

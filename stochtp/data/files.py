@@ -76,7 +76,20 @@ def download(urls, destination: Path, sha256: str) -> None:
     only files obtained had the wrong digest, `OSError` when the folder cannot be written;
     in every case `destination` is left untouched.
     """
+    created = [folder for folder in (destination.parent, *destination.parent.parents) if not folder.exists()]  # deepest first
     destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_from_mirrors(urls, destination, sha256)
+    except BaseException:
+        for folder in created:  # a failed download leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _download_from_mirrors(urls, destination: Path, sha256: str) -> None:
     network_error: Exception | None = None
     corrupt_from: list[str] = []
     for url in urls:
