@@ -248,16 +248,25 @@ def cmd_bench(args):
 COMMANDS = {"run": cmd_run, "show": cmd_show, "report": cmd_report, "sweep": cmd_sweep, "data": cmd_data, "estimators": cmd_estimators, "bench": cmd_bench}
 
 
+INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
+    "run": "interrupted; what was logged is kept (continue with --resume)",
+    "sweep": "interrupted; the finished runs are kept (run the sweep again to do the rest)",
+}
+
+
 def main(argv=None):
     parser = build_parser()
+    command = None
     try:
         args = parser.parse_args(argv)
-        return COMMANDS[args.command](args)
+        command = args.command
+        with train.Interrupts():  # SIGTERM ends every command as Ctrl-C does
+            return COMMANDS[command](args)
     except TrainingFailed as failure:
         print(f"stochtp: run failed: {failure}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stochtp: interrupted; what was logged is kept (continue with --resume)", file=sys.stderr)
+        print(f"stochtp: {INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
         return 1
     except (StochtpError, ValueError) as error:
         print(f"stochtp: error: {error}", file=sys.stderr)

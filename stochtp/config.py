@@ -185,6 +185,8 @@ def load(path=None, preset=None, overrides=(), **fields):
         keys, value = parse_override(text)
         if len(keys) == 2 and keys[0] in ("method", "data"):
             keys, value = keys[:1], {keys[1]: value}
+        if keys == ["preset"]:
+            raise ConfigError(f"--set {text}: a preset is chosen with --preset (or `preset = ...` in a config file), not --set")
         if len(keys) != 1:
             raise ConfigError(f"--set {text}: unknown key {'.'.join(keys)!r}; known keys: {', '.join(_FIELDS)}, method.<option>, data.<option>")
         _set(resolved, keys[0], value, f"--set {text}")

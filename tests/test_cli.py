@@ -86,6 +86,7 @@ def test_bad_config_file_is_named(capsys, write_toml, tmp_path, text, pattern):
         (["run", "--preset", "mnist-bp", "--threads", "0"], "threads must be between 1 and"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "--set", "method.lr_f=0.01"], "paper-stochastic-st: method 'st' has no option 'lr_f'"),
+        (["run", "--preset", "mnist-bp", "--set", "preset=x"], "a preset is chosen with --preset"),
     ],
 )
 def test_bad_usage_exits_2(capsys, tmp_path, monkeypatch, argv, pattern):
@@ -302,3 +303,28 @@ def test_a_follow_interval_out_of_range_exits_2(capsys, results_file, interval):
     """time.sleep overflows on inf: the interval is checked (positive, at most a day) first."""
     line = fails_with_usage_error(capsys, "show", str(results_file), "--follow", "--interval", interval)
     assert "--interval must be a positive number of seconds up to 86400" in line
+
+
+def catches(pid, signum):
+    """Whether process `pid` has a handler for `signum` now (Linux: the SigCgt mask in /proc)."""
+    with open(f"/proc/{pid}/status") as status:
+        mask = next(line.split()[1] for line in status if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the signal mask in /proc")
+def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
+    """SIGTERM used to kill `stochtp estimators` outright (no message, exit -15), and Ctrl-C there
+    offered a --resume it does not have: every command now ends with one line that fits it."""
+    import signal
+    import time
+
+    argv = [sys.executable, "-m", "stochtp.cli", "estimators", str(config.PRESET_DIR / "estimators.toml"), "--samples", "1000000", "--out", str(tmp_path / "e.h5")]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not catches(child.pid, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert err.strip().splitlines()[-1] == "stochtp: interrupted"
