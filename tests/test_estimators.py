@@ -1,5 +1,7 @@
 """REINFORCE, ARM and DisARM against the exact oracle, straight-through's bias detected by the same
 test, and `stochtp estimators` (design sections 6.4-6.6)."""
+import math
+
 import numpy as np
 import pytest
 from test_exact import small_problem
@@ -169,3 +171,44 @@ def test_slope_options_that_would_do_nothing_or_be_capped_are_refused(spec, opti
     """Sign and step surrogates have no slope, and k never exceeds slope_max: such options were silently ignored."""
     with pytest.raises(ConfigError, match=message):
         methods.get("st", **options).bind(Network.from_spec(spec, seed=0))
+
+
+def test_the_reported_statistics_by_hand():
+    """`statistics` on a 4-draw, 3-coordinate example, each number worked out by hand: what the
+    estimator table reports (the unbiasedness tests use only p, so they would not notice a
+    wrong |bias|, variance, MSE or a swapped cosine column)."""
+    g = np.array([1.0, 0.0, 2.0])
+    estimates = np.array([[1.0, 1.0, 2.0], [3.0, -1.0, 2.0], [1.0, 1.0, 4.0], [3.0, 3.0, 4.0]])
+    d = estimates - g  # rows (0, 1, 0), (2, -1, 0), (0, 1, 2), (2, 3, 2)
+    bias = np.array([1.0, 1.0, 1.0])  # column means of d
+    var = np.array([4.0 / 3.0, 8.0 / 3.0, 4.0 / 3.0])  # sample variances (ddof 1) of d's columns
+    stats = estimators.statistics(estimates, g, [slice(0, 2), slice(0, 3)], direction_only=False)
+    whole = {name: values[1] for name, values in stats.items()}
+    assert whole["bias_norm"] == pytest.approx(np.sqrt(3.0))
+    assert whole["bias_se"] == pytest.approx(np.sqrt(var.sum() / 4))
+    assert whole["variance"] == pytest.approx(16.0 / 3.0)  # trace, not mean, of the covariance
+    assert whole["mse"] == pytest.approx((1 + 5 + 5 + 17) / 4)
+    z = bias / np.sqrt(var / 4)
+    assert whole["z_rms"] == pytest.approx(np.sqrt((z**2).mean()))
+    assert whole["z_max"] == pytest.approx(z.max())
+    assert whole["p_bonferroni"] == pytest.approx(min(1.0, 3 * math.erfc(z.max() / math.sqrt(2))))
+    mean = estimates.mean(axis=0)  # (2, 1, 3)
+    assert whole["cos_mean"] == pytest.approx(mean @ g / (np.linalg.norm(mean) * np.linalg.norm(g)))
+    per_draw = [row @ g / (np.linalg.norm(row) * np.linalg.norm(g)) for row in estimates]
+    assert whole["mean_cos"] == pytest.approx(np.mean(per_draw))
+    assert stats["bias_norm"][0] == pytest.approx(np.sqrt(2.0))  # the first slice: coordinates 0 and 1 only
+    assert stats["variance"][0] == pytest.approx(4.0)
+    assert stats["p_bonferroni"][0] == pytest.approx(min(1.0, 2 * math.erfc(max(z[:2]) / math.sqrt(2))))
+
+
+def test_baselines_by_hand():
+    """Leave-one-out: row m B + b gets the mean loss of example b's other M - 1 samples (M = 3,
+    B = 2). EMA (decay 0.5): 0 on the first batch, then the bias-corrected average of the
+    earlier batch means, i.e. exactly the first batch's mean on the second batch."""
+    loss = np.array([1.0, 10.0, 2.0, 20.0, 6.0, 60.0])  # samples 0, 1, 2 of examples 0 and 1
+    loo = methods.get("reinforce", baseline="loo", samples=3)
+    np.testing.assert_allclose(loo.baseline(loss, 3, 2), [4.0, 40.0, 3.5, 35.0, 1.5, 15.0])
+    ema = methods.get("reinforce", baseline="ema", ema_decay=0.5)
+    assert ema.baseline(np.array([2.0, 4.0]), 1, 2) == 0.0
+    assert ema.baseline(np.array([10.0, 10.0]), 1, 2) == pytest.approx(3.0)  # (0.5 * 3) / (1 - 0.5)
+    assert ema.baseline(np.array([0.0, 0.0]), 1, 2) == pytest.approx((0.25 * 3 + 0.5 * 10) / (1 - 0.25))

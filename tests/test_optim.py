@@ -105,10 +105,14 @@ def test_sgd_momentum_matches_closed_form(nesterov):
     ],
 )
 def test_adaptive_first_step_size(name, first_step_per_unit_lr):
-    theta = np.zeros(3)
-    gradient = np.array([4.0, -0.5, 2.0])
+    """The scaled step of large gradients, and of a tiny one (1e-6) where eps = 1e-8 added to the
+    root (not inside it, where it would make the floor 1e-4) takes 1 % of it off."""
+    theta = np.zeros(4)
+    gradient = np.array([4.0, -0.5, 2.0, 1e-6])
     make(name, [theta], 0.01).step([gradient])
-    np.testing.assert_allclose(theta, -0.01 * first_step_per_unit_lr * np.sign(gradient), rtol=1e-6)
+    root = np.abs(gradient) / first_step_per_unit_lr  # sqrt(v_hat) for Adam, sqrt(v) for RMSprop
+    np.testing.assert_allclose(theta, -0.01 * gradient / (root + 1e-8), rtol=1e-6)
+    assert abs(theta[3]) > 0.9 * 0.01 * first_step_per_unit_lr
 
 
 @pytest.mark.parametrize("name, lr, options", CONFIGURATIONS, ids=CONFIGURATION_IDS)

@@ -309,3 +309,22 @@ def test_diagnostics_values_by_hand():
         angle = math.degrees(math.acos(u @ v / (np.linalg.norm(u) * np.linalg.norm(v))))
         assert d["bp_angle"][j] == pytest.approx(angle, rel=1e-9)
     assert d["bp_angle"][-1] == pytest.approx(0, abs=1e-6)  # the output layer descends L itself
+
+
+def test_a_sign_reading_inverse_by_hand():
+    """The paper's discrete net reads its inverses through sign (`inverse_transmission = "sign"`):
+    g_j(v) = tanh(sign(v) V_j + c_j), and one SGD inverse step moves V_j by
+    -lr sign(v_j)^T dz and c_j by -lr sum(dz), dz = (2/B) (r - h~) (1 - r^2), r = g_j(v_j)."""
+    net = Network.from_spec("4-3t:n-3t-2s", seed=1, dtype=np.float64)
+    dtp = methods.get("dtp", inverse_transmission="sign", optimizer="sgd", lr_b=0.1)
+    dtp.bind(net, seed=2)
+    rng = np.random.default_rng(3)
+    v, h_tilde = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    V, c = dtp.V[1].copy(), dtp.c[1].copy()
+    signs = np.where(v > 0, 1.0, -1.0)
+    r = np.tanh(signs @ V + c)
+    np.testing.assert_allclose(dtp.g(1, v), r, rtol=1e-12)
+    dz = (2 / 5) * (r - h_tilde) * (1 - r * r)
+    dtp.inverse_descent({1: (h_tilde, v)})
+    np.testing.assert_allclose(dtp.V[1], V - 0.1 * signs.T @ dz, rtol=1e-12)
+    np.testing.assert_allclose(dtp.c[1], c - 0.1 * dz.sum(axis=0), rtol=1e-12)
