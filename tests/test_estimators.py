@@ -212,3 +212,17 @@ def test_baselines_by_hand():
     assert ema.baseline(np.array([2.0, 4.0]), 1, 2) == 0.0
     assert ema.baseline(np.array([10.0, 10.0]), 1, 2) == pytest.approx(3.0)  # (0.5 * 3) / (1 - 0.5)
     assert ema.baseline(np.array([0.0, 0.0]), 1, 2) == pytest.approx((0.25 * 3 + 0.5 * 10) / (1 - 0.25))
+
+
+def test_arm_pairs_share_the_random_numbers_above_the_layer():
+    """Common random numbers above layer i: with layer 0 certain to fire (p = 1, so b = b~ for
+    every unit), f(b) - f(b~) is exactly 0 and so is ARM's estimate for layer 0; drawn from two
+    streams, the samples of layer 1 would differ and leave noise in it."""
+    net = Network.from_spec("4-3b-3b-2s", seed=0, dtype=np.float64)
+    net.layers[0].b[:] = 50.0  # sigmoid(50) rounds to 1
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 4)), rng.integers(0, 2, 8)
+    arm = methods.get("arm")
+    trace = net.forward(x, 5, 7)
+    assert np.all(trace.p[0] == 1.0)
+    assert not arm.logit_gradient(net, trace, y, 0, 5, 7).any()
