@@ -797,3 +797,18 @@ def test_a_file_hdf5_finds_damaged_while_writing_is_a_results_error(tmp_path, mo
         monkeypatch.setattr(h5py.Group, "__iter__", damaged)
         with pytest.raises(ResultsError, match="is damaged .Link iteration failed"):
             start(writer, seed=1)
+
+
+def test_a_hard_linked_results_file_is_not_written(tmp_path):
+    """The lock is `<name>.lock`: a writer through a second name (a hard link) would not see it,
+    and two writers at once destroyed the file. A file with several names is refused, untouched."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        log_epochs(start(writer), [1])
+    os.link(path, tmp_path / "other-name.h5")
+    before = path.read_bytes()
+    for name in ("r.h5", "other-name.h5"):
+        with pytest.raises(ResultsError, match="has other names .hard links."):
+            results.Writer(tmp_path / name)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.lock"))

@@ -120,6 +120,8 @@ class Writer:
         self._lock = _WriterLock(self.path)
         try:
             if os.path.exists(self.path):
+                if os.stat(self.path).st_nlink > 1:  # the lock is per name: another name's writer would not see it
+                    raise ResultsError(f"{self.path} has other names (hard links), through which another writer could write it at the same time; write to a copy instead")
                 _open_checked(self.path, "r").close()
             else:
                 _create_results_file(self.path)
