@@ -42,6 +42,8 @@ Crash safety and concurrency
   whole life. A second Writer on the same file fails at once with ResultsError, before the
   results file is touched; the operating system drops the lock when its holder dies, so a
   killed writer never blocks the next one. The lock file is removed when a Writer closes.
+  The lock is per name, so a file with other names (hard links) is refused for writing, and
+  a ``<file>.lock`` that is not a lock (no pid in it) is refused rather than emptied.
 * HDF5's own file locking is switched off (``locking=False``): our lock already excludes a
   second writer, and HDF5's would block readers while a writer has the file open.
 * Readers (``open``) read all run attributes and metrics in one short pass and close the file
