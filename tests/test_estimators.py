@@ -179,7 +179,7 @@ def test_the_reported_statistics_by_hand():
     wrong |bias|, variance, MSE or a swapped cosine column)."""
     g = np.array([1.0, 0.0, 2.0])
     estimates = np.array([[1.0, 1.0, 2.0], [3.0, -1.0, 2.0], [1.0, 1.0, 4.0], [3.0, 3.0, 4.0]])
-    d = estimates - g  # rows (0, 1, 0), (2, -1, 0), (0, 1, 2), (2, 3, 2)
+    # estimates - g has rows (0, 1, 0), (2, -1, 0), (0, 1, 2), (2, 3, 2)
     bias = np.array([1.0, 1.0, 1.0])  # column means of d
     var = np.array([4.0 / 3.0, 8.0 / 3.0, 4.0 / 3.0])  # sample variances (ddof 1) of d's columns
     stats = estimators.statistics(estimates, g, [slice(0, 2), slice(0, 3)], direction_only=False)
