@@ -180,8 +180,8 @@ def test_the_reported_statistics_by_hand():
     g = np.array([1.0, 0.0, 2.0])
     estimates = np.array([[1.0, 1.0, 2.0], [3.0, -1.0, 2.0], [1.0, 1.0, 4.0], [3.0, 3.0, 4.0]])
     # estimates - g has rows (0, 1, 0), (2, -1, 0), (0, 1, 2), (2, 3, 2)
-    bias = np.array([1.0, 1.0, 1.0])  # column means of d
-    var = np.array([4.0 / 3.0, 8.0 / 3.0, 4.0 / 3.0])  # sample variances (ddof 1) of d's columns
+    bias = np.array([1.0, 1.0, 1.0])  # its column means
+    var = np.array([4.0 / 3.0, 8.0 / 3.0, 4.0 / 3.0])  # and its columns' sample variances (ddof 1)
     stats = estimators.statistics(estimates, g, [slice(0, 2), slice(0, 3)], direction_only=False)
     whole = {name: values[1] for name, values in stats.items()}
     assert whole["bias_norm"] == pytest.approx(np.sqrt(3.0))
