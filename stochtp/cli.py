@@ -30,7 +30,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _run_options(parser):
-    parser.add_argument("--out", help="results file (default results/<name>.h5)")
+    parser.add_argument("--out", type=results_file, help="results file (default results/<name>.h5)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (method.lr_f=0.01)")
@@ -65,7 +65,7 @@ def build_parser():
 
     sweep_cmd = commands.add_parser("sweep", help="run the cartesian product of a sweep file, skipping completed runs")
     sweep_cmd.add_argument("sweep", metavar="SWEEP.toml")
-    sweep_cmd.add_argument("--out", help="results file (default results/<sweep file name>.h5)")
+    sweep_cmd.add_argument("--out", type=results_file, help="results file (default results/<sweep file name>.h5)")
     where = sweep_cmd.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="local worker processes, one thread each (default: one per core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler to send the runs to (tcp://HOST:8786)")
@@ -80,7 +80,7 @@ def build_parser():
     scoring = commands.add_parser("estimators", help="score every method (bp, estimators, TP, DTP) against the exact oracle")
     scoring.add_argument("config", nargs="?", help="TOML config file (default experiments/estimators.toml)")
     scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
-    scoring.add_argument("--out", help=f"results file (default {estimators.DEFAULT_OUT})")
+    scoring.add_argument("--out", type=results_file, help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, help="override the config's seed")
 
     bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory")
@@ -95,6 +95,14 @@ def build_parser():
     bench_cmd.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")
     bench_cmd.add_argument("--json", action="store_true", help="print the measurements as JSON")
     return parser
+
+
+def results_file(text):
+    """An --out value: a file's path, not a folder's (`Path` would drop the trailing slash of
+    `newdir/`, and the results file would be called newdir)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the results file's name, e.g. {os.path.join(text, 'runs.h5')}")
+    return text
 
 
 def _follow_options(parser):
@@ -142,7 +150,7 @@ def _default_comparison(args):
     configs = [config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs) for preset in DEFAULT_COMPARISON]
     for preset, cfg in zip(DEFAULT_COMPARISON, configs):  # every --set checked against every method before any trains
         try:
-            train.build_method(cfg)
+            train.build_model(cfg)
         except ConfigError as error:
             raise ConfigError(f"{preset}: {error}") from None
     for preset, cfg in zip(DEFAULT_COMPARISON, configs):

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def _type_name(expected):
     return {int: "an integer", float: "a number", str: "a string", dict: "a table", bool: "true or false"}[expected]
 
 
+def _has_control_characters(text):
+    """Control characters (NUL, tabs, newlines) or lone surrogates (undecodable command-line
+    bytes): what HDF5 cannot store as text or a file name should not hold; other Unicode is fine."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
 def _check_value(key, value, source):
     expected = _FIELDS[key].type
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
@@ -80,8 +87,8 @@ def _check_value(key, value, source):
         raise ConfigError(f"{source}: key 'seed' must be in [0, 2**64), got {value}")
     if key == "input_noise" and not (math.isfinite(value) and value >= 0):
         raise ConfigError(f"{source}: key 'input_noise' must be a finite number >= 0, got {value}")
-    if key == "name" and not (value.strip() and value.isprintable() and "/" not in value and "\\" not in value and value not in (".", "..")):
-        raise ConfigError(f"{source}: key 'name' must be a non-empty printable name without slashes (it names results/<name>.h5), got {value!r}")
+    if key == "name" and not (value.strip() and not _has_control_characters(value) and "/" not in value and "\\" not in value and value not in (".", "..")):
+        raise ConfigError(f"{source}: key 'name' must be a non-empty name without slashes or control characters (it names results/<name>.h5), got {value!r}")
     if key == "dtype" and value not in DTYPES:
         raise ConfigError(f"{source}: key 'dtype' must be one of {', '.join(DTYPES)}, got {value!r}")
     if key == "network":

@@ -369,9 +369,6 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     planned = expand(path)
     out = Path(out) if out is not None else default_out(path)
-    if scheduler is None:  # local workers share this machine's data folder: complete it once, first
-        for name in sorted({item.config.dataset for item in planned if data.check(item.config.dataset, data_dir)}):
-            data.fetch(name, data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]
@@ -379,6 +376,10 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         say(f"sweep {path}: {summary.planned} runs, {summary.skipped} already completed in {out}, {len(todo)} to run")
         if not todo:
             return summary
+        if scheduler is None:  # local workers share this machine's data folder: complete it once, first
+            for name in sorted({item.config.dataset for item in todo}):
+                if isinstance(data.DATASETS[name], data.FileDataset):
+                    data.fetch(name, data_dir)
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))
         futures, stored = {}, set()  # the current pool's tasks -> planned runs; the tasks whose run is in the file
 

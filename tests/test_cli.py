@@ -86,6 +86,10 @@ def test_bad_config_file_is_named(capsys, write_toml, tmp_path, text, pattern):
         (["run", "--preset", "mnist-bp", "--threads", "0"], "threads must be between 1 and"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "--set", "method.lr_f=0.01"], "paper-stochastic-st: method 'st' has no option 'lr_f'"),
+        (["run", "--set", "network=784-100t-10s", "--epochs", "1"], "paper-stochastic-dtp: method 'dtp'|needs stochastic"),
+        (["run", "--preset", "mnist-bp", "--out", "newdir/"], "newdir/ is a folder"),
+        (["sweep", "x.toml", "--out", "newdir/"], "newdir/ is a folder"),
+        (["estimators", "--out", "newdir/"], "newdir/ is a folder"),
         (["run", "--preset", "mnist-bp", "--set", "preset=x"], "a preset is chosen with --preset"),
     ],
 )

@@ -132,5 +132,11 @@ def test_presets_resolve_and_round_trip():
 def test_a_run_name_must_name_a_file(tiny_config_path, name):
     """The name makes the default results/<name>.h5 and is stored as text: empty names, paths,
     control characters and undecodable command-line bytes (a lone surrogate) are refused."""
-    with pytest.raises(ConfigError, match="key 'name' must be a non-empty printable name without slashes"):
+    with pytest.raises(ConfigError, match="key 'name' must be a non-empty name without slashes or control characters"):
         config.load(tiny_config_path, overrides=[f"name={name}"])
+
+
+@pytest.mark.parametrize("name", ["é", "日本", "dev 👩\u200d💻", "a\u00a0b"])
+def test_unicode_run_names_are_accepted(tiny_config_path, name):
+    """Only control characters and lone surrogates are refused: joiners and no-break spaces are not."""
+    assert config.load(tiny_config_path, overrides=[f'name="{name}"']).name == name
