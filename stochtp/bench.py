@@ -209,6 +209,11 @@ def peak_memory_mb(preset, data_dir, threads):
     return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def _last_line(text):
+    """What a failed child process said last (its error, as a rule)."""
+    return (text.strip().splitlines() or ["no message"])[-1]
+
+
 def check_peer_python(python):
     """ValueError unless `python` runs and imports torch: checked before the bench's minutes of work."""
     try:
@@ -216,8 +221,7 @@ def check_peer_python(python):
     except OSError as error:
         raise ValueError(f"--peer-python {python}: cannot run it ({error.strerror})") from None
     except subprocess.CalledProcessError as error:
-        last = (error.stderr.strip().splitlines() or ["no message"])[-1]
-        raise ValueError(f"--peer-python {python} cannot import torch ({last}); give an interpreter that has it") from None
+        raise ValueError(f"--peer-python {python} cannot import torch ({_last_line(error.stderr)}); give an interpreter that has it") from None
 
 
 def peer_epochs(script, python, threads):
@@ -227,8 +231,7 @@ def peer_epochs(script, python, threads):
         out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True)
         measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
     except subprocess.CalledProcessError as error:
-        last = (error.stderr.strip().splitlines() or ["no message"])[-1]
-        raise ValueError(f"the peer script {script} failed (exit {error.returncode}): {last}") from None
+        raise ValueError(f"the peer script {script} failed (exit {error.returncode}): {_last_line(error.stderr)}") from None
     except json.JSONDecodeError:
         raise ValueError(f"the peer script {script} did not end its output with a JSON line of epoch times") from None
     if not isinstance(measured, dict):

@@ -90,6 +90,7 @@ def download(urls, destination: Path, sha256: str) -> None:
 
 
 def _download_from_mirrors(urls, destination: Path, sha256: str) -> None:
+    """`download`'s work, into a folder that exists: the first mirror that serves the right file."""
     network_error: Exception | None = None
     corrupt_from: list[str] = []
     for url in urls:

@@ -86,7 +86,7 @@ def _attr_value(key, value):
         raise ValueError(
             f"run attribute {key!r} must be a string, number or bool, not {type(value).__name__}"
         )
-    if isinstance(value, str) and ("\0" in value or not value.isascii() and not _utf8_encodable(value)):
+    if isinstance(value, str) and ("\0" in value or not _utf8_encodable(value)):
         raise ValueError(f"run attribute {key!r} must be UTF-8 text without NUL characters, got {value!r}")
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         raise ValueError(f"run attribute {key!r} must fit in 64 bits, got {value}")
@@ -94,6 +94,7 @@ def _attr_value(key, value):
 
 
 def _utf8_encodable(text):
+    """Whether HDF5 can store `text` (it writes strings as UTF-8)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, e.g. from undecodable command-line bytes
