@@ -46,7 +46,7 @@ class RunSummary:
     best_epoch: int
     test_error_at_best: float
     test_error_last: float
-    seconds_per_epoch: float
+    seconds_per_epoch: float  # median over the run's logged epochs (a resumed run's earlier ones too)
     error: str = ""
 
 
@@ -331,14 +331,13 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
     previous_wall = run_writer.metrics_so_far().get("wall_time", np.zeros(0))
     wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
     started = time.perf_counter()
-    epoch_times = []
     recorded = first_epoch - 1  # the last epoch in the file, which a stop's message names
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             tick = time.perf_counter()
             stats = train_epoch(config, dataset, net, method, epoch)
-            epoch_times.append(time.perf_counter() - tick)
-            metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_times[-1], **stats, **evaluate(net, dataset, config, epoch)}
+            epoch_time = time.perf_counter() - tick
+            metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats, **evaluate(net, dataset, config, epoch)}
             with interrupts.held():
                 best = record_epoch(run_writer, net, method, metrics, best, selection)
                 recorded = epoch
@@ -368,5 +367,5 @@ def _train(config, dataset, net, method, run_writer, out, first_epoch, best, qui
         best_epoch=int(best["epoch"]),
         test_error_at_best=float(best[key]),
         test_error_last=float(last[key][-1]) if len(last.get(key, [])) else math.nan,
-        seconds_per_epoch=float(np.median(epoch_times)) if epoch_times else math.nan,
+        seconds_per_epoch=float(np.median(last["epoch_time"])) if len(last.get("epoch_time", [])) else math.nan,
     )

@@ -571,6 +571,21 @@ def test_completed_hashes_lists_only_completed_runs(tmp_path):
     assert len(set(hashes.values())) == 4
 
 
+@pytest.mark.parametrize("part", ["metrics", "diagnostics", "checkpoint"])
+def test_a_half_made_run_is_refused_for_resuming_and_left_untouched(tmp_path, part):
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        run = start(writer)
+        log_epochs(run, [1])
+    with h5py.File(path, "r+") as h5file:  # what an older stochtp killed half-way could leave
+        del h5file["runs"][run.id][part]
+    before = path.read_bytes()
+    with results.Writer(path) as writer:
+        with pytest.raises(ResultsError, match=rf"run '{run.id}' .* is incomplete \(no {part}\) and cannot be continued"):
+            writer.find_run(run.id)
+    assert path.read_bytes() == before
+
+
 def test_find_run_resumes_the_same_run(tmp_path):
     path = tmp_path / "r.h5"
     with results.Writer(path) as writer:

@@ -250,6 +250,27 @@ def test_resume_after_a_crash_between_log_and_checkpoint(tiny_config_path, tmp_p
     assert_same_numbers(only_run(tmp_path / "r.h5"), only_run(tmp_path / "reference.h5"))
 
 
+def test_resuming_a_run_that_died_before_finishing_trains_nothing_and_reports_its_epochs(tiny_config_path, tmp_path, monkeypatch):
+    """A run that died after checkpointing its last epoch is completed by --resume without
+    training; the summary's seconds per epoch is the median of the epochs in the file."""
+    cfg = config.load(tiny_config_path)
+
+    def crash(self, status="completed", error=""):
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(results.RunWriter, "finish", crash)
+        with pytest.raises(Crash):
+            train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    before = only_run(tmp_path / "r.h5")
+    assert before.status == "running" and before.num_epochs == cfg.epochs
+    summary = train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+    after = only_run(tmp_path / "r.h5")
+    assert after.status == "completed" and summary.status == "completed"
+    np.testing.assert_array_equal(after.metrics["epoch_time"], before.metrics["epoch_time"])
+    assert summary.seconds_per_epoch == pytest.approx(float(np.median(before.metrics["epoch_time"])))
+
+
 def test_resume_needs_an_unfinished_run_of_the_same_config(tiny_config_path, tmp_path):
     """--resume never restarts a completed run nor one of another config; it says so."""
     cfg = config.load(tiny_config_path, epochs=1)

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
+import h5py
 import numpy as np
 
 from stochtp.errors import ConfigError, ResultsError
@@ -222,10 +223,14 @@ class Writer:
         return run_id
 
     def find_run(self, run_id):
-        """Handle on an existing run, to continue it (resume); ResultsError if there is none."""
+        """Handle on an existing run, to continue it (resume); ResultsError if there is none, or
+        if it lacks part of a run's layout (a run an older stochtp left half-made)."""
         with self._open("r") as h5file:
             if run_id not in h5file.get("runs", {}):
                 raise ResultsError(f"there is no run {run_id!r} in {self.path}")
+            missing = [name for name in _RUN_SUBGROUPS if not isinstance(h5file["runs"][run_id].get(name), h5py.Group)]
+        if missing:
+            raise ResultsError(f"run {run_id!r} in {self.path} is incomplete (no {', '.join(missing)}) and cannot be continued; start a new run")
         return RunWriter(self, run_id)
 
     def completed_hashes(self):
