@@ -358,6 +358,21 @@ def _store(writer, planned_run, future):
     return writer.add_record(record), status, detail
 
 
+def _completed_hashes(out):
+    """config_hash of every completed run in the results file `out`, read without making it (none if there is no file)."""
+    if not os.path.isfile(out):
+        return set()
+    return {run.attrs.get("config_hash") for run in results.open(out).runs if run.status == "completed"}
+
+
+def _fetch_data(planned_runs, data_dir):
+    """Download (or check) once the file datasets `planned_runs` read, e.g. MNIST: a missing one
+    fails the sweep before any worker starts or any file is written."""
+    for name in sorted({item.config.dataset for item in planned_runs}):
+        if isinstance(data.DATASETS[name], data.FileDataset):
+            data.fetch(name, data_dir)
+
+
 def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
     """Run the sweep file at `path` into the results file `out` (default results/<stem>.h5) on
     `workers` local processes (default: one per core) or, given a `scheduler` address, on that
@@ -369,6 +384,8 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     planned = expand(path)
     out = Path(out) if out is not None else default_out(path)
+    if scheduler is None:  # local workers share this machine's data folder: complete it once, before the results file is made
+        _fetch_data([item for item in planned if item.config.hash not in _completed_hashes(out)], data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]
@@ -376,10 +393,6 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         say(f"sweep {path}: {summary.planned} runs, {summary.skipped} already completed in {out}, {len(todo)} to run")
         if not todo:
             return summary
-        if scheduler is None:  # local workers share this machine's data folder: complete it once, first
-            for name in sorted({item.config.dataset for item in todo}):
-                if isinstance(data.DATASETS[name], data.FileDataset):
-                    data.fetch(name, data_dir)
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))
         futures, stored = {}, set()  # the current pool's tasks -> planned runs; the tasks whose run is in the file
 

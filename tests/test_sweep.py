@@ -381,7 +381,7 @@ def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes
 
 def test_a_sweep_whose_data_cannot_be_had_exits_2_before_any_run(tmp_path, monkeypatch, capsys):
     """The data is completed once, in the client, before local workers start: missing MNIST and
-    no network is one error (exit 2) with no run in the file and no folder left behind, where
+    no network is one error (exit 2) with no results file and no folder left behind, where
     every worker used to fail its run (exit 1, a failed run per grid point in the file)."""
     import urllib.error
     import urllib.request
@@ -394,7 +394,7 @@ def test_a_sweep_whose_data_cannot_be_had_exits_2_before_any_run(tmp_path, monke
     out, missing = tmp_path / "sweep.h5", tmp_path / "no" / "data"
     assert main(["sweep", str(path), "--data-dir", str(missing), "--out", str(out), "--workers", "1"]) == 2
     assert "MNIST files missing" in capsys.readouterr().err
-    assert not results.open(out).runs and not (tmp_path / "no").exists()
+    assert not out.exists() and not (tmp_path / "no").exists()
 
 
 def test_a_sweep_with_nothing_left_to_run_needs_no_data(tmp_path, monkeypatch):
