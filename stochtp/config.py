@@ -13,7 +13,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import ConfigError
-from .network import parse_spec
+from .network import check_input_noise, parse_spec
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
 DTYPES = ("float32", "float64")
@@ -85,8 +84,8 @@ def _check_value(key, value, source):
         raise ConfigError(f"{source}: key {key!r} must be at least 1, got {value}")
     if key == "seed" and not 0 <= value < 2**64:
         raise ConfigError(f"{source}: key 'seed' must be in [0, 2**64), got {value}")
-    if key == "input_noise" and not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{source}: key 'input_noise' must be a finite number >= 0, got {value}")
+    if key == "input_noise":
+        check_input_noise(value, f"{source}: key 'input_noise'")
     if key == "name" and not (value.strip() and not _has_control_characters(value) and "/" not in value and "\\" not in value and value not in (".", "..")):
         raise ConfigError(f"{source}: key 'name' must be a non-empty name without slashes or control characters (it names results/<name>.h5), got {value!r}")
     if key == "dtype" and value not in DTYPES:

@@ -136,6 +136,15 @@ def _consecutive_row_blocks(arrays):
     return True
 
 
+def check_input_noise(value, what="input_noise"):
+    """The input noise's standard deviation as a float; ConfigError naming `what` unless it is
+    finite and >= 0 (a config checks its key with it too)."""
+    noise = float(value)
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ConfigError(f"{what} must be a finite number >= 0, got {value}")
+    return noise
+
+
 class Network:
     """A stack of dense layers with an output loss (`nll` for a softmax output, `mse` otherwise).
 
@@ -155,9 +164,7 @@ class Network:
             if layer.transmission not in units.TRANSMISSIONS:
                 raise ConfigError(f"unknown transmission {layer.transmission!r}")
         self.layers = list(layers)
-        self.input_noise = float(input_noise)
-        if not (math.isfinite(self.input_noise) and self.input_noise >= 0):
-            raise ConfigError(f"input_noise must be a finite number >= 0, got {input_noise}")
+        self.input_noise = check_input_noise(input_noise)
         self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
         self.name = name
         self.slope = float(slope)

@@ -94,6 +94,8 @@ def test_unknown_preset_lists_the_presets(write_toml, text):
         ("batch_size=0", r"'batch_size' must be at least 1"),
         ("seed=-1", r"'seed' must be in \[0, 2\*\*64\)"),
         ("dtype=float16", r"'dtype' must be one of float32, float64"),
+        ("input_noise=-0.3", r"--set input_noise=-0.3: key 'input_noise' must be a finite number >= 0, got -0.3"),
+        ("input_noise=nan", r"key 'input_noise' must be a finite number >= 0, got nan"),
     ],
 )
 def test_bad_set_is_reported(tiny_config_path, override, pattern):
