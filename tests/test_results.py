@@ -777,6 +777,44 @@ def test_an_interrupted_run_creation_leaves_no_half_made_run(tmp_path, monkeypat
     assert [run.status for run in results.open(path).runs] == ["running", "running"]
 
 
+@pytest.mark.parametrize("make", ["start_run", "add_record"])
+def test_a_new_run_gets_its_status_last(tmp_path, monkeypatch, make):
+    """A process killed while a run is written leaves it without a status (start_run) or "running"
+    (add_record, whose record here is completed), which nothing takes for whole: the status is
+    the last attribute written."""
+    path = tmp_path / "r.h5"
+    with results.Writer(path) as writer:
+        finished = start(writer)
+        log_epochs(finished, [1, 2])
+        finished.save_params("best", {"layer_0/W": np.ones((2, 3))}, attrs={"epoch": 2})
+        finished.finish()
+    record = results.read_record(path, results.open(path).runs[0].id)
+    written = []
+    setitem = h5py.AttributeManager.__setitem__
+
+    def logged(attrs, key, value):
+        written.append((h5py.h5i.get_name(attrs._id), key, value))
+        setitem(attrs, key, value)
+
+    create_dataset = h5py.Group.create_dataset
+
+    def logged_dataset(group, name, *args, **kwargs):
+        written.append((h5py.h5i.get_name(group.id), name, None))
+        return create_dataset(group, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.AttributeManager, "__setitem__", logged)
+    monkeypatch.setattr(h5py.Group, "create_dataset", logged_dataset)
+    with results.Writer(path) as writer:
+        run_id = start(writer, seed=1).id if make == "start_run" else writer.add_record(record)
+    group = f"/runs/{run_id}".encode()
+    statuses = [value for name, key, value in written if name == group and key == "status"]
+    assert written[-1][:2] == (group, "status")
+    assert statuses == (["running"] if make == "start_run" else ["running", "completed"])
+    assert len({key for name, key, _ in written if name == group}) > 10
+    if make == "add_record":  # the record's parts were written before its status
+        assert {(name, key) for name, key, _ in written} >= {(group + b"/best", "epoch"), (group + b"/metrics", "epoch"), (group + b"/best", "layer_0/W")}
+
+
 def test_a_file_in_the_way_of_the_lock_is_refused_and_left_whole(tmp_path):
     """`<file>.lock` that is not a lock (here a results file of its own) is neither emptied nor
     removed by a Writer of `<file>`: the Writer refuses with a message that names it."""
