@@ -245,6 +245,24 @@ def test_inverse_training_feeds_a_stochastic_layer_s_sample_through_its_transmis
     np.testing.assert_allclose(np.unique(np.round(f_1, 12)), 1 / (1 + np.exp([1.0, -1.0])))
 
 
+@pytest.mark.parametrize("spec", ["6-5b-4b-3b-2s", "6-5t-4t-3t-2s"])
+def test_inverse_inputs_corrupt_the_values_of_a_forward_pass_on_the_same_streams(spec):
+    """With sigma = 0, h~ for inverse j is v_{j-1} of the training forward pass with the same
+    streams (input noise and samples of the layers below), the layer below the top one included
+    (whose value the inverse phase computes without drawing its sample)."""
+    net, method = bound("dtp", spec, sigma=0.0)
+    net.input_noise = 0.3
+    rng = np.random.default_rng(1)
+    for layer in net.layers:
+        layer.b[...] = rng.normal(size=layer.b.shape)
+    x = rng.normal(size=(40, 6))
+    trace = net.forward(x, seed=4, stream=[9])
+    pairs = method.inverse_inputs(net, x, seed=4, streams=[9])
+    assert sorted(pairs) == [1, 2]
+    for j, (h_tilde, _) in pairs.items():
+        np.testing.assert_array_equal(h_tilde, trace.p[j - 1])
+
+
 @pytest.mark.parametrize("schedule, expected", [("alternating", "iiifff"), ("parallel", "ififif")])
 def test_schedules_order_inverse_and_forward_steps(schedule, expected):
     """alternating: every inverse step of the epoch, then every forward step; parallel: per

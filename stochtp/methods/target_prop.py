@@ -108,11 +108,13 @@ class TargetProp(Method):
         They depend on the forward layers only, which the alternating schedule holds fixed for a
         whole inverse phase: a chunk of mini-batches is computed at once, in large matrix products.
         """
-        trace = net.forward(x, seed, streams, stop=self.top)
+        last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
+        trace = net.forward(x, seed, streams, stop=last)
+        v = trace.p + [self.value(net.layers[last], trace.input_of(last) @ net.layers[last].W + net.layers[last].b)]
         pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
-            v_below = trace.p[j - 1]
+            v_below = v[j - 1]
             inverse_noise = kernels.derive(streams, "inverse-noise", j)
             h_tilde = kernels.normal(v_below.shape, seed, inverse_noise, v_below.dtype, loc=v_below, scale=self.sigma)  # h~ = v_{j-1} + eps
             if below.stochastic:
@@ -122,8 +124,14 @@ class TargetProp(Method):
                 fed = units.transmit(below.transmission, h_tilde)
             a = fed @ layer.W
             a += layer.b
-            pairs[j] = (h_tilde, units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0])  # f_j(h~) in layer j's space
+            pairs[j] = (h_tilde, self.value(layer, a))  # f_j(h~) in layer j's space
         return pairs
+
+    @staticmethod
+    def value(layer, a):
+        """A layer's value in its target space given its pre-activation `a`, drawing nothing: the
+        probability sigmoid(a) for a Bernoulli layer, the unit's value otherwise."""
+        return units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0]
 
     def inverse_descent(self, pairs):
         """One descent step of every inverse g_j on ||g_j(f_j(h~)) - h~||^2, given one mini-batch's pairs."""
