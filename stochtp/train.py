@@ -17,12 +17,14 @@
 import math
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import numba
+import numba.core.event as numba_event
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
@@ -147,15 +149,20 @@ def thread_limit(threads):
         numba.set_num_threads(previous)
 
 
-class Interrupts:
+class Interrupts(numba_event.Listener):
     """SIGINT and SIGTERM end a run as `interrupted` by raising KeyboardInterrupt; one that arrives
     inside `held()` (while an epoch is being recorded) is raised when the block is done, so the
-    file never holds half of an epoch's record. Outside the main thread, signals are left alone."""
+    file never holds half of an epoch's record. One that arrives while Numba compiles a kernel or
+    loads it from the cache is raised as the compiler lets go: thrown into the compiler, it would
+    come out as an AttributeError from its broken state, failing the run instead of interrupting
+    it. Outside the main thread, signals are left alone."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    COMPILER = "numba:compiler_lock"  # Numba's event around every compilation and cache load
 
     def __init__(self):
         self.holding = False
+        self.compiling = 0  # how deep the main thread is in Numba's compiler
         self.pending = None
         self.previous = {}
 
@@ -164,17 +171,32 @@ class Interrupts:
             self.previous = {signum: signal.signal(signum, self.handle) for signum in self.SIGNALS}
         except ValueError:  # not the main thread
             pass
+        else:
+            numba_event.register(self.COMPILER, self)
         return self
 
     def __exit__(self, *exc_info):
+        if self.previous:
+            numba_event.unregister(self.COMPILER, self)
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
     def handle(self, signum, frame):
-        if self.holding:
+        if self.holding or self.compiling:
             self.pending = signum
         else:
             raise KeyboardInterrupt(f"signal {signum}")
+
+    def on_start(self, event):
+        if threading.current_thread() is threading.main_thread():
+            self.compiling += 1
+
+    def on_end(self, event):
+        if threading.current_thread() is threading.main_thread():
+            self.compiling -= 1
+            if not (self.compiling or self.holding) and self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise KeyboardInterrupt(f"signal {signum}")
 
     @contextmanager
     def held(self, raise_pending=True):

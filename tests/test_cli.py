@@ -328,7 +328,7 @@ def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
     deadline = time.monotonic() + 60
     while not catches(child.pid, signal.SIGTERM) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(3)  # into the scoring, past Numba's loading of its kernels (a signal inside LLVM's calls ends it otherwise)
+    time.sleep(3)  # into the scoring, past Numba's loading of its kernels (a signal there waits for it: a test in test_train)
     child.send_signal(signal.SIGTERM)
     try:
         _, err = child.communicate(timeout=60)

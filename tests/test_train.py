@@ -8,6 +8,8 @@ import sys
 import time
 
 import h5py
+import numba
+import numba.core.event as numba_event
 import numpy as np
 import pytest
 
@@ -202,6 +204,31 @@ def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_c
     run = only_run(out)
     assert run.status == "completed" and run.attrs["finished_at"]
     assert_same_numbers(run, only_run(tmp_path / "reference.h5"))
+
+
+class SignalOnCompile(numba_event.Listener):
+    """Sends this process SIGTERM as Numba starts compiling: the handler runs inside the compiler."""
+
+    def on_start(self, event):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_end(self, event):
+        pass
+
+
+def test_a_signal_while_numba_compiles_is_raised_once_the_compiler_is_done():
+    """A SIGTERM during a compilation is not thrown into Numba's compiler (which it can leave
+    broken): the compilation finishes, then KeyboardInterrupt; the kernel works afterwards."""
+
+    @numba.njit  # not cached: compiled here
+    def triple(x):
+        return 3 * x
+
+    with train.Interrupts(), numba_event.install_listener("numba:compile", SignalOnCompile()):
+        with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGTERM)}"):
+            triple(2)
+        assert len(triple.overloads) == 1  # compiled whole before the interrupt
+    assert triple(2) == 6 and len(triple.overloads) == 1
 
 
 def test_signal_while_an_epoch_is_recorded_waits_for_the_record(tiny_config_path, tmp_path, monkeypatch):
