@@ -7,6 +7,7 @@ on request, the gradient of the mini-batch mean loss w.r.t. the output layer's p
 import numpy as np
 
 from .errors import ConfigError
+from .kernels.fused import nll_gradient, nll_totals
 
 LOSSES = ("nll", "mse")
 _TINY = 1e-30
@@ -29,14 +30,30 @@ def grad_output(loss, h, y, dh_da=None):
     """
     batch = len(y)
     if loss == "nll":
-        g = h.copy()
-        g[np.arange(batch), y] -= 1
-        g /= batch
-        return g
+        grad = np.empty_like(h)
+        nll_gradient(h, y, grad)
+        return grad
     if loss == "mse":
         g = (2.0 / batch) * (h - y)
         return g if dh_da is None else g * dh_da
     raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+
+
+def totals(loss, h, y):
+    """(sum of the per-example losses, number of errors) of a mini-batch, as floats: what the
+    training loss and error of an epoch sum (one kernel call for nll)."""
+    if loss == "nll":
+        loss_sum, n_errors = nll_totals(h, y, _TINY)
+        return loss_sum, float(n_errors)
+    return float(per_example(loss, h, y).sum()), float(errors(loss, h, y).sum())
+
+
+def nll_gradient_reference(h, y):
+    """NumPy reference of `kernels.fused.nll_gradient`: (h - onehot(y)) / B."""
+    g = h.copy()
+    g[np.arange(len(y)), y] -= 1
+    g /= len(y)
+    return g
 
 
 def errors(loss, h, y):

@@ -126,3 +126,31 @@ def scaled_rows(x, index, scale, out):
     in [0, N) (the caller checks: the kernel does not). Large outputs are worked on in parallel.
     """
     driver(out.size, _scaled_rows_kernel, _scaled_rows_serial)(x, index, scale, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def nll_gradient(h, y, grad):
+    """grad = (h - onehot(y)) / B on a (B, n) softmax output `h` and B labels `y`, in place: the
+    gradient of the mini-batch mean negative log-likelihood w.r.t. the output pre-activation."""
+    batch = h.dtype.type(h.shape[0])
+    for row in range(h.shape[0]):
+        for k in range(h.shape[1]):
+            grad[row, k] = (h[row, k] - _ONE if k == y[row] else h[row, k]) / batch
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def nll_totals(h, y, tiny):
+    """(sum over rows of -log max(h[r, y_r], tiny), number of rows whose argmax is not y_r) for a
+    (B, n) softmax output `h` and B labels `y`: a mini-batch's share of an epoch's training loss
+    and error. The loss accumulates in float64; argmax as NumPy's (the first NaN, else the first
+    largest entry)."""
+    loss = 0.0
+    errors = 0
+    for row in range(h.shape[0]):
+        loss -= math.log(max(np.float64(h[row, y[row]]), tiny))
+        best = 0
+        for k in range(1, h.shape[1]):
+            if h[row, k] > h[row, best] or (math.isnan(h[row, k]) and not math.isnan(h[row, best])):
+                best = k
+        errors += best != y[row]
+    return loss, errors

@@ -143,8 +143,7 @@ def chunks(iterable, size):
 
 def batch_stats(net, trace, y):
     """(sum of per-example losses, number of errors, batch size) of a forward pass, for training curves."""
-    loss = net.per_example_loss(trace, y)
-    return float(loss.sum()), float(losses.errors(net.loss_name, trace.output, y).sum()), len(y)
+    return (*losses.totals(net.loss_name, trace.output, y), len(y))
 
 
 def epoch_stats(batch_stats_seq):

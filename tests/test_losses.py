@@ -1,0 +1,47 @@
+"""The nll output kernels (`kernels.fused.nll_gradient`, `nll_totals`) against their NumPy references."""
+import numpy as np
+import pytest
+
+from stochtp import losses, units
+
+
+def softmax_batch(rng, dtype, batch=37, classes=10):
+    return units.softmax(rng.normal(scale=3.0, size=(batch, classes)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("label_dtype", [np.int64, np.int32, np.uint8])
+def test_nll_gradient_is_the_numpy_reference_bit_for_bit(dtype, label_dtype):
+    rng = np.random.default_rng(3)
+    h = softmax_batch(rng, dtype)
+    y = rng.integers(0, 10, len(h)).astype(label_dtype)
+    grad = losses.grad_output("nll", h, y)
+    assert grad.dtype == dtype
+    np.testing.assert_array_equal(grad, losses.nll_gradient_reference(h, y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nll_totals_are_the_sums_of_the_per_example_losses_and_errors(dtype):
+    """Ties go to the first largest entry and NaN to the first NaN, as NumPy's argmax; a zero
+    probability of the label costs -log(1e-30), not infinity."""
+    rng = np.random.default_rng(4)
+    h = softmax_batch(rng, dtype)
+    y = rng.integers(0, 10, len(h))
+    h[0] = 0.1  # a tie of every class: class 0 is predicted
+    y[0], y[1] = 0, 3
+    h[1, 3] = 0  # the label impossible
+    h[2, 5], y[2] = np.nan, 5  # NaN: the prediction is the first NaN, here the label
+    h[3, [2, 6]], y[3] = np.nan, 6  # the first NaN is not the label
+    loss_sum, n_errors = losses.totals("nll", h, y)
+    expected_loss = losses.per_example("nll", h, y).astype(np.float64)
+    assert np.isnan(loss_sum) and n_errors == losses.errors("nll", h, y).sum()
+    keep = ~np.isnan(expected_loss)
+    finite_sum, _ = losses.totals("nll", h[keep], y[keep])
+    assert finite_sum == pytest.approx(expected_loss[keep].sum(), rel=1e-6)
+    assert losses.errors("nll", h[:4], y[:4]).tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_mse_totals_are_the_sums_of_the_per_example_losses_and_errors():
+    rng = np.random.default_rng(5)
+    h, y = rng.random((20, 3)), rng.random((20, 3)).round()
+    assert losses.totals("mse", h, y) == (losses.per_example("mse", h, y).sum(), losses.errors("mse", h, y).sum())
