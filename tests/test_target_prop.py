@@ -190,10 +190,12 @@ def test_fused_local_target_gradient_matches_its_numpy_reference(dtype, rtol, fr
     rng = np.random.default_rng(3)
     v, v_hat, dv_da = (rng.random((37, 23)).astype(dtype) for _ in range(3))
     dv_da = None if from_probability else dv_da  # None: dv/da = v (1 - v)
-    grad_a = np.empty_like(v)
-    distance = local_target_gradient(v, v_hat, dv_da, dtype(2 / 37), grad_a)
-    expected_grad, expected_distance = local_target_gradient_reference(v, v_hat, dv_da, dtype(2 / 37))
+    grad_a, grad_b = np.empty_like(v), np.empty(23, dtype)
+    distance = local_target_gradient(v, v_hat, dv_da, dtype(2 / 37), grad_a, grad_b)
+    expected_grad, expected_bias_grad, expected_distance = local_target_gradient_reference(v, v_hat, dv_da, dtype(2 / 37))
     np.testing.assert_allclose(grad_a, expected_grad, rtol=rtol)
+    np.testing.assert_array_equal(grad_b, grad_a.sum(axis=0))  # the bias gradient: bit for bit NumPy's sum of grad_a
+    np.testing.assert_allclose(grad_b, expected_bias_grad, rtol=rtol, atol=rtol)
     assert distance == pytest.approx(expected_distance, rel=rtol)
 
 
@@ -205,10 +207,12 @@ def test_fused_reconstruction_gradient_matches_its_numpy_reference(dtype, rtol, 
 
     rng = np.random.default_rng(4)
     r, target = (rng.uniform(-1, 1, (29, 31)).astype(dtype) for _ in range(2))
-    grad_z = np.empty_like(r)
-    squares = reconstruction_gradient(r, target, dtype(2 / 29), through_tanh, grad_z)
-    expected_grad, expected_squares = reconstruction_gradient_reference(r, target, dtype(2 / 29), through_tanh)
+    grad_z, grad_c = np.empty_like(r), np.empty(31, dtype)
+    squares = reconstruction_gradient(r, target, dtype(2 / 29), through_tanh, grad_z, grad_c)
+    expected_grad, expected_bias_grad, expected_squares = reconstruction_gradient_reference(r, target, dtype(2 / 29), through_tanh)
     np.testing.assert_allclose(grad_z, expected_grad, rtol=rtol)
+    np.testing.assert_array_equal(grad_c, grad_z.sum(axis=0))
+    np.testing.assert_allclose(grad_c, expected_bias_grad, rtol=rtol, atol=rtol)
     assert squares == pytest.approx(expected_squares, rel=rtol)
     if through_tanh:  # the tanh's derivative is applied: not the plain difference
         assert not np.allclose(grad_z, reconstruction_gradient_reference(r, target, dtype(2 / 29), False)[0])

@@ -39,32 +39,47 @@ def centred_rmsprop_steps(params, grads, means, mean_squares, increments, lr, ke
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def local_target_gradient(v, v_hat, dv_da, scale, grad_a):
-    """grad_a = scale (v - v_hat) dv_da on (B, n) arrays, in place; returns the sum over rows of ||v - v_hat||.
+def local_target_gradient(v, v_hat, dv_da, scale, grad_a, grad_b):
+    """grad_a = scale (v - v_hat) dv_da on (B, n) arrays and grad_b = its column sums, in place;
+    returns the sum over rows of ||v - v_hat||.
 
-    The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) and its target
-    distance. `dv_da` None: v is a sigmoid probability, dv/da = v (1 - v).
+    The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) w.r.t. its
+    pre-activation and bias, and its target distance. `dv_da` None: v is a sigmoid
+    probability, dv/da = v (1 - v).
     """
     for row in range(v.shape[0]):
         for k in range(v.shape[1]):
             slope = v[row, k] * (_ONE - v[row, k]) if dv_da is None else dv_da[row, k]
             grad_a[row, k] = scale * (v[row, k] - v_hat[row, k]) * slope
+    column_sums(grad_a, grad_b)
     return row_distances(v, v_hat, True)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def reconstruction_gradient(r, target, scale, through_tanh, grad_z):
+def reconstruction_gradient(r, target, scale, through_tanh, grad_z, grad_c):
     """grad_z = scale (r - target), times (1 - r^2) if `through_tanh` (r = tanh(z)), on (B, n)
-    arrays in place; returns the sum of (r - target)^2.
+    arrays and grad_c = its column sums, in place; returns the sum of (r - target)^2.
 
     The gradient of an inverse's reconstruction loss ||r - target||^2 (scale = 2 / B) with
-    respect to its pre-activation z, and the loss.
+    respect to its pre-activation z and bias c, and the loss.
     """
     for row in range(r.shape[0]):
         for k in range(r.shape[1]):
             diff = r[row, k] - target[row, k]
             grad_z[row, k] = scale * diff * (_ONE - r[row, k] * r[row, k]) if through_tanh else scale * diff
+    column_sums(grad_z, grad_c)
     return row_distances(r, target, False)
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def column_sums(a, out):
+    """out = a.sum(axis=0) of a (B, n) array, bit for bit: NumPy adds the rows in order too."""
+    out[:] = 0
+    if a.shape[0]:
+        out[:] = a[0]
+    for row in range(1, a.shape[0]):
+        for k in range(a.shape[1]):
+            out[k] += a[row, k]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})

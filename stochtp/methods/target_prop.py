@@ -138,11 +138,11 @@ class TargetProp(Method):
         grads = []
         for j, (h_tilde, v_j) in pairs.items():
             r = self.g(j, v_j)  # g_j(f_j(h~))
-            grad_z = np.empty_like(r)
+            grad_z, grad_c = np.empty_like(r), np.empty_like(self.c[j])
             through_tanh = self.options["inverse_unit"] == "tanh"
-            squares = reconstruction_gradient(r, h_tilde, r.dtype.type(2.0 / len(r)), through_tanh, grad_z)  # d||r - h~||^2 / dz, z = t(v) V + c
+            squares = reconstruction_gradient(r, h_tilde, r.dtype.type(2.0 / len(r)), through_tanh, grad_z, grad_c)  # d||r - h~||^2 / dz, z = t(v) V + c
             self._inverse_error[j] += squares / len(r)
-            grads += [units.transmit(self.options["inverse_transmission"], v_j).T @ grad_z, grad_z.sum(axis=0)]
+            grads += [units.transmit(self.options["inverse_transmission"], v_j).T @ grad_z, grad_c]
         self._inverse_batches += 1
         self.optimisers["inverse"].step(grads)
 
@@ -197,10 +197,10 @@ class TargetProp(Method):
         for j in range(self.top + 1):
             layer = net.layers[j]
             dv_da = None if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])  # None: p (1 - p)
-            grad_a = np.empty_like(trace.p[j])
-            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, grad_a.dtype.type(2.0 / batch), grad_a)  # d||v_j - v_hat_j||^2 / da_j
+            grad_a, grad_b = np.empty_like(trace.p[j]), np.empty_like(layer.b)
+            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, grad_a.dtype.type(2.0 / batch), grad_a, grad_b)  # d||v_j - v_hat_j||^2 / da_j
             self._target_distance[j] += distance / batch
-            grads[j] = (trace.input_of(j).T @ grad_a, grad_a.sum(axis=0))
+            grads[j] = (trace.input_of(j).T @ grad_a, grad_b)
         self._forward_batches += 1
         return grads, trace
 
@@ -288,14 +288,17 @@ class PlainTargetProp(TargetProp):
 
 
 def local_target_gradient_reference(v, v_hat, dv_da, scale):
-    """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, sum of row norms of v - v_hat)."""
+    """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, its column
+    sums, sum of row norms of v - v_hat)."""
     diff = v - v_hat
     slope = v * (1 - v) if dv_da is None else dv_da
-    return scale * diff * slope, float(np.sqrt((diff * diff).sum(axis=1)).sum())
+    grad_a = scale * diff * slope
+    return grad_a, grad_a.sum(axis=0), float(np.sqrt((diff * diff).sum(axis=1)).sum())
 
 
 def reconstruction_gradient_reference(r, target, scale, through_tanh):
-    """NumPy reference of `kernels.fused.reconstruction_gradient`: (d scaled ||r - target||^2 / dz, ||r - target||^2)."""
+    """NumPy reference of `kernels.fused.reconstruction_gradient`: (d scaled ||r - target||^2 / dz, its
+    column sums, ||r - target||^2)."""
     diff = r - target
     grad_z = scale * diff * (1 - r * r) if through_tanh else scale * diff
-    return grad_z, float((diff * diff).sum())
+    return grad_z, grad_z.sum(axis=0), float((diff * diff).sum())
