@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels, losses, units
+from .kernels import fused
 from .errors import ConfigError
 
 INITS = ("glorot", "orthogonal")
@@ -108,6 +109,14 @@ def init_weights(n_in, n_out, seed, stream, init, dtype):
     elif init != "glorot":
         raise ConfigError(f"unknown init {init!r}; known: {', '.join(INITS)}")
     return np.ascontiguousarray(W, dtype=dtype)
+
+
+def affine(x, W, b):
+    """x @ W + b: the product by BLAS, the bias added in place by one kernel pass (NumPy's
+    broadcast add is a chain of calls, slow when run cold after every product)."""
+    a = x @ W
+    fused.add_to_rows(a, b)
+    return a
 
 
 def stack_rows(arrays):
@@ -270,9 +279,7 @@ class Network:
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to
         propagate a replaced sample of layer start-1 upwards (ARM's antithetic pairs)."""
         for i in range(start, stop):
-            a = trace.input_of(i) @ self.layers[i].W
-            a += self.layers[i].b
-            self._activate(trace, i, a, seed, stream)
+            self._activate(trace, i, affine(trace.input_of(i), self.layers[i].W, self.layers[i].b), seed, stream)
         return trace
 
     def _activate(self, trace, i, a, seed, stream, p=None):
@@ -317,8 +324,7 @@ class Network:
         if first is None:
             return self.forward(x, seed, stream, train=False).output.astype(np.float64)
         shared = self.continue_forward(Trace(x=x), 0, first, seed, stream)
-        a_first = shared.input_of(first) @ self.layers[first].W
-        a_first += self.layers[first].b
+        a_first = affine(shared.input_of(first), self.layers[first].W, self.layers[first].b)
         total = np.zeros((len(x), self.layers[-1].n_out))
         p_first = None
         for k in range(samples):

@@ -4,7 +4,7 @@ import pytest
 
 from stochtp import Network, exact, kernels, methods
 from stochtp.errors import ConfigError
-from stochtp.network import parse_spec, stack_rows
+from stochtp.network import affine, parse_spec, stack_rows
 
 
 def test_spec_round_trip_and_layer_shapes():
@@ -215,3 +215,12 @@ def test_an_empty_batch_or_an_unbound_method_is_one_clear_error(name):
     estimate = method.update if name in ("dtp", "tp") else method.gradient
     with pytest.raises(ValueError, match="need a non-empty batch"):
         estimate(net, np.zeros((0, 8), np.float32), np.zeros(0, int), 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_is_the_product_plus_the_bias_bit_for_bit(dtype):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(40, 7)).astype(dtype)[::2]  # rows of a strided view
+    W, b = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=5).astype(dtype)
+    np.testing.assert_array_equal(affine(x, W, b), x @ W + b)
+    np.testing.assert_array_equal(affine(x, W.T.copy().T, b), x @ W + b)  # W in Fortran order

@@ -38,6 +38,14 @@ def centred_rmsprop_steps(params, grads, means, mean_squares, increments, lr, ke
         centred_rmsprop_step(params[i], grads[i], means[i], mean_squares[i], increments[i], lr, keep, take, eps, momentum)
 
 
+@numba.njit(cache=True, nogil=True)
+def add_to_rows(a, b):
+    """a[r] += b for every row r of a 2-D array, in place: a layer's bias added to its product."""
+    for row in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            a[row, k] += b[k]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def local_target_gradient(v, v_hat, dv_da, scale, grad_a, grad_b):
     """grad_a = scale (v - v_hat) dv_da on (B, n) arrays and grad_b = its column sums, in place;

@@ -28,7 +28,7 @@ import numpy as np
 from .. import kernels, units
 from ..errors import ConfigError
 from ..kernels.fused import local_target_gradient, reconstruction_gradient
-from ..network import init_weights, stack_rows
+from ..network import affine, init_weights, stack_rows
 from .backprop import backward
 from .base import CHUNK, Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
 
@@ -98,7 +98,7 @@ class TargetProp(Method):
 
     def g(self, j, v):
         """g_j(v) = tanh(t(v) @ V_j + c_j): layer j's space back to layer j-1's."""
-        z = units.transmit(self.options["inverse_transmission"], v) @ self.V[j] + self.c[j]
+        z = affine(units.transmit(self.options["inverse_transmission"], v), self.V[j], self.c[j])
         return units.tanh(z) if self.options["inverse_unit"] == "tanh" else z
 
     def inverse_inputs(self, net, x, seed, streams):
@@ -110,7 +110,7 @@ class TargetProp(Method):
         """
         last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
         trace = net.forward(x, seed, streams, stop=last)
-        v = trace.p + [self.value(net.layers[last], trace.input_of(last) @ net.layers[last].W + net.layers[last].b)]
+        v = trace.p + [self.value(net.layers[last], affine(trace.input_of(last), net.layers[last].W, net.layers[last].b))]
         pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
@@ -122,9 +122,7 @@ class TargetProp(Method):
                 fed = units.transmit(below.transmission, h_tilde_sample)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
-            a = fed @ layer.W
-            a += layer.b
-            pairs[j] = (h_tilde, self.value(layer, a))  # f_j(h~) in layer j's space
+            pairs[j] = (h_tilde, self.value(layer, affine(fed, layer.W, layer.b)))  # f_j(h~) in layer j's space
         return pairs
 
     @staticmethod
