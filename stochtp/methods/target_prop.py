@@ -179,7 +179,8 @@ class TargetProp(Method):
         v_hat[self.top] = v_hat_top
         for j in range(self.top, 0, -1):
             if self.difference:
-                g_hat, g_v = np.split(self.g(j, np.concatenate([v_hat[j], trace.p[j]])), 2)  # one product for both
+                both = self.g(j, np.concatenate([v_hat[j], trace.p[j]]))  # one product for g(v_hat_j) and g(v_j)
+                g_hat, g_v = both[: len(v_hat[j])], both[len(v_hat[j]):]
                 v_hat[j - 1] = trace.p[j - 1] + g_hat - g_v  # DTP: v_{j-1} + g(v_hat_j) - g(v_j)
             else:
                 v_hat[j - 1] = self.g(j, v_hat[j])  # TP
