@@ -37,12 +37,13 @@ def check_unit(unit):
     return unit
 
 
-def _elementwise(kernel, a):
-    """A new array of kernel(a) element-wise, in a's dtype (float64 for non-float a)."""
+def _elementwise(kernel, a, *scalars):
+    """A new array of kernel(a, *scalars) element-wise, in a's dtype (float64 for non-float a),
+    the scalars converted to that dtype as NumPy would."""
     a = np.asarray(a)
     a = np.ascontiguousarray(a, dtype=a.dtype if a.dtype.kind == "f" else np.float64)
     out = np.empty_like(a)
-    kernel(a.reshape(-1), out.reshape(-1))
+    kernel(a.reshape(-1), out.reshape(-1), *(a.dtype.type(scalar) for scalar in scalars))
     return out
 
 
@@ -104,7 +105,7 @@ def transmit(transmission, h):
 def surrogate_derivative(surrogate, a, p, slope=1.0):
     """d h / d a that straight-through uses in place of the true zero derivative (section 6.3)."""
     if surrogate == "sigmoid":
-        return slope * p * (1 - p)  # sigma'(k a) with p = sigma(k a)
+        return _elementwise(fused.sigmoid_slope, p, slope)  # sigma'(k a) = k p (1 - p) with p = sigma(k a)
     if surrogate == "identity":
         return np.ones_like(a)
     if surrogate == "clipped":

@@ -3,7 +3,7 @@ straight-through against its chain rule written out by hand (section 6.3)."""
 import numpy as np
 import pytest
 
-from stochtp import Network, methods
+from stochtp import Network, methods, units
 
 
 def finite_difference(net, x, y, eps=1e-6):
@@ -157,6 +157,15 @@ def test_straight_through_is_the_chain_rule_with_the_surrogate(spec, slope, surr
         np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-15)
     assert all(np.abs(dW).max() > 0 for dW, _ in got)  # every layer learns
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [1.0, 1.7])
+def test_the_sigmoid_surrogate_is_numpy_s_slope_p_1_minus_p_bit_for_bit(dtype, slope):
+    p = np.random.default_rng(8).random((30, 7)).astype(dtype)
+    got = units.surrogate_derivative("sigmoid", None, p, slope)
+    assert got.dtype == dtype and got.shape == p.shape
+    np.testing.assert_array_equal(got, slope * p * (1 - p))
 
 
 def test_slope_annealing_grows_the_slope_per_epoch_up_to_its_cap_and_samples_with_it():

@@ -118,6 +118,14 @@ def sigmoid(a, out):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def sigmoid_slope(p, out, slope):
+    """out = slope p (1 - p) on flat arrays: the derivative of sigmoid(slope a) given its value p
+    (the straight-through surrogate of a Bernoulli sample); `slope` in p's dtype."""
+    for i in range(p.size):
+        out[i] = slope * p[i] * (_ONE - p[i])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def sign(h, out):
     """out = +1 where h > 0, else -1 (sign(0) = -1, design section 3), on flat arrays."""
     for i in range(h.size):

@@ -42,7 +42,8 @@ def chain_below(layer, trace, i, grad_out, surrogate=None, slope=1.0):
     dh_da = units.derivative(layer.unit, trace.a[i], trace.h[i], trace.p[i], surrogate, slope)
     if dt_dh is None or dh_da is None:
         return None
-    return grad_out * dt_dh * dh_da  # dL/da_i = dL/dt_i * dt/dh * dh/da
+    grad_h = grad_out if layer.transmission == "identity" else grad_out * dt_dh  # dL/dh_i = dL/dt_i * dt/dh (1 for identity)
+    return grad_h * dh_da  # dL/da_i = dL/dh_i * dh/da
 
 
 class Backprop(GradientMethod):
