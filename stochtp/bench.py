@@ -29,6 +29,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from . import ENVIRONMENT_ADDED
 from . import config as config_module
 from . import data, train
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
@@ -226,9 +227,13 @@ def check_peer_python(python):
 
 def peer_epochs(script, python, threads):
     """The PyTorch peer's {"dtp_epoch_s": .., "st_epoch_s": ..} (best of its 2 epochs each), from
-    the JSON object on the last line it prints; ValueError, with its last words, if it fails."""
+    the JSON object on the last line it prints; ValueError, with its last words, if it fails.
+
+    It runs in the environment the bench was started with: without the thread settings that
+    `import stochtp` added (`stochtp.ENVIRONMENT_ADDED`), which are stochtp's, not torch's."""
+    environment = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_ADDED}
     try:
-        out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True)
+        out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True, env=environment)
         measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
     except subprocess.CalledProcessError as error:
         raise ValueError(f"the peer script {script} failed (exit {error.returncode}): {_last_line(error.stderr)}") from None

@@ -1,5 +1,8 @@
 """`stochtp bench` and the FLOP counts it divides by (speed is measured there, never asserted here)."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -100,3 +103,23 @@ def test_a_failing_or_mute_peer_is_one_clear_error(tmp_path):
     bench.check_peer_python(mute)
     with pytest.raises(ValueError, match="JSON"):
         bench.peer_epochs(__file__, mute, 1)
+
+
+def test_the_peer_runs_without_the_thread_settings_stochtp_added(tmp_path, monkeypatch):
+    """`import stochtp` sets OMP_WAIT_POLICY=PASSIVE (unless the user set it), which made the
+    PyTorch peer's OpenMP threads sleep between operations (1.7-1.9x slower epochs): the peer gets
+    the environment without what stochtp added, and with what the user set."""
+    monkeypatch.setattr(bench, "ENVIRONMENT_ADDED", ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "21")
+    monkeypatch.setenv("STOCHTP_USER_SETTING", "kept")
+    peer = fake_interpreter(tmp_path, 'echo "{\\"wait\\": \\"${OMP_WAIT_POLICY-unset}\\", \\"timeout\\": \\"${OPENBLAS_THREAD_TIMEOUT-unset}\\", \\"user\\": \\"$STOCHTP_USER_SETTING\\"}"')
+    assert bench.peer_epochs(__file__, peer, 2) == {"wait": "unset", "timeout": "unset", "user": "kept"}
+
+
+def test_stochtp_records_the_variables_its_import_added():
+    """What the user set is theirs (kept for the peer); what the import set is listed."""
+    environment = {name: value for name, value in os.environ.items() if name not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    code = "import os, stochtp; print(stochtp.ENVIRONMENT_ADDED, os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    out = subprocess.run([sys.executable, "-c", code], env={**environment, "OPENBLAS_THREAD_TIMEOUT": "18"}, check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["('OMP_WAIT_POLICY',)", "PASSIVE", "18"]

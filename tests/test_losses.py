@@ -45,3 +45,14 @@ def test_mse_totals_are_the_sums_of_the_per_example_losses_and_errors():
     rng = np.random.default_rng(5)
     h, y = rng.random((20, 3)), rng.random((20, 3)).round()
     assert losses.totals("mse", h, y) == (losses.per_example("mse", h, y).sum(), losses.errors("mse", h, y).sum())
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 10], [-1, 0, 1], [0, 1]])
+def test_nll_kernels_refuse_labels_that_are_not_a_class_of_each_row(labels):
+    """NumPy's fancy indexing raised (or wrapped -1 around to the last class); the kernels, which
+    index unchecked, refuse them instead of reading outside the output."""
+    h = softmax_batch(np.random.default_rng(6), np.float32, batch=3)
+    y = np.array(labels)
+    for call in (lambda: losses.grad_output("nll", h, y), lambda: losses.totals("nll", h, y)):
+        with pytest.raises(ValueError, match="class label"):
+            call()

@@ -224,3 +224,9 @@ def test_affine_is_the_product_plus_the_bias_bit_for_bit(dtype):
     W, b = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=5).astype(dtype)
     np.testing.assert_array_equal(affine(x, W, b), x @ W + b)
     np.testing.assert_array_equal(affine(x, W.T.copy().T, b), x @ W + b)  # W in Fortran order
+
+
+def test_affine_refuses_a_bias_that_does_not_fit_the_product():
+    x, W = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="one value per column"):
+        affine(x, W, np.ones(4, np.float32))

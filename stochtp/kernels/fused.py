@@ -41,6 +41,8 @@ def centred_rmsprop_steps(params, grads, means, mean_squares, increments, lr, ke
 @numba.njit(cache=True, nogil=True)
 def add_to_rows(a, b):
     """a[r] += b for every row r of a 2-D array, in place: a layer's bias added to its product."""
+    if b.shape[0] != a.shape[1]:
+        raise ValueError("the bias needs one value per column of the product")
     for row in range(a.shape[0]):
         for k in range(a.shape[1]):
             a[row, k] += b[k]
@@ -163,6 +165,7 @@ def scaled_rows(x, index, scale, out):
 def nll_gradient(h, y, grad):
     """grad = (h - onehot(y)) / B on a (B, n) softmax output `h` and B labels `y`, in place: the
     gradient of the mini-batch mean negative log-likelihood w.r.t. the output pre-activation."""
+    _check_labels(h, y)
     batch = h.dtype.type(h.shape[0])
     for row in range(h.shape[0]):
         for k in range(h.shape[1]):
@@ -175,6 +178,7 @@ def nll_totals(h, y, tiny):
     (B, n) softmax output `h` and B labels `y`: a mini-batch's share of an epoch's training loss
     and error. The loss accumulates in float64; argmax as NumPy's (the first NaN, else the first
     largest entry)."""
+    _check_labels(h, y)
     loss = 0.0
     errors = 0
     for row in range(h.shape[0]):
@@ -185,3 +189,14 @@ def nll_totals(h, y, tiny):
                 best = k
         errors += best != y[row]
     return loss, errors
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _check_labels(h, y):
+    """ValueError unless there is one label per row of h, each a column index of h (the nll
+    kernels index with them, unchecked otherwise)."""
+    if y.shape[0] != h.shape[0]:
+        raise ValueError("need one class label per row of the output")
+    for row in range(y.shape[0]):
+        if not 0 <= y[row] < h.shape[1]:
+            raise ValueError("class labels must lie in [0, number of classes)")
