@@ -12,7 +12,7 @@ _THREAD_DEFAULTS = {"OPENBLAS_THREAD_TIMEOUT": "21", "OMP_WAIT_POLICY": "PASSIVE
 _blas_started_without_us = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
 # The variables this import added to the environment, which child processes inherit: `stochtp
 # bench` runs the PyTorch peer without them (OMP_WAIT_POLICY=PASSIVE makes torch's OpenMP
-# threads sleep between operations: its epochs took 1.7-1.9x as long here).
+# threads sleep between operations: its epochs took 1.6-2.0x as long here).
 ENVIRONMENT_ADDED = tuple(name for name in _THREAD_DEFAULTS if name not in os.environ)
 for _name, _value in _THREAD_DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -31,7 +31,7 @@ def grad_output(loss, h, y, dh_da=None):
     batch = len(y)
     if loss == "nll":
         grad = np.empty_like(h)
-        nll_gradient(h, y, grad)
+        nll_gradient(h, _class_labels(y), grad)
         return grad
     if loss == "mse":
         g = (2.0 / batch) * (h - y)
@@ -43,9 +43,17 @@ def totals(loss, h, y):
     """(sum of the per-example losses, number of errors) of a mini-batch, as floats: what the
     training loss and error of an epoch sum (one kernel call for nll)."""
     if loss == "nll":
-        loss_sum, n_errors = nll_totals(h, y, _TINY)
+        loss_sum, n_errors = nll_totals(h, _class_labels(y), _TINY)
         return loss_sum, float(n_errors)
     return float(per_example(loss, h, y).sum()), float(errors(loss, h, y).sum())
+
+
+def _class_labels(y):
+    """`y` as an integer array, or ValueError (the nll kernels index with the labels)."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"class labels must be integers, got {y.dtype}")
+    return y
 
 
 def nll_gradient_reference(h, y):

@@ -358,13 +358,6 @@ def _store(writer, planned_run, future):
     return writer.add_record(record), status, detail
 
 
-def _completed_hashes(out):
-    """config_hash of every completed run in the results file `out`, read without making it (none if there is no file)."""
-    if not os.path.isfile(out):
-        return set()
-    return {run.attrs.get("config_hash") for run in results.open(out).runs if run.status == "completed"}
-
-
 def _fetch_data(planned_runs, data_dir):
     """Download (or check) once the file datasets `planned_runs` read, e.g. MNIST: a missing one
     fails the sweep before any worker starts or any file is written."""
@@ -384,8 +377,10 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     planned = expand(path)
     out = Path(out) if out is not None else default_out(path)
+    results.check_results_path(out)
     if scheduler is None:  # local workers share this machine's data folder: complete it once, before the results file is made
-        _fetch_data([item for item in planned if item.config.hash not in _completed_hashes(out)], data_dir)
+        done = results.completed_hashes(out) if os.path.isfile(out) else set()
+        _fetch_data([item for item in planned if item.config.hash not in done], data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]

@@ -207,8 +207,9 @@ class Interrupts(numba_event.Listener):
             yield
         finally:
             self.holding = False
-        if self.pending is not None and raise_pending:
-            raise KeyboardInterrupt(f"signal {self.pending}")
+        signum, self.pending = self.pending, None  # raised or dropped, once
+        if signum is not None and raise_pending:
+            raise KeyboardInterrupt(f"signal {signum}")
 
 
 class Progress:

@@ -69,10 +69,20 @@ def softmax(a):
     return z
 
 
+def _sloped(a, slope):
+    """slope * a in a's dtype (a itself for slope 1): what a Bernoulli unit's sigmoid reads."""
+    return a if slope == 1.0 else a * a.dtype.type(slope)
+
+
+def bernoulli_probability(a, slope=1.0):
+    """sigmoid(slope * a): a Bernoulli unit's firing probability, the p of `activate`, without a draw."""
+    return sigmoid(_sloped(a, slope))
+
+
 def activate(unit, a, seed=0, stream=0, slope=1.0):
     """Forward map of `unit`: returns (h, p), p = sigmoid(slope * a) for `bernoulli` and h itself otherwise."""
     if unit == "bernoulli":
-        p, h = kernels.sigmoid_bernoulli(a if slope == 1.0 else a * a.dtype.type(slope), seed, stream)
+        p, h = kernels.sigmoid_bernoulli(_sloped(a, slope), seed, stream)
         return h, p
     if unit == "identity":
         h = a

@@ -107,7 +107,7 @@ def test_a_failing_or_mute_peer_is_one_clear_error(tmp_path):
 
 def test_the_peer_runs_without_the_thread_settings_stochtp_added(tmp_path, monkeypatch):
     """`import stochtp` sets OMP_WAIT_POLICY=PASSIVE (unless the user set it), which made the
-    PyTorch peer's OpenMP threads sleep between operations (1.7-1.9x slower epochs): the peer gets
+    PyTorch peer's OpenMP threads sleep between operations (1.6-2.0x slower epochs): the peer gets
     the environment without what stochtp added, and with what the user set."""
     monkeypatch.setattr(bench, "ENVIRONMENT_ADDED", ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT"))
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")

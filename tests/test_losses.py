@@ -41,13 +41,14 @@ def test_nll_totals_are_the_sums_of_the_per_example_losses_and_errors(dtype):
     assert losses.errors("nll", h[:4], y[:4]).tolist() == [0.0, 1.0, 0.0, 1.0]
 
 
-def test_mse_totals_are_the_sums_of_the_per_example_losses_and_errors():
-    rng = np.random.default_rng(5)
-    h, y = rng.random((20, 3)), rng.random((20, 3)).round()
-    assert losses.totals("mse", h, y) == (losses.per_example("mse", h, y).sum(), losses.errors("mse", h, y).sum())
+def test_mse_totals_are_the_summed_squared_errors_and_the_rows_off_by_more_than_a_half():
+    h = np.array([[0.2, 0.9], [0.3, 0.0], [1.0, 1.0]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.4]])
+    loss_sum, n_errors = losses.totals("mse", h, y)
+    assert loss_sum == pytest.approx(0.04 + 0.01 + 0.49 + 0.36) and n_errors == 2.0
 
 
-@pytest.mark.parametrize("labels", [[0, 1, 10], [-1, 0, 1], [0, 1]])
+@pytest.mark.parametrize("labels", [[0, 1, 10], [-1, 0, 1], [0, 1], [0.0, 1.0, 2.0]])
 def test_nll_kernels_refuse_labels_that_are_not_a_class_of_each_row(labels):
     """NumPy's fancy indexing raised (or wrapped -1 around to the last class); the kernels, which
     index unchecked, refuse them instead of reading outside the output."""

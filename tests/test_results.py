@@ -568,7 +568,10 @@ def test_completed_hashes_lists_only_completed_runs(tmp_path):
             hashes[status] = results.open(tmp_path / "r.h5")[run.id].attrs["config_hash"]
         start(writer, config={**CONFIG, "status": "completed"}).finish()
         assert writer.completed_hashes() == {hashes["completed"]}
+        assert results.completed_hashes(tmp_path / "r.h5") == {hashes["completed"]}  # a reader's pass, while written
     assert len(set(hashes.values())) == 4
+    with pytest.raises(ResultsError, match="no results file"):
+        results.completed_hashes(tmp_path / "missing.h5")
 
 
 @pytest.mark.parametrize("part", ["metrics", "diagnostics", "checkpoint"])

@@ -397,6 +397,14 @@ def test_a_sweep_whose_data_cannot_be_had_exits_2_before_any_run(tmp_path, monke
     assert not out.exists() and not (tmp_path / "no").exists()
 
 
+def test_a_sweep_into_a_folder_is_refused_before_its_data_is_fetched(tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, 'preset = "mnist-bp"\nepochs = 1\n[sweep]\nseed = [0, 1]\n')
+    fetched = []
+    monkeypatch.setattr(sweep.data, "fetch", lambda *args: fetched.append(args))
+    assert main(["sweep", str(path), "--out", str(tmp_path), "--workers", "1"]) == 2
+    assert "is a folder" in capsys.readouterr().err and not fetched
+
+
 def test_a_sweep_with_nothing_left_to_run_needs_no_data(tmp_path, monkeypatch):
     """The data is completed only for runs still to do: a finished sweep re-run is 0 to run,
     with or without its dataset at hand."""

@@ -249,22 +249,29 @@ def test_inverse_training_feeds_a_stochastic_layer_s_sample_through_its_transmis
     np.testing.assert_allclose(np.unique(np.round(f_1, 12)), 1 / (1 + np.exp([1.0, -1.0])))
 
 
-@pytest.mark.parametrize("spec", ["6-5b-4b-3b-2s", "6-5t-4t-3t-2s"])
-def test_inverse_inputs_corrupt_the_values_of_a_forward_pass_on_the_same_streams(spec):
+@pytest.mark.parametrize("slope", [1.0, 2.0])
+@pytest.mark.parametrize("spec", ["6-5b-4b-2s", "6-5b-4b-3b-2s", "6-5t-4t-3t-2s", "6-5b-4t-3b-2s"])
+def test_inverse_inputs_corrupt_the_values_of_a_forward_pass_on_the_same_streams(spec, slope):
     """With sigma = 0, h~ for inverse j is v_{j-1} of the training forward pass with the same
     streams (input noise and samples of the layers below), the layer below the top one included
-    (whose value the inverse phase computes without drawing its sample)."""
+    (whose value the inverse phase computes without drawing its sample), at the network's slope;
+    f_j(h~) is layer j's value on a sample of h~ (on h~ itself below a deterministic layer)."""
     net, method = bound("dtp", spec, sigma=0.0)
-    net.input_noise = 0.3
+    net.input_noise, net.slope = 0.3, slope
     rng = np.random.default_rng(1)
     for layer in net.layers:
         layer.b[...] = rng.normal(size=layer.b.shape)
     x = rng.normal(size=(40, 6))
     trace = net.forward(x, seed=4, stream=[9])
     pairs = method.inverse_inputs(net, x, seed=4, streams=[9])
-    assert sorted(pairs) == [1, 2]
-    for j, (h_tilde, _) in pairs.items():
+    assert sorted(pairs) == list(range(1, len(net.layers) - 1))
+    for j, (h_tilde, f_j) in pairs.items():
         np.testing.assert_array_equal(h_tilde, trace.p[j - 1])
+        below, layer = net.layers[j - 1], net.layers[j]
+        fed = kernels.bernoulli(h_tilde, 4, kernels.derive([9], "inverse-sample", j), dtype=np.float64) if below.stochastic else h_tilde
+        a = fed @ layer.W.astype(np.float64) + layer.b
+        expected = 1 / (1 + np.exp(-slope * a)) if layer.stochastic else np.tanh(a)
+        np.testing.assert_allclose(f_j, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("schedule, expected", [("alternating", "iiifff"), ("parallel", "ififif")])

@@ -399,3 +399,17 @@ def test_a_signal_during_the_final_save_leaves_a_completed_run_completed(tiny_co
     monkeypatch.setattr(results.RunWriter, "finish", finish_with_a_signal)
     summary = train.run(config.load(tiny_config_path, epochs=2), out=tmp_path / "r.h5", threads=1)
     assert summary.status == "completed" and only_run(tmp_path / "r.h5").status == "completed"
+
+
+def test_a_signal_dropped_after_the_final_save_is_not_raised_later():
+    """`held(raise_pending=False)` drops a signal for good: the end of a later compilation does
+    not raise it (it used to stay pending)."""
+
+    @numba.njit  # not cached: compiled here
+    def double(x):
+        return 2 * x
+
+    with train.Interrupts() as interrupts:
+        with interrupts.held(raise_pending=False):
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert double(2) == 4

@@ -83,7 +83,8 @@ def reconstruction_gradient(r, target, scale, through_tanh, grad_z, grad_c):
 
 @numba.njit(inline="always", cache=True, nogil=True)
 def column_sums(a, out):
-    """out = a.sum(axis=0) of a (B, n) array, bit for bit: NumPy adds the rows in order too."""
+    """out = a.sum(axis=0) of a (B, n) array, adding the rows in order: bit for bit NumPy's sum
+    of a C-ordered array with more than one column (a single column NumPy sums pairwise)."""
     out[:] = 0
     if a.shape[0]:
         out[:] = a[0]

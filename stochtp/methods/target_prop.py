@@ -110,7 +110,7 @@ class TargetProp(Method):
         """
         last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
         trace = net.forward(x, seed, streams, stop=last)
-        v = trace.p + [self.value(net.layers[last], affine(trace.input_of(last), net.layers[last].W, net.layers[last].b))]
+        v = trace.p + [self.value(net, net.layers[last], affine(trace.input_of(last), net.layers[last].W, net.layers[last].b))]
         pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
@@ -122,14 +122,15 @@ class TargetProp(Method):
                 fed = units.transmit(below.transmission, h_tilde_sample)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
-            pairs[j] = (h_tilde, self.value(layer, affine(fed, layer.W, layer.b)))  # f_j(h~) in layer j's space
+            pairs[j] = (h_tilde, self.value(net, layer, affine(fed, layer.W, layer.b)))  # f_j(h~) in layer j's space
         return pairs
 
     @staticmethod
-    def value(layer, a):
+    def value(net, layer, a):
         """A layer's value in its target space given its pre-activation `a`, drawing nothing: the
-        probability sigmoid(a) for a Bernoulli layer, the unit's value otherwise."""
-        return units.sigmoid(a) if layer.stochastic else units.activate(layer.unit, a)[0]
+        probability sigmoid(slope a) for a Bernoulli layer (the network's slope, as its forward
+        pass), the unit's value otherwise."""
+        return units.bernoulli_probability(a, net.slope) if layer.stochastic else units.activate(layer.unit, a)[0]
 
     def inverse_descent(self, pairs):
         """One descent step of every inverse g_j on ||g_j(f_j(h~)) - h~||^2, given one mini-batch's pairs."""

@@ -58,11 +58,11 @@ Crash safety and concurrency
 # checking and locking the file), columns (metrics and diagnostics, one row per epoch), trees
 # (parameters and checkpoints), writer and reader.
 from .origin import provenance
-from .reader import Results, Run, open, read_record
+from .reader import Results, Run, completed_hashes, open, read_record
 from .storage import FORMAT, FORMAT_VERSION, is_being_written
-from .writer import FINAL_STATUSES, PARAMETER_GROUPS, RunWriter, Writer
+from .writer import FINAL_STATUSES, PARAMETER_GROUPS, RunWriter, Writer, check_results_path
 
 __all__ = [
     "FINAL_STATUSES", "FORMAT", "FORMAT_VERSION", "PARAMETER_GROUPS", "Results", "Run", "RunWriter",
-    "Writer", "is_being_written", "open", "provenance", "read_record",
+    "Writer", "check_results_path", "completed_hashes", "is_being_written", "open", "provenance", "read_record",
 ]

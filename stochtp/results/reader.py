@@ -7,7 +7,7 @@ import numpy as np
 from stochtp.errors import ResultsError
 
 from .columns import _complete_rows, _read_columns
-from .storage import _read_with_retries
+from .storage import _completed_hashes, _read_with_retries
 from .trees import _read_checkpoint, _read_flat
 
 
@@ -19,6 +19,13 @@ def open(path):
     """
     path = os.fspath(path)
     return Results(path, _read_with_retries(path, lambda h5file: _read_runs(path, h5file)))
+
+
+def completed_hashes(path):
+    """config_hash of every completed run in the results file at `path`, from the run attributes
+    only (a sweep's runs still to do); ResultsError as for `open`."""
+    path = os.fspath(path)
+    return _read_with_retries(path, _completed_hashes)
 
 
 def read_record(path, run_id):

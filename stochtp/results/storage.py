@@ -88,6 +88,15 @@ def _open_checked(path, mode):
     return h5file
 
 
+def _completed_hashes(h5file):
+    """config_hash of every completed run of an open results file (run attributes only)."""
+    return {
+        group.attrs["config_hash"]
+        for group in h5file.get("runs", {}).values()
+        if group.attrs.get("status") == "completed" and "config_hash" in group.attrs
+    }
+
+
 def _read_with_retries(path, read):
     """`read(h5file)` in a short read-only pass, retried while a writer may be mid-write."""
     failure = None

@@ -14,7 +14,7 @@ import numpy as np
 from stochtp.errors import ConfigError, ResultsError
 
 from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
-from .storage import _check_name, _create_results_file, _open_checked, _WriterLock
+from .storage import _check_name, _completed_hashes, _create_results_file, _open_checked, _WriterLock
 from .trees import _flatten_checkpoint, _flatten_params, _read_checkpoint, _replace_tree, _write_checkpoint
 
 FINAL_STATUSES = ("completed", "failed", "interrupted")
@@ -103,6 +103,13 @@ def _utf8_encodable(text):
     return True
 
 
+def check_results_path(path):
+    """ResultsError if `path` names a folder rather than a results file (checked before any
+    work that would be wasted on it)."""
+    if os.fspath(path).endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ResultsError(f"{os.fspath(path)} is a folder; give the results file's name, e.g. {os.path.join(os.fspath(path), 'runs.h5')}")
+
+
 class Writer:
     """Appends runs to a results file; one Writer per file at a time (see module docstring).
 
@@ -112,8 +119,7 @@ class Writer:
     """
 
     def __init__(self, path):
-        if os.fspath(path).endswith(("/", os.sep)) or os.path.isdir(path):
-            raise ResultsError(f"{os.fspath(path)} is a folder; give the results file's name, e.g. {os.path.join(os.fspath(path), 'runs.h5')}")
+        check_results_path(path)
         self.path = os.path.realpath(os.fspath(path))
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -236,11 +242,7 @@ class Writer:
     def completed_hashes(self):
         """config_hash of every completed run (a sweep skips these configs)."""
         with self._open("r") as h5file:
-            return {
-                group.attrs["config_hash"]
-                for group in h5file.get("runs", {}).values()
-                if group.attrs.get("status") == "completed" and "config_hash" in group.attrs
-            }
+            return _completed_hashes(h5file)
 
 
 def _create_run_group(h5file, attrs):
