@@ -376,8 +376,9 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     planned = expand(path)
+    if out is not None:
+        results.check_results_path(out)  # before Path drops a trailing slash
     out = Path(out) if out is not None else default_out(path)
-    results.check_results_path(out)
     if scheduler is None:  # local workers share this machine's data folder: complete it once, before the results file is made
         done = results.completed_hashes(out) if os.path.isfile(out) else set()
         _fetch_data([item for item in planned if item.config.hash not in done], data_dir)

@@ -207,7 +207,7 @@ class Interrupts(numba_event.Listener):
             yield
         finally:
             self.holding = False
-        signum, self.pending = self.pending, None  # raised or dropped, once
+            signum, self.pending = self.pending, None  # raised or dropped once, also when the block fails
         if signum is not None and raise_pending:
             raise KeyboardInterrupt(f"signal {signum}")
 
@@ -241,6 +241,8 @@ def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True,
     """
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise ConfigError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}")
+    if out is not None:
+        results.check_results_path(out)  # before Path drops a trailing slash
     out = Path(out) if out is not None else default_out(config)
     if resume and not out.exists():  # checked before a Writer makes the file
         raise ConfigError(f"--resume: no interrupted run of this config in {out} (no such file)")

@@ -403,6 +403,9 @@ def test_a_sweep_into_a_folder_is_refused_before_its_data_is_fetched(tmp_path, m
     monkeypatch.setattr(sweep.data, "fetch", lambda *args: fetched.append(args))
     assert main(["sweep", str(path), "--out", str(tmp_path), "--workers", "1"]) == 2
     assert "is a folder" in capsys.readouterr().err and not fetched
+    with pytest.raises(ResultsError, match="is a folder"):  # from Python, a new folder's name with its slash
+        sweep.run(path, out=f"{tmp_path / 'newdir'}/", workers=1)
+    assert not fetched and not (tmp_path / "newdir").exists()
 
 
 def test_a_sweep_with_nothing_left_to_run_needs_no_data(tmp_path, monkeypatch):
@@ -411,7 +414,9 @@ def test_a_sweep_with_nothing_left_to_run_needs_no_data(tmp_path, monkeypatch):
     path = write_sweep(tmp_path, BASE + "\n[sweep]\nseed = [0]\n")
     out = tmp_path / "sweep.h5"
     assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 0
-    fetched = []
+    fetched, reads = [], []
     monkeypatch.setattr(sweep.data, "fetch", lambda *args: fetched.append(args))
+    completed_hashes = results.completed_hashes
+    monkeypatch.setattr(sweep.results, "completed_hashes", lambda out: reads.append(out) or completed_hashes(out))
     assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 0
-    assert not fetched
+    assert not fetched and reads == [out]  # the file's completed runs read once, not once per planned run

@@ -413,3 +413,26 @@ def test_a_signal_dropped_after_the_final_save_is_not_raised_later():
         with interrupts.held(raise_pending=False):
             os.kill(os.getpid(), signal.SIGTERM)
         assert double(2) == 4
+
+
+def test_a_signal_held_through_a_failing_block_is_not_raised_later():
+    """A signal held while the recording fails (a full disk) is cleared with the failure: the
+    failure propagates, and the end of a later compilation raises nothing."""
+
+    @numba.njit  # not cached: compiled here
+    def triple_plus_one(x):
+        return 3 * x + 1
+
+    with train.Interrupts() as interrupts:
+        with pytest.raises(OSError):
+            with interrupts.held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise OSError(28, "No space left on device")
+        assert triple_plus_one(2) == 7
+
+
+def test_a_new_folder_s_name_with_its_slash_is_refused_as_the_results_file(tiny_config_path, tmp_path):
+    """pathlib drops a trailing slash: checked before, `out="newdir/"` made a file named newdir."""
+    with pytest.raises(ResultsError, match="is a folder"):
+        train.run(config.load(tiny_config_path), out=f"{tmp_path / 'newdir'}/", threads=1)
+    assert not (tmp_path / "newdir").exists()

@@ -47,7 +47,8 @@ Crash safety and concurrency
 * HDF5's own file locking is switched off (``locking=False``): our lock already excludes a
   second writer, and HDF5's would block readers while a writer has the file open.
 * Readers (``open``) read all run attributes and metrics in one short pass and close the file
-  again; parameters and checkpoints are read, again briefly, when first asked for. A pass
+  again; parameters and checkpoints are read, again briefly, when first asked for
+  (``completed_hashes`` reads the run attributes only). A pass
   that meets a file in the middle of a write fails or finds columns of unequal length: it is
   retried a few times, and only rows present in every column are returned.
 * HDF5 SWMR is not used: it forbids creating groups and attributes while writing, which

@@ -1,4 +1,4 @@
-"""Reading a results file, also one a writer is writing: `open` and `read_record`."""
+"""Reading a results file, also one a writer is writing: `open`, `read_record` and `completed_hashes`."""
 import json
 import os
 
