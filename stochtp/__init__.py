@@ -14,8 +14,7 @@ _blas_started_without_us = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" 
 # bench` runs the PyTorch peer without them (OMP_WAIT_POLICY=PASSIVE makes torch's OpenMP
 # threads sleep between operations: its epochs took 1.6-2.0x as long here).
 ENVIRONMENT_ADDED = tuple(name for name in _THREAD_DEFAULTS if name not in os.environ)
-for _name, _value in _THREAD_DEFAULTS.items():
-    os.environ.setdefault(_name, _value)
+os.environ.update({name: _THREAD_DEFAULTS[name] for name in ENVIRONMENT_ADDED})
 
 
 def _warn_if_openblas_missed_the_setting():
