@@ -110,7 +110,8 @@ class TargetProp(Method):
         """
         last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
         trace = net.forward(x, seed, streams, stop=last)
-        v = trace.p + [self.value(net, net.layers[last], affine(trace.input_of(last), net.layers[last].W, net.layers[last].b))]
+        below_top = net.layers[last]
+        v = trace.p + [self.value(net, below_top, affine(trace.input_of(last), below_top.W, below_top.b))]
         pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
