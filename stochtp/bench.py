@@ -7,7 +7,7 @@ One run measures, on this machine and in this order:
   (b) sampling-kernel throughput against NumPy (`stochtp.kernels` vs `np.random.Generator`);
   (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
       network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
-      whole epoch (labelled so), with the FLOPs an epoch needs (`Method.flops_per_batch`), the
+      whole epoch (labelled so; the epoch's shuffle, paid once, is timed apart and added), with the FLOPs an epoch needs (`Method.flops_per_batch`), the
       achieved GFLOP/s and its fraction of the GEMM limit at the preset's shapes, measured again
       before each timed round and after the last (best of those), so that the epochs and their
       limit see the same minutes of a machine whose speed drifts;
@@ -15,7 +15,9 @@ One run measures, on this machine and in this order:
   (e) optionally, the PyTorch peer script's DTP and ST epochs (`--peer`), for the ratio: run
       before and after (c), its faster time kept, so that load on the machine favours the peer.
 Timings are best-of-`repeat` wall times; the machines are shared, so compare ratios taken in
-one run rather than absolute numbers.
+one run rather than absolute numbers. The report names the BLAS's kernel set and any OPENBLAS_*
+variables in the environment: OPENBLAS_CORETYPE forces a kernel set (some machines set it for
+older OpenBLAS builds), and every rate, the limit included, follows it.
 """
 import json
 import os
@@ -162,17 +164,24 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     net, method = train.build_model(config)
     per_epoch = len(dataset.train) // config.batch_size
     timed = min(batches, per_epoch)
-
-    def epoch(number, limit):
-        method.train_epoch(net, train.Batches(dataset.train, number, config.seed, config.batch_size, net.dtype, limit=limit), config.seed, number)
-
-    epoch(1, 2)  # compiles and warms up
+    epoch_round(net, method, config, dataset.train, 1, 2)  # compiles and warms up
     best = float("inf")
     for r in range(repeat):
         between()
-        best = min(best, _timed(lambda: epoch(2 + r, timed)))
+        shuffle, training = epoch_round(net, method, config, dataset.train, 2 + r, timed)
+        best = min(best, shuffle + training * per_epoch / timed)
     between()
-    return best * per_epoch / timed, per_epoch, method.flops_per_batch(net, config.batch_size) * per_epoch
+    return best, per_epoch, method.flops_per_batch(net, config.batch_size) * per_epoch
+
+
+def epoch_round(net, method, config, split, number, limit):
+    """(seconds to shuffle epoch `number` into mini-batches, seconds to train on the first `limit`
+    of them): an epoch shuffles once whatever its length, so only the training is extrapolated."""
+    start = time.perf_counter()
+    batches = train.Batches(split, number, config.seed, config.batch_size, net.dtype, limit=limit)
+    shuffled = time.perf_counter()
+    method.train_epoch(net, batches, config.seed, number)
+    return shuffled - start, time.perf_counter() - shuffled
 
 
 def epoch_and_limit(config, dataset, shapes, batches, repeat):
@@ -186,12 +195,6 @@ def epoch_and_limit(config, dataset, shapes, batches, repeat):
 
     seconds, per_epoch, flops = epoch_seconds(config, dataset, batches, repeat, between=measure_limit)
     return seconds, per_epoch, flops, gemm_limit(shapes, best)
-
-
-def _timed(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------- (d) memory, (e) peer
@@ -253,7 +256,8 @@ def run(names=None, batches=200, repeat=3, kernel_n=10_000_000, data_dir=None, p
     threads = numba.get_num_threads()
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": threads,
-                    "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"]},
+                    "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"],
+                    "blas_environment": {name: value for name, value in sorted(os.environ.items()) if name.startswith("OPENBLAS_")}},
         "settings": {"batches": batches, "repeat": repeat, "kernel_n": kernel_n},
     }
     progress("GEMM rate at the presets' shapes ...")
@@ -297,7 +301,11 @@ def run(names=None, batches=200, repeat=3, kernel_n=10_000_000, data_dir=None, p
 
 def format_report(report, parts="abcde"):
     """The report as text tables: `parts` picks the sections (a) .. (e) present in it."""
-    sections = [f"machine: {report['machine']['processor']}, {report['machine']['threads']} thread(s), BLAS {', '.join(report['machine']['blas'])}"] if report.get("machine") else []
+    sections = []
+    if report.get("machine"):
+        machine = report["machine"]
+        settings = " ".join(f"{name}={value}" for name, value in machine.get("blas_environment", {}).items())
+        sections.append(f"machine: {machine['processor']}, {machine['threads']} thread(s), BLAS {', '.join(machine['blas'])}" + (f"; {settings}" if settings else ""))
     if "a" in parts and "gemm" in report:
         lines = ["(a) float32 GEMM rate, a mini-batch's three products per layer shape"]
         lines += [f"  {row['batch']:>4} x {row['n_in']:>4} x {row['n_out']:>4}   {row['gflops']:7.1f} GFLOP/s" for row in report["gemm"]]

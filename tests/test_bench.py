@@ -74,13 +74,37 @@ def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_be
     dataset = data.load(cfg.dataset, **cfg.data)
     events, seconds = [], iter([3.0, 1.0, 2.0])
     monkeypatch.setattr(bench, "gemm_seconds", lambda shape, rounds: events.append("limit") or next(seconds))
-    real_timed = bench._timed
-    monkeypatch.setattr(bench, "_timed", lambda function: events.append("round") or real_timed(function))
+    real_round = bench.epoch_round
+    monkeypatch.setattr(bench, "epoch_round", lambda *args: events.append("round") or real_round(*args))
     shape = (cfg.batch_size, 3, 2)
     per_epoch_s, per_epoch, flops, limit = bench.epoch_and_limit(cfg, dataset, [shape], batches=2, repeat=2)
-    assert events == ["limit", "round", "limit", "round", "limit"]
+    assert events == ["round", "limit", "round", "limit", "round", "limit"]  # the first round warms up, untimed
     assert limit == pytest.approx(3 * 2 * cfg.batch_size * 3 * 2 / 1.0 / 1e9)
     assert per_epoch_s > 0 and per_epoch == len(dataset.train) // cfg.batch_size and flops > 0
+
+
+def test_an_epochs_shuffle_is_counted_once_not_extrapolated(tiny_config_path, monkeypatch):
+    """Building an epoch's mini-batches (a sort of the whole training set) is paid once per epoch:
+    the training time of the timed mini-batches is scaled to the epoch, the shuffle added as it is."""
+    from stochtp import config, data
+
+    cfg = config.load(tiny_config_path)
+    dataset = data.load(cfg.dataset, **cfg.data)
+    rounds = iter([(0.0, 0.0), (5.0, 2.0), (1.0, 3.0)])  # warm-up, then two timed rounds
+    monkeypatch.setattr(bench, "epoch_round", lambda *args: next(rounds))
+    per_epoch = len(dataset.train) // cfg.batch_size
+    seconds, *_ = bench.epoch_seconds(cfg, dataset, batches=1, repeat=2)
+    assert seconds == min(5.0 + 2.0 * per_epoch, 1.0 + 3.0 * per_epoch)
+
+
+def test_the_report_names_the_blas_kernel_settings_of_the_environment(monkeypatch):
+    """A forced kernel set (OPENBLAS_CORETYPE) changes every rate, so the report says what was set."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setattr(bench, "bench_configs", lambda names: {})
+    monkeypatch.setattr(bench, "kernel_throughput", lambda n, repeat: [])
+    report = bench.run(memory=False, progress=lambda message: None)
+    assert report["machine"]["blas_environment"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert "OPENBLAS_CORETYPE=Haswell" in bench.format_report(report).splitlines()[0]
 
 
 def fake_interpreter(folder, body):
