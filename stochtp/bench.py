@@ -164,13 +164,14 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     net, method = train.build_model(config)
     per_epoch = len(dataset.train) // config.batch_size
     timed = min(batches, per_epoch)
-    epoch_round(net, method, config, dataset.train, 1, 2)  # compiles and warms up
     best = float("inf")
-    for r in range(repeat):
+    with train.frozen_heap():  # as `train.run` trains
+        epoch_round(net, method, config, dataset.train, 1, 2)  # compiles and warms up
+        for r in range(repeat):
+            between()
+            shuffle, training = epoch_round(net, method, config, dataset.train, 2 + r, timed)
+            best = min(best, shuffle + training * per_epoch / timed)
         between()
-        shuffle, training = epoch_round(net, method, config, dataset.train, 2 + r, timed)
-        best = min(best, shuffle + training * per_epoch / timed)
-    between()
     return best, per_epoch, method.flops_per_batch(net, config.batch_size) * per_epoch
 
 

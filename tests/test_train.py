@@ -1,5 +1,6 @@
 """The training loop (design sections 9, 10 and 15): determinism, crash safety, interruption
 and resume, non-finite values, and what a run records."""
+import gc
 import math
 import os
 import signal
@@ -99,6 +100,20 @@ def test_thread_count_does_not_change_the_numbers(tiny_config_path, tmp_path):
     one, two = only_run(tmp_path / "1.h5"), only_run(tmp_path / "2.h5")
     assert (one.attrs["num_threads"], two.attrs["num_threads"]) == (1, 2)
     assert_same_numbers(one, two)
+
+
+def test_training_runs_with_the_older_objects_frozen_and_releases_them(tiny_config_path, tmp_path, monkeypatch):
+    """The cycle collector does not walk the objects made before training (gc.freeze) while the
+    epochs run; after the run they are collectable again, so a process that trains twice does not
+    keep its first run's garbage."""
+    cfg = config.load(tiny_config_path, epochs=1)
+    frozen = []
+    real_train_epoch = train.train_epoch
+    monkeypatch.setattr(train, "train_epoch", lambda *args: frozen.append(gc.get_freeze_count()) or real_train_epoch(*args))
+    before = len(gc.get_objects())
+    train.run(cfg, out=tmp_path / "a.h5", threads=1)
+    assert frozen and frozen[0] >= before // 2  # most of what existed, less what the collection freed
+    assert gc.get_freeze_count() == 0
 
 
 def test_run_records_metrics_schedule_and_selection(tiny_config_path, tmp_path):
