@@ -62,6 +62,7 @@ def test_bench_reports_every_measurement_as_json(mnist_dir, capsys):
     assert epoch["name"] == "paper-stochastic-st" and epoch["extrapolated_from_batches"] == 3 and epoch["batches_per_epoch"] == 500
     assert epoch["gflop_per_epoch"] == pytest.approx(500 * flops("st", "784-200b-200b-10s", batch=100) / 1e9)
     assert epoch["gflops"] == pytest.approx(epoch["gflop_per_epoch"] / epoch["s_per_epoch"])
+    assert epoch["s_per_epoch"] == min(epoch["rounds_s_per_epoch"]) and len(epoch["rounds_s_per_epoch"]) == 1
     assert epoch["fraction_of_limit"] == pytest.approx(epoch["gflops"] / epoch["gemm_limit_gflops"])
     assert bench.format_report(report).count("paper-stochastic-st") == 1
 
@@ -77,10 +78,10 @@ def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_be
     real_round = bench.epoch_round
     monkeypatch.setattr(bench, "epoch_round", lambda *args: events.append("round") or real_round(*args))
     shape = (cfg.batch_size, 3, 2)
-    per_epoch_s, per_epoch, flops, limit = bench.epoch_and_limit(cfg, dataset, [shape], batches=2, repeat=2)
+    rounds, per_epoch, flops, limit = bench.epoch_and_limit(cfg, dataset, [shape], batches=2, repeat=2)
     assert events == ["round", "limit", "round", "limit", "round", "limit"]  # the first round warms up, untimed
     assert limit == pytest.approx(3 * 2 * cfg.batch_size * 3 * 2 / 1.0 / 1e9)
-    assert per_epoch_s > 0 and per_epoch == len(dataset.train) // cfg.batch_size and flops > 0
+    assert len(rounds) == 2 and min(rounds) > 0 and per_epoch == len(dataset.train) // cfg.batch_size and flops > 0
 
 
 def test_an_epochs_shuffle_is_counted_once_not_extrapolated(tiny_config_path, monkeypatch):
@@ -93,8 +94,8 @@ def test_an_epochs_shuffle_is_counted_once_not_extrapolated(tiny_config_path, mo
     rounds = iter([(0.0, 0.0), (5.0, 2.0), (1.0, 3.0)])  # warm-up, then two timed rounds
     monkeypatch.setattr(bench, "epoch_round", lambda *args: next(rounds))
     per_epoch = len(dataset.train) // cfg.batch_size
-    seconds, *_ = bench.epoch_seconds(cfg, dataset, batches=1, repeat=2)
-    assert seconds == min(5.0 + 2.0 * per_epoch, 1.0 + 3.0 * per_epoch)
+    rounds, *_ = bench.epoch_seconds(cfg, dataset, batches=1, repeat=2)
+    assert rounds == [5.0 + 2.0 * per_epoch, 1.0 + 3.0 * per_epoch]
 
 
 def test_the_report_names_the_blas_kernel_settings_of_the_environment(monkeypatch):
