@@ -170,7 +170,7 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     timed = min(batches, per_epoch)
     rounds = []
     with train.frozen_heap():  # as `train.run` trains
-        epoch_round(net, method, config, dataset.train, 1, 2)  # compiles and warms up
+        epoch_round(net, method, config, dataset.train, 1, timed)  # compiles, and grows the heap to its steady size
         for r in range(repeat):
             between()
             shuffle, training = epoch_round(net, method, config, dataset.train, 2 + r, timed)
