@@ -16,11 +16,11 @@ One run measures, on this machine and in this order:
       before and after (c), its faster time kept, so that load on the machine favours the peer.
 Timings are best-of-`repeat` wall times (5 by default; the JSON keeps every epoch round); the
 machines are shared, so compare ratios taken in one run rather than absolute numbers. The limit
-is each product's best of 20 rounds at every measurement, a best case of the machine: with only
-3 epoch rounds (the default until 2026-12-02) the fraction caught fewer of the machine's fast
-moments than its limit did. The report names the BLAS's kernel set and any OPENBLAS_*
-variables in the environment: OPENBLAS_CORETYPE forces a kernel set (some machines set it for
-older OpenBLAS builds), and every rate, the limit included, follows it.
+is each product's best of 20 rounds at every measurement, a best case of the machine, which
+few epoch rounds would catch less often. The report names the BLAS's kernel set and the
+OPENBLAS_* variables in the environment, those `import stochtp` set marked so:
+OPENBLAS_CORETYPE forces a kernel set (some machines set it for older OpenBLAS builds), and
+every rate, the limit included, follows it.
 """
 import json
 import os
@@ -165,6 +165,8 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     mini-batches; mini-batches per epoch; FLOPs per epoch).
 
     `between` runs before each timed round and after the last one (the GEMM limit's measurement)."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
     net, method = train.build_model(config)
     per_epoch = len(dataset.train) // config.batch_size
     timed = min(batches, per_epoch)
@@ -262,7 +264,8 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": threads,
                     "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"],
-                    "blas_environment": {name: value for name, value in sorted(os.environ.items()) if name.startswith("OPENBLAS_")}},
+                    "blas_environment": {name: value for name, value in sorted(os.environ.items()) if name.startswith("OPENBLAS_")},
+                    "set_by_stochtp": list(ENVIRONMENT_ADDED)},
         "settings": {"batches": batches, "repeat": repeat, "kernel_n": kernel_n},
     }
     progress("GEMM rate at the presets' shapes ...")
@@ -310,8 +313,9 @@ def format_report(report, parts="abcde"):
     sections = []
     if report.get("machine"):
         machine = report["machine"]
-        settings = " ".join(f"{name}={value}" for name, value in machine.get("blas_environment", {}).items())
-        sections.append(f"machine: {machine['processor']}, {machine['threads']} thread(s), BLAS {', '.join(machine['blas'])}" + (f"; {settings}" if settings else ""))
+        ours = set(machine.get("set_by_stochtp", ()))
+        blas_settings = " ".join(f"{name}={value}" + (" (set by stochtp)" if name in ours else "") for name, value in machine.get("blas_environment", {}).items())
+        sections.append(f"machine: {machine['processor']}, {machine['threads']} thread(s), BLAS {', '.join(machine['blas'])}" + (f"; {blas_settings}" if blas_settings else ""))
     if "a" in parts and "gemm" in report:
         lines = ["(a) float32 GEMM rate, a mini-batch's three products per layer shape"]
         lines += [f"  {row['batch']:>4} x {row['n_in']:>4} x {row['n_out']:>4}   {row['gflops']:7.1f} GFLOP/s" for row in report["gemm"]]
@@ -322,7 +326,7 @@ def format_report(report, parts="abcde"):
         sections.append("\n".join(lines))
     if "c" in parts and report.get("epochs"):
         timed = report["epochs"][0]["extrapolated_from_batches"]
-        lines = [f"(c) seconds per training epoch, extrapolated from the first {timed} mini-batches (best of {report['settings']['repeat']});",
+        lines = [f"(c) seconds per training epoch, extrapolated from the first {timed} mini-batches, the shuffle added once (best of {report['settings']['repeat']});",
                  "    limit: the GEMM rate at the preset's shapes, measured between its timed rounds",
                  f"  {'preset':<28} {'s/epoch':>8} {'GFLOP/ep':>9} {'GFLOP/s':>8} {'limit':>7} {'of limit':>9} {'peer s':>7} {'vs peer':>8}"]
         for row in report["epochs"]:

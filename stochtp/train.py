@@ -256,9 +256,14 @@ def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True,
 @contextmanager
 def frozen_heap():
     """Keep Python's cycle collector off the objects made before training: NumPy's, Numba's and
-    h5py's, about a million, which each full collection walked (50-70 ms, about once per 3 000
+    h5py's, about a million, which each full collection walked (64-71 ms, about once per 3 000
     stochastic DTP mini-batches: 2 % of the training time). They are collected first and
-    released for collection afterwards, so that a process that trains again frees them as usual."""
+    released for collection afterwards, so that a process that trains again frees them as usual.
+    Where something is frozen already (an enclosing `frozen_heap`, or the caller's own
+    `gc.freeze()`), it is left as it is: unfreezing would undo the caller's freeze."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.collect()
     gc.freeze()
     try:

@@ -1,4 +1,5 @@
 """`stochtp bench` and the FLOP counts it divides by (speed is measured there, never asserted here)."""
+import gc
 import json
 import os
 import subprocess
@@ -86,26 +87,50 @@ def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_be
 
 def test_an_epochs_shuffle_is_counted_once_not_extrapolated(tiny_config_path, monkeypatch):
     """Building an epoch's mini-batches (a sort of the whole training set) is paid once per epoch:
-    the training time of the timed mini-batches is scaled to the epoch, the shuffle added as it is."""
+    the training time of the timed mini-batches is scaled to the epoch, the shuffle added as it
+    is. Every round, the untimed warm-up included, trains as many mini-batches (a warm-up of two
+    left the first timed round paying the heap's growth), with the heap frozen as in training."""
     from stochtp import config, data
 
     cfg = config.load(tiny_config_path)
     dataset = data.load(cfg.dataset, **cfg.data)
-    rounds = iter([(0.0, 0.0), (5.0, 2.0), (1.0, 3.0)])  # warm-up, then two timed rounds
-    monkeypatch.setattr(bench, "epoch_round", lambda *args: next(rounds))
     per_epoch = len(dataset.train) // cfg.batch_size
-    rounds, *_ = bench.epoch_seconds(cfg, dataset, batches=1, repeat=2)
-    assert rounds == [5.0 + 2.0 * per_epoch, 1.0 + 3.0 * per_epoch]
+    times = iter([(0.0, 0.0), (5.0, 2.0), (1.0, 3.0)])  # warm-up, then two timed rounds
+    calls = []
+    monkeypatch.setattr(bench, "epoch_round", lambda *args: calls.append((args[-1], gc.get_freeze_count() > 0)) or next(times))
+    rounds, *_ = bench.epoch_seconds(cfg, dataset, batches=2, repeat=2)
+    assert rounds == [5.0 + 2.0 * per_epoch / 2, 1.0 + 3.0 * per_epoch / 2]
+    assert calls == [(2, True)] * 3
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        bench.epoch_seconds(cfg, dataset, batches=2, repeat=0)
+
+
+def test_the_report_keeps_every_round_and_the_best_as_the_epochs_time(tiny_config_path, monkeypatch):
+    """s/epoch is the fastest round; the rounds are kept as measured, in order."""
+    cfg = config.load(tiny_config_path)
+    monkeypatch.setattr(bench, "bench_configs", lambda names: {"tiny": cfg})
+    monkeypatch.setattr(bench, "kernel_throughput", lambda n, repeat: [])
+    monkeypatch.setattr(bench, "layer_shapes", lambda config: [(cfg.batch_size, 3, 2)])
+    monkeypatch.setattr(bench, "gemm_seconds", lambda shape, rounds: 1.0)
+    monkeypatch.setattr(bench, "epoch_and_limit", lambda *args: ([3.0, 1.0, 2.0], 10, 4e9, 8.0))
+    (row,) = bench.run(repeat=3, memory=False, progress=lambda message: None)["epochs"]
+    assert row["rounds_s_per_epoch"] == [3.0, 1.0, 2.0] and row["s_per_epoch"] == 1.0
+    assert row["gflops"] == 4.0 and row["fraction_of_limit"] == 0.5
 
 
 def test_the_report_names_the_blas_kernel_settings_of_the_environment(monkeypatch):
-    """A forced kernel set (OPENBLAS_CORETYPE) changes every rate, so the report says what was set."""
+    """A forced kernel set (OPENBLAS_CORETYPE) changes every rate, so the report says what was set,
+    and which of the settings `import stochtp` made."""
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "21")
+    monkeypatch.setattr(bench, "ENVIRONMENT_ADDED", ("OPENBLAS_THREAD_TIMEOUT",))
     monkeypatch.setattr(bench, "bench_configs", lambda names: {})
     monkeypatch.setattr(bench, "kernel_throughput", lambda n, repeat: [])
     report = bench.run(memory=False, progress=lambda message: None)
     assert report["machine"]["blas_environment"]["OPENBLAS_CORETYPE"] == "Haswell"
-    assert "OPENBLAS_CORETYPE=Haswell" in bench.format_report(report).splitlines()[0]
+    machine_line = bench.format_report(report).splitlines()[0]
+    assert "OPENBLAS_CORETYPE=Haswell " in machine_line and "OPENBLAS_CORETYPE=Haswell (set by stochtp)" not in machine_line
+    assert "OPENBLAS_THREAD_TIMEOUT=21 (set by stochtp)" in machine_line
 
 
 def fake_interpreter(folder, body):

@@ -118,6 +118,34 @@ def test_training_runs_with_the_older_objects_frozen_and_releases_them(tiny_conf
     assert gc.get_freeze_count() == 0
 
 
+def test_a_failed_run_releases_the_frozen_objects(tiny_config_path, tmp_path, monkeypatch):
+    """The objects are released however the run ends (here: a failure in its first epoch)."""
+    cfg = config.load(tiny_config_path, epochs=1)
+
+    def failing_epoch(*args):
+        assert gc.get_freeze_count() > 0
+        raise TrainingFailed("stop here")
+
+    monkeypatch.setattr(train, "train_epoch", failing_epoch)
+    with pytest.raises(TrainingFailed):
+        train.run(cfg, out=tmp_path / "a.h5", threads=1)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_freeze_made_by_the_caller_is_left_as_it_is(tiny_config_path, tmp_path):
+    """Training inside a caller's gc.freeze() (or an enclosing frozen_heap) does not unfreeze it."""
+    gc.freeze()
+    try:
+        with train.frozen_heap():
+            with train.frozen_heap():
+                pass
+            assert gc.get_freeze_count() > 0
+        train.run(config.load(tiny_config_path, epochs=1), out=tmp_path / "a.h5", threads=1)
+        assert gc.get_freeze_count() > 0  # unfrozen, it would be 0 (frozen objects that died have left it)
+    finally:
+        gc.unfreeze()
+
+
 def test_run_records_metrics_schedule_and_selection(tiny_config_path, tmp_path):
     """K-sample errors on their schedule (NaN between), best epoch picked on valid_error_k, config stored whole."""
     cfg = config.load(tiny_config_path)
