@@ -7,10 +7,12 @@ One run measures, on this machine and in this order:
   (b) sampling-kernel throughput against NumPy (`stochtp.kernels` vs `np.random.Generator`);
   (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
       network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
-      whole epoch (labelled so; the epoch's shuffle, paid once, is timed apart and added), with the FLOPs an epoch needs (`Method.flops_per_batch`), the
-      achieved GFLOP/s and its fraction of the GEMM limit at the preset's shapes, measured again
-      before each timed round and after the last (best of those), so that the epochs and their
-      limit see the same minutes of a machine whose speed drifts;
+      whole epoch (labelled so; the epoch's shuffle, paid once, is timed apart and added), after
+      an untimed round of as many mini-batches; with the FLOPs an epoch needs
+      (`Method.flops_per_batch`), the achieved GFLOP/s and its fraction of the GEMM limit at the
+      preset's shapes, measured again before each timed round and after the last (best of
+      those), so that the epochs and their limit see the same minutes of a machine whose speed
+      drifts;
   (d) the peak resident memory of a one-epoch `paper-stochastic-dtp` run, in a child process;
   (e) optionally, the PyTorch peer script's DTP and ST epochs (`--peer`), for the ratio: run
       before and after (c), its faster time kept, so that load on the machine favours the peer.
