@@ -189,10 +189,11 @@ def _cos_sin_f32(word):
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _normal_from_words(words, out, base, buffer, loc, scale):
-    """One group's Box-Muller pairs into out[base:], in the precision of `out`: loc + scale z, or
-    scale z where `loc` is empty (scale 1 leaves z exact). A float32 pair takes words 0-1 or 2-3
-    of a block, a float64 pair all four.
+def _normal_from_words(words, out, buffer, loc, scale):
+    """One group's Box-Muller pairs into `out`, the group's view of the output (shorter for the
+    last group of an array that it does not fill), in the precision of `out`: loc + scale z
+    (`loc` the group's view of it), or scale z where `loc` is empty (scale 1 leaves z exact).
+    A float32 pair takes words 0-1 or 2-3 of a block, a float64 pair all four.
 
     The values go to `buffer` first, one row per value of a lane as `words` holds them, so that
     the lane loop stores whole vectors (stores into `out` directly were scattered, 4 apart)."""
@@ -202,7 +203,7 @@ def _normal_from_words(words, out, base, buffer, loc, scale):
             angle = 2.0 * math.pi * _u53(words[2, lane], words[3, lane])
             buffer[0, lane] = radius * math.cos(angle)
             buffer[1, lane] = radius * math.sin(angle)
-        _interleave(buffer, 2, out, base, loc, scale)
+        _interleave(buffer, 2, out, loc, scale)
     else:
         for lane in range(LANES):
             radius = _radius_f32(words[0, lane])
@@ -213,26 +214,28 @@ def _normal_from_words(words, out, base, buffer, loc, scale):
             cos, sin = _cos_sin_f32(words[3, lane])
             buffer[2, lane] = radius * cos
             buffer[3, lane] = radius * sin
-        _interleave(buffer, 4, out, base, loc, scale)
+        _interleave(buffer, 4, out, loc, scale)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
-def _interleave(buffer, per_lane, out, base, loc, scale):
-    """out[base + per_lane l + k] = loc[...] + scale buffer[k, l] (no loc where `loc` is empty), as far
-    as `out` goes. `per_lane` is a literal at each call, so that the inner loop unrolls."""
-    if base + per_lane * LANES <= out.size:
+def _interleave(buffer, per_lane, out, loc, scale):
+    """out[per_lane l + k] = loc[...] + scale buffer[k, l] (no loc where `loc` is empty), as far as
+    `out` (a group's view) goes. `per_lane` is a literal at each call, so that the inner loop
+    unrolls; the views are indexed from 0, so that LLVM sees no negative index (see
+    `_bernoulli_groups`: the loop vectorises)."""
+    if out.size == per_lane * LANES:
         if loc.size:
             for lane in range(LANES):
                 for k in range(per_lane):
-                    out[base + per_lane * lane + k] = loc[base + per_lane * lane + k] + scale * buffer[k, lane]
+                    out[per_lane * lane + k] = loc[per_lane * lane + k] + scale * buffer[k, lane]
         else:
             for lane in range(LANES):
                 for k in range(per_lane):
-                    out[base + per_lane * lane + k] = scale * buffer[k, lane]
+                    out[per_lane * lane + k] = scale * buffer[k, lane]
     else:  # the last group of an array that it does not fill
-        for i in range(out.size - base):
+        for i in range(out.size):
             z = scale * buffer[i % per_lane, i // per_lane]
-            out[base + i] = loc[base + i] + z if loc.size else z
+            out[i] = loc[i] + z if loc.size else z
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -266,9 +269,12 @@ def _partial_group_uniforms(words, group, count):
 def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
     words = _scratch()
     buffer = np.empty((4, LANES), out.dtype)  # float64 uses rows 0-1
+    per_group = _values_per_group(out)
     for g in range(first, stop):
         philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
-        _normal_from_words(words, out, g * _values_per_group(out), buffer, loc, scale)
+        base = g * per_group
+        end = min(base + per_group, out.size)
+        _normal_from_words(words, out[base:end], buffer, loc[base:end], scale)  # an empty loc slices to empty
     return False
 
 
