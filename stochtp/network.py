@@ -287,7 +287,8 @@ class Network:
         `p`: the probabilities of Bernoulli layer i when already known (only the sample is drawn)."""
         layer = self.layers[i]
         if p is None:
-            h, p = units.activate(layer.unit, a, seed, kernels.derive(stream, "forward-sample", i), self.slope)
+            sample_stream = kernels.derive(stream, "forward-sample", i) if layer.stochastic else 0  # a deterministic unit draws nothing
+            h, p = units.activate(layer.unit, a, seed, sample_stream, self.slope)
         else:
             h = kernels.bernoulli(p, seed, kernels.derive(stream, "forward-sample", i), dtype=p.dtype)
         trace.a.append(a)

@@ -85,7 +85,8 @@ def _words(seed, stream, shape):
     """Kernel arguments (key0, key1, stream0s, stream1s) for one stream or one per block of `shape`'s first axis."""
     key = _key_words(check_uint64(seed, "seed"))
     if not is_stream_sequence(stream):
-        return (*key, *(np.array([word]) for word in split64(check_uint64(stream, "stream"))))
+        stream = check_uint64(stream, "stream")
+        return (*key, np.array([stream & 0xFFFFFFFF], np.uint64), np.array([stream >> 32], np.uint64))  # split64, as arrays
     streams = [check_uint64(s, "stream") for s in stream]
     if not streams or len(shape) == 0 or shape[0] % len(streams):
         raise ValueError(f"{len(streams)} streams cannot cut an array of shape {shape} into equal blocks along its first axis")
