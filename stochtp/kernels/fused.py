@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 
-from .sampling import driver, sigmoid_scalar
+from .sampling import driver, sigmoid_kernel, sigmoid_serial
 
 _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
@@ -112,12 +112,11 @@ def row_distances(v, w, root):
     return total
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid(a, out):
     """out = 1 / (1 + exp(-a)) on flat arrays, as the sigmoid-Bernoulli kernels compute it (a
-    vectorised polynomial exp in float32, libm in float64)."""
-    for i in range(a.size):
-        out[i] = sigmoid_scalar(a[i])
+    vectorised polynomial exp in float32, libm in float64); large arrays in parallel (DTP's
+    inverse phase takes the probabilities of a chunk of 50 mini-batches at a time)."""
+    driver(out.size, sigmoid_kernel, sigmoid_serial)(a, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

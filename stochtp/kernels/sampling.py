@@ -397,17 +397,29 @@ def bernoulli_serial(p, out, key0, key1, stream0s, stream1s):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0s, stream1s):
-    """p = sigmoid(a), then h = 1[u < p] by `bernoulli_kernel`; returns True if some a[i] is NaN.
-
-    Two passes, each a loop that vectorises: fused into one, the parallel loop did not (5x slower)."""
+def sigmoid_kernel(a, out):
+    """out = sigmoid(a) on flat arrays (a vectorised polynomial exp in float32, libm in float64)."""
     for i in prange(a.size):
-        p_out[i] = sigmoid_scalar(a[i])
+        out[i] = sigmoid_scalar(a[i])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sigmoid_serial(a, out):
+    for i in range(a.size):
+        out[i] = sigmoid_scalar(a[i])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0s, stream1s):
+    """p = sigmoid(a), then h = 1[u < p], by the parallel kernels; returns True if some a[i] is NaN.
+
+    Two passes, each a loop that vectorises (one fused loop saved 15 % but made Numba warn when
+    it compiled, about the float32 exp's inlined overload)."""
+    sigmoid_kernel(a, p_out)
     return bernoulli_kernel(p_out, h_out, key0, key1, stream0s, stream1s)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0s, stream1s):
-    for i in range(a.size):
-        p_out[i] = sigmoid_scalar(a[i])
+    sigmoid_serial(a, p_out)
     return bernoulli_serial(p_out, h_out, key0, key1, stream0s, stream1s)
