@@ -11,9 +11,9 @@ stochtp uses `threads` Numba threads (default: all).
 import argparse
 import json
 
-import numba
+from stochtp.bench import format_report, kernel_throughput  # before numba, which loads NumPy: stochtp sets its thread settings first
 
-from stochtp.bench import format_report, kernel_throughput
+import numba  # noqa: E402
 
 
 def main(argv=None):

@@ -104,30 +104,42 @@ def gemm_limit(shapes, times):
 
 
 def kernel_comparisons(n):
-    """(kernel, peer name, stochtp call, peer call) for every benchmarked kernel on n float32 values."""
+    """(kernel, peer name, stochtp call, peer call) for every benchmarked kernel on n float32 values.
+
+    Both sides write into arrays made once (each its own): what is timed is the drawing. A
+    fresh array of 10^7 float32 values (40 MB, above what glibc recycles) is page-faulted anew
+    at every call, which on the virtual machines stochtp is developed on cost from 4 to 45 ms by
+    itself (more than the drawing), and more when two threads fault it in at once."""
     inputs = np.random.default_rng(0)
     p = inputs.random(n, dtype=np.float32)
     a = inputs.standard_normal(n, dtype=np.float32)
     rng = np.random.default_rng(SEED)
+    mine, theirs = ({name: np.empty(n, dtype) for name, dtype in (("u", np.float32), ("v", np.float32), ("h", np.float32), ("b", np.uint8))} for _ in range(2))
+    theirs["b"] = np.empty(n, np.bool_)
+
+    def numpy_bernoulli():
+        return np.less(rng.random(n, dtype=np.float32, out=theirs["u"]), p, out=theirs["b"])
 
     def numpy_sigmoid_bernoulli():
-        probability = 1 / (1 + np.exp(-a))
-        return probability, probability > rng.random(n, dtype=np.float32)
+        probability = np.exp(np.negative(a, out=theirs["v"]), out=theirs["v"])
+        probability += 1
+        np.divide(1, probability, out=probability)  # 1 / (1 + exp(-a))
+        return probability, np.greater(probability, rng.random(n, dtype=np.float32, out=theirs["u"]), out=theirs["b"])
 
     rows = [
-        ("bernoulli", "numpy rng.random < p", lambda: bernoulli(p, SEED), lambda: rng.random(n, dtype=np.float32) < p),
-        ("uniform", "numpy rng.random", lambda: uniform(n, SEED), lambda: rng.random(n, dtype=np.float32)),
-        ("normal", "numpy rng.standard_normal", lambda: normal(n, SEED), lambda: rng.standard_normal(n, dtype=np.float32)),
-        ("sigmoid_bernoulli", "numpy sigmoid, rng.random", lambda: sigmoid_bernoulli(a, SEED), numpy_sigmoid_bernoulli),
+        ("bernoulli", "numpy rng.random < p", lambda: bernoulli(p, SEED, out=mine["b"]), numpy_bernoulli),
+        ("uniform", "numpy rng.random", lambda: uniform(n, SEED, out=mine["u"]), lambda: rng.random(n, dtype=np.float32, out=theirs["u"])),
+        ("normal", "numpy rng.standard_normal", lambda: normal(n, SEED, out=mine["u"]), lambda: rng.standard_normal(n, dtype=np.float32, out=theirs["u"])),
+        ("sigmoid_bernoulli", "numpy sigmoid, rng.random", lambda: sigmoid_bernoulli(a, SEED, p_out=mine["v"], h_out=mine["h"]), numpy_sigmoid_bernoulli),
     ]
     try:
         import torch
     except ImportError:
         return rows
     torch.set_num_threads(numba.get_num_threads())
-    p_tensor = torch.from_numpy(p)
+    p_tensor, samples = torch.from_numpy(p), torch.empty(n)
     generator = torch.Generator().manual_seed(SEED)
-    rows.append(("bernoulli", "torch.bernoulli", lambda: bernoulli(p, SEED), lambda: torch.bernoulli(p_tensor, generator=generator)))
+    rows.append(("bernoulli", "torch.bernoulli", lambda: bernoulli(p, SEED, out=mine["b"]), lambda: torch.bernoulli(p_tensor, generator=generator, out=samples)))
     return rows
 
 

@@ -39,6 +39,32 @@ def test_flop_counts_of_the_methods_by_hand():
     assert flops("dtp", spec) == inverse + forward
 
 
+def test_each_kernel_row_draws_into_buffers_made_once_and_both_sides_draw_the_same_law():
+    """The kernel comparison times the drawing, not the page faults of fresh arrays: a second call
+    writes where the first did. Both sides draw what the row names (5-sigma bounds, n = 10^5,
+    seeded: a false alarm has probability below 1e-5); the inputs are the bench's, from seed 0."""
+    n = 100_000
+    inputs = np.random.default_rng(0)
+    p, a = inputs.random(n, dtype=np.float32), inputs.standard_normal(n, dtype=np.float32)
+    sigmoid = 1 / (1 + np.exp(-a.astype(np.float64)))
+    tolerance = 5 / np.sqrt(n)
+    for kernel, peer, *calls in bench.kernel_comparisons(n):
+        for call in calls:
+            first, second = (result if isinstance(result, tuple) else (result,) for result in (call(), call()))
+            assert all(np.shares_memory(a, b) for a, b in zip(first, second)), (kernel, peer)
+            draws = second[-1].astype(np.float64)
+            if kernel == "normal":
+                assert abs(draws.mean()) < tolerance and abs(draws.std() - 1) < tolerance, peer
+            elif kernel == "uniform":
+                assert draws.min() >= 0 and draws.max() < 1 and abs(draws.mean() - 0.5) < tolerance, peer
+            else:
+                probability = p if kernel == "bernoulli" else second[0]
+                if kernel == "sigmoid_bernoulli":
+                    np.testing.assert_allclose(probability, sigmoid, rtol=1e-6, err_msg=peer)
+                assert set(np.unique(draws)) <= {0.0, 1.0} and abs((draws - probability).mean()) < tolerance, peer
+                assert abs((draws - probability)[probability > 0.9].mean()) < 5 / np.sqrt((probability > 0.9).sum()), peer
+
+
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--batches", "0"], "--batches must be positive"),
     (["bench", "no-such-preset", "--no-memory"], "unknown benchmark no-such-preset"),

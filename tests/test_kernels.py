@@ -276,6 +276,33 @@ def test_bernoulli_writes_into_out_of_every_allowed_dtype(out_dtype):
     np.testing.assert_array_equal(out, (uniform(p.shape, SEED, 2) < p).astype(out_dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_and_normal_fill_out_with_the_values_they_would_return(dtype):
+    shape = (3 * 130, 5)  # blocks whose last group is partial
+    loc = np.random.default_rng(2).random(shape).astype(dtype)
+    for kernel, options in ((uniform, {}), (normal, {}), (normal, {"loc": loc, "scale": 0.3})):
+        out = np.full(shape, np.nan, dtype=dtype)
+        result = kernel(shape, SEED, [4, 5, 6], dtype=dtype, out=out, **options)
+        assert result is out
+        np.testing.assert_array_equal(out, kernel(shape, SEED, [4, 5, 6], dtype=dtype, **options))
+
+
+@pytest.mark.parametrize("kernel", [uniform, normal])
+def test_uniform_and_normal_reject_an_out_of_another_shape_or_dtype_or_layout(kernel):
+    with pytest.raises(ValueError, match="out has shape"):
+        kernel(8, SEED, out=np.empty(9, dtype=np.float32))
+    with pytest.raises(ValueError, match="out has dtype float64"):
+        kernel(8, SEED, out=np.empty(8))  # the default dtype is float32: out must match it
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernel(8, SEED, out=np.empty(16, dtype=np.float32)[::2])
+
+
+def test_normal_refuses_an_out_that_overlaps_loc():
+    loc = np.zeros(9, dtype=np.float32)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        normal(8, SEED, loc=loc[1:], out=loc[:-1])
+
+
 def test_bernoulli_dtype_argument_sets_the_output_dtype():
     p = np.full(9, 0.5, dtype=np.float32)
     for dtype in (np.bool_, np.float32):

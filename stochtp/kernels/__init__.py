@@ -2,6 +2,7 @@
 
     uniform(shape, seed, stream=0, dtype=float32)       U[0, 1)
     normal(shape, seed, stream=0, dtype=float32)        N(0, 1); loc=, scale= for loc + scale N(0, 1)
+    (each also takes out=, an array of the shape and dtype to fill instead of a new one)
     bernoulli(p, seed, stream=0, out=None)              1[u < p], uint8 by default
     sigmoid_bernoulli(a, seed, stream=0)                (p, h) = (sigmoid(a), 1[u < p])
 
@@ -100,16 +101,19 @@ def _key_words(seed):
     return split64(seed)
 
 
-def uniform(shape, seed, stream=0, dtype=np.float32):
-    """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order."""
+def uniform(shape, seed, stream=0, dtype=np.float32, out=None):
+    """U[0, 1) values at positions 0..size-1 of stream (seed, stream), C order; into `out` if given
+    (a buffer reused across calls: a fresh array of tens of MB costs page faults, here up to 10x
+    the drawing itself)."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
-    out = np.empty(shape, dtype=dtype)
+    out = _output(out, shape, dtype, "out", allowed=(dtype,))
     sampling.driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream, shape))
     return out
 
 
-def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
-    """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order.
+def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=None):
+    """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order; into `out` if given
+    (as `uniform`'s).
 
     With `loc` (an array of `shape` and `dtype`) and/or `scale`, returns loc + scale z for the
     same z, rounded as that two-step expression is in `dtype`, in one pass: a noisy copy of an
@@ -124,7 +128,7 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0):
             raise ValueError(f"loc must be a {dtype} array of shape {shape}, got {loc.dtype} {loc.shape}")
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
-    out = np.empty(shape, dtype=dtype)
+    out = _output(out, shape, dtype, "out", allowed=(dtype,), inputs=(loc,))
     kernel = sampling.driver(out.size, sampling.normal_kernel, sampling.normal_serial)
     kernel(out.reshape(-1), loc.reshape(-1), dtype.type(scale), *_words(seed, stream, shape))
     return out
