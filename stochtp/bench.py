@@ -114,8 +114,8 @@ def kernel_comparisons(n):
     p = inputs.random(n, dtype=np.float32)
     a = inputs.standard_normal(n, dtype=np.float32)
     rng = np.random.default_rng(SEED)
-    mine, theirs = ({name: np.empty(n, dtype) for name, dtype in (("u", np.float32), ("v", np.float32), ("h", np.float32), ("b", np.uint8))} for _ in range(2))
-    theirs["b"] = np.empty(n, np.bool_)
+    mine = {"u": np.empty(n, np.float32), "v": np.empty(n, np.float32), "h": np.empty(n, np.float32), "b": np.empty(n, np.uint8)}
+    theirs = {"u": np.empty(n, np.float32), "v": np.empty(n, np.float32), "b": np.empty(n, np.bool_)}
 
     def numpy_bernoulli():
         return np.less(rng.random(n, dtype=np.float32, out=theirs["u"]), p, out=theirs["b"])

@@ -52,7 +52,7 @@ def test_each_kernel_row_draws_into_buffers_made_once_and_both_sides_draw_the_sa
         for call in calls:
             first, second = (result if isinstance(result, tuple) else (result,) for result in (call(), call()))
             assert all(np.shares_memory(a, b) for a, b in zip(first, second)), (kernel, peer)
-            draws = second[-1].astype(np.float64)
+            draws = np.asarray(second[-1], dtype=np.float64)  # the draws (sigmoid_bernoulli returns (p, h)); a tensor on torch's row
             if kernel == "normal":
                 assert abs(draws.mean()) < tolerance and abs(draws.std() - 1) < tolerance, peer
             elif kernel == "uniform":

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sigmoid_bernoulli, stream_id, uniform
+from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sampling, sigmoid_bernoulli, stream_id, uniform
 from stochtp.kernels.philox import philox4x32
 
 ALPHA = 1e-3
@@ -618,6 +618,21 @@ def test_sigmoid_bernoulli_rejects_nan_pre_activation(nan_position):
         sigmoid_bernoulli(a, SEED)
 
 
+BLOCK = 40_003  # three streams' blocks of a parallel call (3 x 40 003 values >= PARALLEL_MIN_SIZE), each ending in a partial group
+
+
+@pytest.mark.parametrize("nan_position", [0, 4096 * 5 + 7, 2 * BLOCK - 2, 2 * BLOCK + 20_000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_parallel_drivers_find_a_nan_in_any_task_block_or_partial_group(nan_position, dtype):
+    values = np.full(3 * BLOCK, 0.5, dtype=dtype)
+    assert values.size >= sampling.PARALLEL_MIN_SIZE
+    values[nan_position] = np.nan
+    with pytest.raises(ValueError, match="p contains NaN"):
+        bernoulli(values, SEED, [1, 2, 3])
+    with pytest.raises(ValueError, match="contains NaN"):
+        sigmoid_bernoulli(values, SEED, [1, 2, 3])
+
+
 @pytest.mark.parametrize("p", [np.ones(4, dtype=np.int64), np.ones(4, dtype=np.float16), np.ones(4, dtype=bool), [1, 0]])
 def test_bernoulli_rejects_non_float_p(p):
     with pytest.raises(ValueError, match="p must be a float32 or float64 array"):
@@ -769,7 +784,7 @@ def test_stream_id_parts_cannot_run_together():
 @pytest.mark.parametrize("size", [1, 4097, 70001])
 def test_serial_and_parallel_drivers_draw_the_same_values(size):
     """Small arrays go to the serial driver; both must produce the values of the position-based contract."""
-    from stochtp.kernels import _words, sampling
+    from stochtp.kernels import _words
 
     words = _words(SEED, 99, (size,))
     for dtype in (np.float32, np.float64):
