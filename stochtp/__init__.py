@@ -65,7 +65,9 @@ def _keep_freed_memory():
 
 _keep_freed_memory()
 
-from .network import Layer, Network, Trace  # noqa: E402 (after the settings above)
+from . import callbacks, methods  # noqa: E402 (after the settings above)
+from .network import Layer, Network, Trace  # noqa: E402
+from .train import fit  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Network", "Layer", "Trace", "__version__"]
+__all__ = ["Network", "Layer", "Trace", "fit", "callbacks", "methods", "__version__"]

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_info
 
 from . import ENVIRONMENT_ADDED
 from . import config as config_module
-from . import data, train
+from . import batching, data, experiment, train
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
 PRESETS = [  # every paper preset (a test checks), the stochastic network's first
@@ -81,7 +81,7 @@ def best_seconds(functions, repeat):
 
 def layer_shapes(config):
     """(batch, n_in, n_out) of every layer of the config's network."""
-    net = train.build_network(config)
+    net = experiment.build_network(config)
     return [(config.batch_size, layer.n_in, layer.n_out) for layer in net.layers]
 
 
@@ -181,11 +181,11 @@ def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):
     `between` runs before each timed round and after the last one (the GEMM limit's measurement)."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
-    net, method = train.build_model(config)
+    net, method = experiment.build_model(config)
     per_epoch = len(dataset.train) // config.batch_size
     timed = min(batches, per_epoch)
     rounds = []
-    with train.frozen_heap():  # as `train.run` trains
+    with train.frozen_heap():  # as `train.train_run` trains
         epoch_round(net, method, config, dataset.train, 1, timed)  # compiles, and grows the heap to its steady size
         for r in range(repeat):
             between()
@@ -199,7 +199,7 @@ def epoch_round(net, method, config, split, number, limit):
     """(seconds to shuffle epoch `number` into mini-batches, seconds to train on the first `limit`
     of them): an epoch shuffles once whatever its length, so only the training is extrapolated."""
     start = time.perf_counter()
-    batches = train.Batches(split, number, config.seed, config.batch_size, net.dtype, limit=limit)
+    batches = batching.Batches(split, number, config.seed, config.batch_size, net.dtype, limit=limit)
     shuffled = time.perf_counter()
     method.train_epoch(net, batches, config.seed, number)
     return shuffled - start, time.perf_counter() - shuffled

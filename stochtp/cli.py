@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, data, estimators, report, results, sweep, train
+from . import bench, data, estimators, experiment, report, results, sweep, train
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -121,7 +121,7 @@ def cmd_run(args):
         return _default_comparison(args)
     cfg = config_module.load(args.config, args.preset, args.overrides, seed=args.seed, epochs=args.epochs)
     source = config_module.source_name(args.config, args.preset)
-    summary = train.run(cfg, out=args.out, data_dir=args.data_dir, threads=args.threads, resume=args.resume, quiet=args.quiet, source=source)
+    summary = experiment.run(cfg, out=args.out, data_dir=args.data_dir, threads=args.threads, resume=args.resume, quiet=args.quiet, source=source)
     _print_summary(summary)
     return 0
 
@@ -150,7 +150,7 @@ def _default_comparison(args):
     configs = [config_module.load(preset=preset, overrides=args.overrides, seed=args.seed, epochs=epochs) for preset in DEFAULT_COMPARISON]
     for preset, cfg in zip(DEFAULT_COMPARISON, configs):  # every --set checked against every method before any trains
         try:
-            train.build_model(cfg)
+            experiment.build_model(cfg)
         except ConfigError as error:
             raise ConfigError(f"{preset}: {error}") from None
     for preset, cfg in zip(DEFAULT_COMPARISON, configs):
@@ -162,7 +162,7 @@ def _default_comparison(args):
             continue
         print(f"{preset} ({cfg.method['name']}, {epochs} epochs):")
         resume = bool(statuses & {"interrupted", "running"})
-        _print_summary(train.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, resume=resume, quiet=args.quiet, source=source))
+        _print_summary(experiment.run(cfg, out=out, data_dir=args.data_dir, threads=args.threads, resume=resume, quiet=args.quiet, source=source))
     print(f"compare them with: stochtp report {out}")
     return 0
 

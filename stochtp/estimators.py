@@ -39,7 +39,7 @@ import numba
 import numpy as np
 
 from . import config as config_module
-from . import exact, kernels, methods, results, train, units
+from . import exact, experiment, kernels, methods, results, units
 from .errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimators.toml"
@@ -216,7 +216,7 @@ def run(path=None, draws=None, out=None, seed=None, data_dir=None):
     """`stochtp estimators`: score on the config's first mini-batch, write the results; returns (scores, out, run id)."""
     path = DEFAULT_CONFIG if path is None else Path(path)
     cfg = config_module.load(path, seed=seed)
-    dataset, net, own_method = train.build(cfg, data_dir, source=str(path))
+    dataset, net, own_method = experiment.build(cfg, data_dir, source=str(path))
     if len(dataset.train) < cfg.batch_size:
         raise ConfigError(f"{path}: batch_size {cfg.batch_size} exceeds the {len(dataset.train)} training examples")
     x = dataset.train.features(slice(0, cfg.batch_size), net.dtype)

@@ -10,6 +10,7 @@ output of 10. Unit letters: l identity, t tanh, g sigmoid, r relu, n sign, h ste
 s softmax. A `:n` suffix makes a layer transmit sign(h) to the next one, so the paper's
 discrete network is `784-500t:n-500t-10s`.
 """
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .kernels import fused
 from .errors import ConfigError
 
 INITS = ("glorot", "orthogonal")
+PIXEL_SCALE = 1 / 255  # uint8 pixels to features in [0, 1]
 _TOKEN = re.compile(r"^(\d+)([a-z])(?::([a-z]))?$")
 _TRANSMISSION_LETTERS = {"n": "sign", "l": "identity"}
 
@@ -119,32 +121,6 @@ def affine(x, W, b):
     return a
 
 
-def stack_rows(arrays):
-    """The rows of a list of 2-D arrays as one array, as np.concatenate gives them; without a copy
-    (a read-only view) when they are consecutive row blocks of one C-contiguous array, as
-    `train.Batches` yields a chunk of mini-batches."""
-    if not _consecutive_row_blocks(arrays):
-        return np.concatenate(arrays)
-    first = arrays[0]
-    rows = sum(len(a) for a in arrays)
-    return np.lib.stride_tricks.as_strided(first, (rows, *first.shape[1:]), first.strides, writeable=False)
-
-
-def _consecutive_row_blocks(arrays):
-    """True if each array is a C-contiguous view of one C-contiguous base, starting where the previous one ends."""
-    first = arrays[0]
-    base = first.base
-    if not (isinstance(base, np.ndarray) and base.flags.c_contiguous):
-        return False
-    address = first.__array_interface__["data"][0]
-    for a in arrays:
-        same_layout = a.base is base and a.flags.c_contiguous and a.dtype == first.dtype and a.shape[1:] == first.shape[1:]
-        if not same_layout or a.__array_interface__["data"][0] != address:
-            return False
-        address += a.nbytes
-    return True
-
-
 def check_input_noise(value, what="input_noise"):
     """The input noise's standard deviation as a float; ConfigError naming `what` unless it is
     finite and >= 0 (a config checks its key with it too)."""
@@ -177,7 +153,6 @@ class Network:
         self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
         self.name = name
         self.slope = float(slope)
-        self._prefetched = {}
 
     @classmethod
     def from_spec(cls, spec, seed=0, init="glorot", dtype=np.float32, input_noise=0.0):
@@ -215,9 +190,15 @@ class Network:
         return [array for layer in self.layers for array in (layer.W, layer.b)]
 
     def check_input(self, x):
+        """`x` as an array of shape (batch, n_in), or ValueError. uint8 input is read as pixels:
+        scaled by 1/255 into [0, 1] in the network's dtype, as the datasets' `Split.features` does."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.layers[0].n_in:
             raise ValueError(f"input must have shape (batch, {self.layers[0].n_in}), got {x.shape}")
+        if x.dtype == np.uint8:
+            return np.multiply(x, self.dtype.type(PIXEL_SCALE), dtype=self.dtype)
+        if x.dtype.kind not in "iuf":
+            raise ValueError(f"input must hold numbers (float, or uint8 pixels), got a {x.dtype} array")
         return x
 
     def check_batch(self, x, y):
@@ -244,36 +225,17 @@ class Network:
         In training (`train=True`) the input gets N(0, input_noise^2) noise from
         stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run. `stream` may be
         a list of C streams for C mini-batches stacked as rows: each draws what it would alone.
+        The result depends only on the parameters and the arguments.
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
-            x = self._noisy_input(x, seed, stream)
+            x = self.noisy_input(x, seed, stream)
         return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
 
-    def _noisy_input(self, x, seed, stream):
-        """x + input_noise * N(0, 1), the noise from stream_id(stream, "input-noise"): the copy
-        `prefetch_noisy_inputs` made of this very array, else drawn now (the same numbers)."""
-        key = (seed, stream) if isinstance(stream, int) else None
-        source, noisy = self._prefetched.pop(key, (None, None))
-        return noisy if source is x else self._draw_noisy_input(x, seed, stream)
-
-    def _draw_noisy_input(self, x, seed, stream):
-        """x + input_noise * N(0, 1) in one kernel pass; `stream` may be a list (stacked mini-batches)."""
+    def noisy_input(self, x, seed, stream):
+        """x + input_noise * N(0, 1), the noise from stream_id(stream, "input-noise"), in one kernel
+        pass: the training input `forward` feeds. `stream` may be a list (stacked mini-batches)."""
         return kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype, loc=x, scale=self.input_noise)
-
-    def prefetch_noisy_inputs(self, batches, seed):
-        """Make the noisy training inputs of `batches`, a list of (stream, x) of equal shapes, in one
-        parallel kernel call, for `forward` to use when it is given the same array `x` (each once).
-        One serial call per mini-batch would keep one core busy while the other waits. Replaces
-        whatever an earlier call left unused; does nothing for inputs of unequal shapes."""
-        self._prefetched = {}
-        if not (self.input_noise > 0 and batches):
-            return
-        xs = [self.check_input(x).astype(self.dtype, copy=False) for _, x in batches]
-        if all(x.shape == xs[0].shape for x in xs):
-            streams = [stream for stream, _ in batches]
-            noisy = self._draw_noisy_input(stack_rows(xs), seed, streams)
-            self._prefetched = {(seed, stream): (x, block) for stream, x, block in zip(streams, xs, np.split(noisy, len(xs)))}
 
     def continue_forward(self, trace, start, stop, seed, stream):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to
@@ -313,8 +275,18 @@ class Network:
                 raise ConfigError(f"an mse output needs a differentiable unit, not {top.unit!r}")
         return losses.grad_output(self.loss_name, trace.output, y, dh_da)
 
+    def predict(self, x, samples=1, seed=0, stream=0):
+        """Class indices (argmax of `predict_proba`) for a softmax output, else the averaged output.
+
+        >>> net = Network.from_spec("4-3b-2s", seed=0)
+        >>> net.predict(np.ones((5, 4)), samples=10).shape
+        (5,)
+        """
+        proba = self.predict_proba(x, seed=seed, stream=stream, samples=samples)
+        return proba.argmax(axis=1) if self.loss_name == "nll" else proba
+
     def predict_proba(self, x, seed=0, stream=0, samples=1):
-        """Output averaged over `samples` forward passes in test mode (no input noise).
+        """Output averaged over `samples` forward passes in test mode (no input noise), float64.
 
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
         stochastic one, and its probabilities, do not depend on the sample: computed once.
@@ -335,6 +307,24 @@ class Network:
             p_first = trace.p[first]
             total += self.continue_forward(trace, first + 1, n, seed, sample_stream).output
         return total / samples
+
+    def replace(self, slope=None, transmission=None):
+        """A network sharing this one's parameter arrays (every W and b) with another Bernoulli
+        `slope` and/or every layer's transmission set to `transmission`: how a method trains or
+        evaluates a variant of the network (straight-through slope annealing, back-propagation
+        without sign transmissions) without changing the network. Returns `self` when nothing changes.
+
+        >>> net = Network.from_spec("4-3b:n-2s", seed=0)
+        >>> view = net.replace(slope=2.0, transmission="identity")
+        >>> view.slope, view.layers[0].transmission, view.layers[0].W is net.layers[0].W, net.slope
+        (2.0, 'identity', True, 1.0)
+        """
+        slope = self.slope if slope is None else float(slope)
+        same_transmissions = transmission is None or all(layer.transmission == transmission for layer in self.layers)
+        if slope == self.slope and same_transmissions:
+            return self
+        layers = self.layers if same_transmissions else [dataclasses.replace(layer, transmission=transmission) for layer in self.layers]
+        return Network(layers, input_noise=self.input_noise, name=self.name, slope=slope)
 
     def copy(self):
         layers = [Layer(layer.W.copy(), layer.b.copy(), layer.unit, layer.transmission) for layer in self.layers]

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_module
-from . import data, extras, report, results, train
+from . import data, experiment, extras, report, results, train
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 SECTIONS = ("method", "data")  # the config tables a dotted sweep key can reach into
@@ -134,7 +134,7 @@ def expand(path):
         assignment = dict(zip((key for key, _ in axes), values))
         run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
         try:
-            train.build_model(run_config)
+            experiment.build_model(run_config)
         except ConfigError as error:
             raise ConfigError(f"{path}: {error}") from None
         if run_config.hash not in seen:
@@ -174,7 +174,7 @@ def train_record(run_config, data_dir=None, tasks=None):
                     raise KeyboardInterrupt
                 if tasks is not None:
                     (tasks / str(os.getpid())).write_text(run_config.hash)
-                train.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
+                experiment.run(run_config, out=out, data_dir=data_dir, threads=1, quiet=True)
         except (TrainingFailed, KeyboardInterrupt):
             pass  # recorded in the file as a failed or interrupted run, which is what the client gets
         runs = results.open(out).runs if out.exists() else []

@@ -1,6 +1,8 @@
-"""The training loop and evaluation protocol (design section 9).
+"""The training loop and evaluation protocol (design section 9), shared by `stochtp run` and `stochtp.fit`.
 
-`run(config)` trains one network with one method and appends the run to a results file:
+`train_run(config, dataset, net, method, ...)` trains a built network with a bound method, epoch
+by epoch, and tells its callbacks (`stochtp.callbacks`) what happens; the results file and the
+progress bar are callbacks like any other:
 
 - each epoch is shuffled by a permutation drawn from stream ("shuffle", epoch) of the seed,
   mini-batch k of epoch e gets the stream stream_id(e, k): everything is replayable;
@@ -10,17 +12,20 @@
   epochs and at the last one (NaN in between: K forward passes over 20 000 examples cost
   more than a training epoch);
 - the best epoch is chosen on validation error (K-sample for stochastic networks), never on test;
-- a non-finite loss or parameter stops the run with status `failed`, keeping what was logged;
+- a non-finite loss or parameter stops the run with status `failed`, keeping what was logged,
+  and so does a callback that raises;
 - SIGINT / SIGTERM stop it with status `interrupted`; `resume=True` continues it from its
   checkpoint (written after every epoch) with the same numbers it would have drawn.
+
+`fit(net, method, train=(X, y), valid=..., test=...)` is the same loop for NumPy arrays.
+This module takes the method as built (`stochtp.experiment` builds it from a config).
 """
 import gc
 import math
 import signal
-import sys
 import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +33,18 @@ import numba
 import numba.core.event as numba_event
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
-from . import data, kernels, losses, methods, results
+from . import callbacks as callbacks_module
+from .callbacks import network_arrays
+from . import kernels, losses, results
+from .batching import Batches
+from .config import Config
+from .data.dataset import Dataset, Split
 from .errors import ConfigError, TrainingFailed
-from .methods.base import CHUNK
-from .network import Network
+from .network import PIXEL_SCALE
 
 EVAL_CHUNK = 2000
+NO_BEST = {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
 
 
 @dataclass
@@ -53,41 +62,34 @@ class RunSummary:
     error: str = ""
 
 
-def build_network(config):
-    return Network.from_spec(config.network, seed=config.seed, init=config.init, dtype=np.dtype(config.dtype), input_noise=config.input_noise)
+class Run:
+    """What the loop shares with its callbacks about one run.
 
-
-def build_method(config):
-    options = dict(config.method)
-    return methods.get(options.pop("name"), **options)
-
-
-class Batches:
-    """The epoch's mini-batches as (stream, x, y): a seeded permutation cut into full batches.
-
-    Re-iterable (the alternating DTP schedule makes two passes) and lazy: each pass converts
-    a chunk of `methods.base.CHUNK` mini-batches at a time, in one call, so no float copy of the
-    training set is held; their inputs are consecutive row blocks of one array, which a method
-    stacks without a copy (`network.stack_rows`). `limit` keeps only the first mini-batches
-    (benchmarks time part of an epoch).
+    `config` (the resolved `Config`), `dataset`, `net`, `method`, `run_id` (None when the run is
+    not written to a results file), `epoch` (the last epoch recorded), `best` (the best epoch so
+    far: its number, validation value, test errors), `best_improved` (whether the epoch just
+    ended is that best one), `status` and `error` (once it ends). A callback sets
+    `stop_training = True` to end the run after the current epoch (status `completed`).
     """
 
-    def __init__(self, split, epoch, seed, batch_size, dtype, limit=None):
-        self.split, self.epoch, self.batch_size, self.dtype, self.limit = split, epoch, batch_size, dtype, limit
-        self.order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
+    def __init__(self, config, dataset, net, method, run_id=None, first_epoch=1, best=None, wall_offset=0.0):
+        self.config, self.dataset, self.net, self.method, self.run_id = config, dataset, net, method, run_id
+        self.first_epoch, self.epoch, self.wall_offset = first_epoch, first_epoch - 1, wall_offset
+        self.best = dict(NO_BEST) if best is None else dict(best)
+        self.best_improved = False
+        self.stop_training = False
+        self.status, self.error = "running", ""
 
-    def __len__(self):
-        full = len(self.split) // self.batch_size
-        return full if self.limit is None else min(full, self.limit)
+    @property
+    def selection(self):
+        """The metric the best epoch is chosen on: K-sample validation error for stochastic networks."""
+        return selection_metric(self.net)
 
-    def __iter__(self):
-        size = self.batch_size
-        for first in range(0, len(self), CHUNK):
-            ks = range(first, min(first + CHUNK, len(self)))
-            index = np.concatenate([np.sort(self.order[k * size:(k + 1) * size]) for k in ks])
-            x = self.split.features(index, self.dtype)
-            for row, k in zip(range(0, len(index), size), ks):
-                yield kernels.stream_id(self.epoch, k), x[row:row + size], self.split.y[index[row:row + size]]
+    def update_best(self, metrics):
+        """Record the epoch of `metrics` as the best one if its validation error is the lowest so far."""
+        self.best_improved = metrics[self.selection] < self.best["value"]
+        if self.best_improved:
+            self.best = {"epoch": metrics["epoch"], "value": metrics[self.selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
 
 
 def error_rate(net, split, seed, stream, samples):
@@ -117,22 +119,13 @@ def selection_metric(net):
     return "valid_error_k" if net.stochastic else "valid_error"
 
 
-def network_arrays(net, method):
-    arrays = {}
-    for i, layer in enumerate(net.layers):
-        arrays[f"layer_{i}/W"] = layer.W
-        arrays[f"layer_{i}/b"] = layer.b
-    arrays.update(method.aux_parameters())
-    return arrays
-
-
-def layer_state(net):
-    """The forward parameters as a nested dict for checkpoints: {"layer_0": {"W": ..., "b": ...}, ...}."""
-    return {f"layer_{i}": {"W": layer.W, "b": layer.b} for i, layer in enumerate(net.layers)}
-
-
 def all_finite(net, method):
     return all(np.isfinite(array).all() for array in network_arrays(net, method).values())
+
+
+def check_threads(threads):
+    if threads is not None and not (isinstance(threads, int) and 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+        raise ConfigError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}")
 
 
 @contextmanager
@@ -213,46 +206,6 @@ class Interrupts(numba_event.Listener):
             raise KeyboardInterrupt(f"signal {signum}")
 
 
-class Progress:
-    """A tqdm bar over epochs on a terminal; silent when quiet or not a TTY."""
-
-    def __init__(self, config, first_epoch, quiet):
-        enabled = not quiet and sys.stderr.isatty()
-        self.bar = tqdm(total=config.epochs, initial=first_epoch - 1, desc=config.name, unit="epoch", disable=not enabled, leave=True)
-
-    def update(self, metrics):
-        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k") if k in metrics and not math.isnan(metrics[k])}
-        self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
-
-    def close(self):
-        self.bar.close()
-
-
-def default_out(config):
-    return Path("results") / f"{config.name}.h5"
-
-
-def run(config, out=None, data_dir=None, threads=None, resume=False, quiet=True, source=None):
-    """Train as `config` says, append the run to `out` (default results/<name>.h5), return a RunSummary.
-
-    `source` (the config file or preset) is named in the ConfigErrors met while the dataset,
-    network and method are built. Raises TrainingFailed (status `failed`) on non-finite values
-    and KeyboardInterrupt (status `interrupted`) on SIGINT/SIGTERM, after recording them in the file.
-    """
-    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ConfigError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {threads}")
-    if out is not None:
-        results.check_results_path(out)  # before Path drops a trailing slash
-    out = Path(out) if out is not None else default_out(config)
-    if resume and not out.exists():  # checked before a Writer makes the file
-        raise ConfigError(f"--resume: no interrupted run of this config in {out} (no such file)")
-    dataset, net, method = build(config, data_dir, source)
-    with thread_limit(threads), frozen_heap(), results.Writer(out) as writer, Interrupts() as interrupts:
-        run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
-        return _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet, interrupts)
-
-
 @contextmanager
 def frozen_heap():
     """Keep Python's cycle collector off the objects made before training: NumPy's, Numba's and
@@ -272,26 +225,6 @@ def frozen_heap():
         gc.unfreeze()
 
 
-def build(config, data_dir=None, source=None):
-    """The dataset, network and bound method of `config`; their ConfigErrors name `source` when given."""
-    try:
-        dataset = data.load(config.dataset, data_dir, **config.data)
-        net, method = build_model(config)
-        check_fit(config, dataset, net)
-    except ConfigError as error:
-        if source is None:
-            raise
-        raise ConfigError(f"{source}: {error}") from None
-    return dataset, net, method
-
-
-def build_model(config):
-    """The network of `config` and its method bound to it (no data): ConfigError where they cannot go together."""
-    net, method = build_network(config), build_method(config)
-    method.bind(net, config.seed)
-    return net, method
-
-
 def check_fit(config, dataset, net):
     """ConfigError unless `net` classifies `dataset` (its features in, a softmax over its classes
     out) and every split can be used: a full mini-batch of training data, validation and test
@@ -306,9 +239,6 @@ def check_fit(config, dataset, net):
     for name in ("valid", "test"):
         if len(getattr(dataset, name)) == 0:
             raise ConfigError(f"dataset {config.dataset!r} has no {name} examples; training selects and reports epochs on them")
-
-
-NO_BEST = {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
 
 
 def _open_run(writer, config, net, method, resume, threads):
@@ -358,59 +288,161 @@ def train_epoch(config, dataset, net, method, epoch):
     return stats
 
 
-def record_epoch(run_writer, net, method, metrics, best, selection):
-    """Append the epoch's metrics, save the parameters if it is the best epoch so far, save the
-    checkpoint; return the best epoch so far."""
-    epoch = metrics["epoch"]
-    run_writer.append(metrics, method.diagnostics())
-    if metrics[selection] < best["value"]:
-        best = {"epoch": epoch, "value": metrics[selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
-        run_writer.save_params("best", network_arrays(net, method), attrs={"epoch": epoch})
-    run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(net), "method": method.state_dict(), "best": best})
-    return best
+def train_run(config, dataset, net, method, out=None, callbacks=(), threads=None, resume=False, quiet=True):
+    """Train `net` with the bound `method` as `config` says; return (RunSummary, History).
+
+    With `out`, the run is appended to that results file (or, with `resume`, the newest
+    unfinished run of the same config in it continues from its checkpoint); `callbacks` are told
+    of every epoch after the results file and before the progress bar (shown unless `quiet`).
+    Raises TrainingFailed (status `failed`) on non-finite values, a failing callback's own
+    exception (status `failed`, its message kept), and KeyboardInterrupt (status `interrupted`)
+    on SIGINT/SIGTERM, after recording them.
+    """
+    history = callbacks_module.History()
+    with thread_limit(threads), frozen_heap(), Interrupts() as interrupts:
+        if out is None:
+            run = Run(config, dataset, net, method)
+            _loop(run, [*callbacks, history, callbacks_module.ProgressBar(quiet)], interrupts)
+            return summary(run, None, history), history
+        with results.Writer(out) as writer:
+            run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
+            earlier = run_writer.metrics_so_far()
+            wall_offset = float(earlier["wall_time"][-1]) if len(earlier.get("wall_time", [])) else 0.0
+            run = Run(config, dataset, net, method, run_writer.id, first_epoch, best, wall_offset)
+            _loop(run, [callbacks_module.ResultsFile(run_writer), *callbacks, history, callbacks_module.ProgressBar(quiet)], interrupts)
+            return summary(run, Path(out), history, run_writer.metrics_so_far()), history
 
 
-def _train(config, dataset, net, method, run_writer, out, first_epoch, best, quiet, interrupts):
-    progress = Progress(config, first_epoch, quiet)
-    selection = selection_metric(net)
-    previous_wall = run_writer.metrics_so_far().get("wall_time", np.zeros(0))
-    wall_offset = float(previous_wall[-1]) if len(previous_wall) else 0.0
+def _loop(run, callbacks, interrupts):
+    """The epochs of `run`, each recorded by `callbacks` while signals are held."""
+    config, dataset, net, method = run.config, run.dataset, run.net, run.method
     started = time.perf_counter()
-    recorded = first_epoch - 1  # the last epoch in the file, which a stop's message names
     try:
-        for epoch in range(first_epoch, config.epochs + 1):
+        for callback in callbacks:
+            callback.on_train_begin(run)
+        for epoch in range(run.first_epoch, config.epochs + 1):
             tick = time.perf_counter()
             stats = train_epoch(config, dataset, net, method, epoch)
             epoch_time = time.perf_counter() - tick
-            metrics = {"epoch": epoch, "wall_time": wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats, **evaluate(net, dataset, config, epoch)}
+            metrics = {"epoch": epoch, "wall_time": run.wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats}
+            metrics.update(evaluate(method.inference_network(net), dataset, config, epoch))
             with interrupts.held():
-                best = record_epoch(run_writer, net, method, metrics, best, selection)
-                recorded = epoch
-            progress.update(metrics)
+                run.update_best(metrics)
+                for callback in callbacks:
+                    callback.on_epoch_end(run, epoch, metrics)
+                run.epoch = epoch
+            if run.stop_training:
+                break
     except KeyboardInterrupt:
-        run_writer.finish("interrupted", f"interrupted with {recorded} of {config.epochs} epochs logged")
+        _end(run, callbacks, "interrupted", f"interrupted with {run.epoch} of {config.epochs} epochs logged")
         raise
     except OSError as error:  # the file system failed (a full disk): the last checkpoint is whole, so --resume can continue
-        with suppress(OSError):
-            run_writer.finish("interrupted", f"stopped with {recorded} of {config.epochs} epochs logged: {error}")
+        _end(run, callbacks, "interrupted", f"stopped with {run.epoch} of {config.epochs} epochs logged: {error}")
         raise
     except Exception as error:
-        run_writer.finish("failed", str(error) or type(error).__name__)
+        _end(run, callbacks, "failed", str(error) or type(error).__name__)
         raise
-    finally:
-        progress.close()
     with interrupts.held(raise_pending=False):
-        run_writer.save_params("params", network_arrays(net, method))
-        run_writer.finish("completed")
-    last = run_writer.metrics_so_far()
-    key = "test_error_k" if net.stochastic else "test_error"
+        _end(run, callbacks, "completed", "")
+
+
+def _end(run, callbacks, status, error):
+    """Tell every callback the run ended with `status`. When it did not complete, the error that
+    ended it is the one raised: a callback that fails to record the end (a full disk) does not
+    keep the others from being told."""
+    run.status, run.error = status, error
+    for callback in callbacks:
+        if status == "completed":
+            callback.on_train_end(run, status)
+            continue
+        try:
+            callback.on_train_end(run, status)
+        except Exception:  # noqa: BLE001 (the run's own error is being raised)
+            pass
+
+
+def summary(run, path, history, logged=None):
+    """The RunSummary of a finished run; `logged` is every epoch in its results file (a resumed
+    run's earlier ones too), else the epochs of this call (`history`)."""
+    logged = history.metrics if logged is None else logged
+    key = "test_error_k" if run.net.stochastic else "test_error"
     return RunSummary(
-        run_id=run_writer.id,
-        path=out,
-        status="completed",
-        epochs=config.epochs,
-        best_epoch=int(best["epoch"]),
-        test_error_at_best=float(best[key]),
-        test_error_last=float(last[key][-1]) if len(last.get(key, [])) else math.nan,
-        seconds_per_epoch=float(np.median(last["epoch_time"])) if len(last.get("epoch_time", [])) else math.nan,
+        run_id=run.run_id,
+        path=path,
+        status=run.status,
+        epochs=run.epoch,
+        best_epoch=int(run.best["epoch"]),
+        test_error_at_best=float(run.best[key]),
+        test_error_last=float(logged[key][-1]) if len(logged.get(key, [])) else math.nan,
+        seconds_per_epoch=float(np.median(logged["epoch_time"])) if len(logged.get("epoch_time", [])) else math.nan,
     )
+
+
+def fit(net, method, train, valid, test, *, epochs=10, batch_size=100, seed=0, eval_samples=100, eval_samples_every=10,
+        callbacks=(), out=None, name="fit", threads=None, quiet=True):
+    """Train `net` with `method` on NumPy arrays; return the run's `History`.
+
+    `train`, `valid` and `test` are `(X, y)` pairs: X float (n, d) features, or uint8 (n, d)
+    pixels scaled to [0, 1] by 1/255; y integer class indices (n,). The loop, evaluation protocol
+    and random numbers are those of `stochtp run` with the same settings: the method is bound to
+    the network with `seed` (unless it is bound to it already), epoch e's mini-batch k draws from
+    stream_id(e, k), the best epoch is chosen on validation error, K-sample
+    (K = `eval_samples`, every `eval_samples_every` epochs and at the last) for stochastic
+    networks. `out=PATH` also appends the run to a results file; `callbacks` (`stochtp.callbacks`)
+    are told of every epoch. A ValueError names a bad argument.
+
+    >>> import numpy as np, stochtp
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.random((300, 8)), rng.integers(0, 3, 300)
+    >>> net = stochtp.Network.from_spec("8-16b-3s", seed=0)
+    >>> method = stochtp.methods.get("st", lr=0.01)
+    >>> history = stochtp.fit(net, method, train=(X[:200], y[:200]), valid=(X[200:250], y[200:250]),
+    ...                       test=(X[250:], y[250:]), epochs=2, batch_size=20, eval_samples=5)
+    >>> history.metrics["valid_error"].shape, history.status
+    ((2,), 'completed')
+    """
+    for key, value in {"epochs": epochs, "batch_size": batch_size, "eval_samples": eval_samples, "eval_samples_every": eval_samples_every}.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    check_threads(threads)
+    if out is not None:
+        results.check_results_path(out)
+    dataset = Dataset(
+        "arrays", net.layers[0].n_in, net.layers[-1].n_out,
+        _split(net, train, "train"), _split(net, valid, "valid"), _split(net, test, "test"),
+    )
+    config = Config(
+        name=name, dataset="arrays", network=net.spec, init="given", input_noise=net.input_noise, dtype=net.dtype.name,
+        seed=int(seed), epochs=int(epochs), batch_size=int(batch_size), eval_samples=int(eval_samples),
+        eval_samples_every=int(eval_samples_every), method={"name": method.name, **method.options},
+    )
+    check_fit(config, dataset, net)
+    if not method.is_bound_to(net):
+        method.bind(net, int(seed))
+    _, history = train_run(config, dataset, net, method, out=out, callbacks=callbacks, threads=threads, quiet=quiet)
+    return history
+
+
+def _split(net, pair, what):
+    """A `Split` of an (X, y) pair for `net`, or ValueError naming `what`."""
+    try:
+        x, y = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an (X, y) pair of arrays, got {type(pair).__name__}") from None
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != net.layers[0].n_in:
+        raise ValueError(f"{what}: X must have shape (n, {net.layers[0].n_in}), got {x.shape}")
+    if x.dtype != np.uint8 and x.dtype.kind not in "iuf":
+        raise ValueError(f"{what}: X must hold float features or uint8 pixels, got {x.dtype}")
+    if y.ndim != 1 or len(y) != len(x) or (len(y) and y.dtype.kind not in "iu"):
+        raise ValueError(f"{what}: y must be integer class indices, one per row of X ({len(x)}), got a {y.dtype} array of shape {y.shape}")
+    n_classes = net.layers[-1].n_out
+    if len(y) and not (y.min() >= 0 and y.max() < n_classes):
+        raise ValueError(f"{what}: class indices must lie in [0, {n_classes}), got values from {y.min()} to {y.max()}")
+    if x.dtype == np.uint8:
+        return Split(np.ascontiguousarray(x), y.astype(np.int64), PIXEL_SCALE)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what}: X holds non-finite values")
+    return Split(x, y.astype(np.int64), 1.0)

@@ -146,8 +146,7 @@ def hand_written_straight_through(net, trace, y, surrogate):
 )
 def test_straight_through_is_the_chain_rule_with_the_surrogate(spec, slope, surrogate):
     rng = np.random.default_rng(4)
-    net = Network.from_spec(spec, seed=3, dtype=np.float64)
-    net.slope = slope
+    net = Network.from_spec(spec, seed=3, dtype=np.float64).replace(slope=slope)
     x, y = rng.normal(0, 1.5, (6, 3)), rng.integers(0, 2, 6)  # wide enough that |a| > 1 for some units
     method = methods.get("st", surrogate=surrogate)
     method.bind(net)
@@ -175,7 +174,15 @@ def test_slope_annealing_grows_the_slope_per_epoch_up_to_its_cap_and_samples_wit
     slopes = []
     for epoch in (1, 2, 3, 4):
         method.start_epoch(net, epoch)
-        slopes.append(net.slope)
+        slopes.append(method.inference_network(net).slope)
     assert slopes == [1.0, 1.5, 2.0, 2.2]  # k = min(slope_max, slope (1 + rate (epoch - 1)))
-    trace = net.forward(np.ones((2, 3)), seed=0)
+    assert net.slope == 1.0  # the network itself is left as it is
+    sloped = method.inference_network(net)
+    assert all(view.W is layer.W and view.b is layer.b for view, layer in zip(sloped.layers, net.layers))
+    trace = sloped.forward(np.ones((2, 3)), seed=0)
     np.testing.assert_allclose(trace.p[0], 1 / (1 + np.exp(-2.2 * trace.a[0])), rtol=1e-12)  # fires with sigmoid(k a)
+    x, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    expected = methods.get("st").gradient(sloped, x, y, seed=3, stream=4)  # the annealed step is ST at slope k
+    for (dW, db), (eW, eb) in zip(method.gradient(net, x, y, seed=3, stream=4), expected):
+        np.testing.assert_array_equal(dW, eW)
+        np.testing.assert_array_equal(db, eb)

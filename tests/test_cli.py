@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from stochtp import cli, config, results, train
+from stochtp import cli, config, experiment, results, train
 from stochtp.cli import main
 
 RUN_OPTIONS = ("--threads", "1", "--quiet")
@@ -225,7 +225,7 @@ def test_resumed_default_comparison_skips_completed_presets_and_continues_interr
         calls.append((cfg.name, resume))
         return train.RunSummary("id", out, "completed", 1, 1, 0.1, 0.1, 1.0)
 
-    monkeypatch.setattr(train, "run", fake_run)
+    monkeypatch.setattr(experiment, "run", fake_run)
     assert main(["run", "--resume", "--epochs", "1", "--out", str(out)]) == 0
     assert calls == [(interrupted, True), (absent, False)]
     assert f"{completed}: completed in {out}, skipped" in capsys.readouterr().out
@@ -241,7 +241,7 @@ def test_default_comparison_keeps_the_presets_k_sample_schedule_and_its_last_epo
         schedules.append(cfg.eval_samples_every)
         return train.RunSummary("id", out, "completed", epochs, epochs, 0.1, 0.1, 1.0)
 
-    monkeypatch.setattr(train, "run", fake_run)
+    monkeypatch.setattr(experiment, "run", fake_run)
     assert main(["run", "--epochs", str(epochs), "--out", str(tmp_path / "c.h5")]) == 0
     assert schedules == [every] * len(cli.DEFAULT_COMPARISON)
 

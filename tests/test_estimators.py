@@ -7,6 +7,7 @@ import pytest
 from test_exact import small_problem
 
 from stochtp import Network, cli, estimators, kernels, methods, report, results
+from stochtp.batching import MiniBatch
 from stochtp.errors import ConfigError
 
 UNBIASED = ("reinforce-none", "reinforce-ema", "reinforce-loo-M2", "arm", "disarm")
@@ -103,11 +104,11 @@ def test_ema_baseline_is_updated_after_use_and_checkpointed():
 def test_one_sample_sees_the_forward_pass_and_several_samples_train():
     net, x, y = small_problem("4-4b-3s", 1.0, dtype=np.float32)
     x = x.astype(np.float32)
-    _, trace = methods.get("reinforce").estimate(net, x, y, 5, 9)
+    _, trace = methods.get("reinforce").estimate(net, MiniBatch(9, x, y), 5)
     np.testing.assert_array_equal(trace.h[0], net.forward(x, 5, 9).h[0])
     method = methods.get("reinforce", baseline="loo", samples=3)
     method.bind(net)
-    loss_sum, errors, count = method.step(net, x, y, 5, 9)
+    loss_sum, errors, count = method.step(net, MiniBatch(9, x, y), 5)
     assert count == len(x) and np.isfinite(loss_sum) and 0 <= errors <= count
     assert all(array.dtype == np.float32 for array in net.parameters())
 

@@ -16,8 +16,7 @@ NETWORKS = [("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0), ("3
 def small_problem(spec, slope, seed=0, batch=5, dtype=np.float64):
     """A network with random biases, a batch of Gaussian inputs and targets that suit its loss."""
     rng = np.random.default_rng(seed)
-    net = Network.from_spec(spec, seed=seed, dtype=dtype)
-    net.slope = slope
+    net = Network.from_spec(spec, seed=seed, dtype=dtype).replace(slope=slope)
     for layer in net.layers:
         layer.b[:] = rng.normal(0, 0.5, layer.b.shape)
     x = rng.normal(size=(batch, net.layers[0].n_in))

@@ -4,7 +4,7 @@ import pytest
 
 from stochtp import Network, exact, kernels, methods
 from stochtp.errors import ConfigError
-from stochtp.network import affine, parse_spec, stack_rows
+from stochtp.network import affine, parse_spec
 
 
 def test_spec_round_trip_and_layer_shapes():
@@ -152,42 +152,9 @@ def test_stacked_mini_batches_with_a_stream_each_get_what_each_gets_alone():
         np.testing.assert_array_equal(stacked.h[i], np.concatenate([t.h[i] for t in alone]))
 
 
-def test_prefetched_noisy_input_is_the_one_forward_draws_and_is_used_once():
-    net = Network.from_spec("7-5b-3s", seed=2, input_noise=0.3)
-    x = np.random.default_rng(1).random((6, 7)).astype(np.float32)
-    other = x + np.float32(0.5)
-    drawn = net.forward(x, 5, 21).x
-    noise = kernels.normal(x.shape, 5, kernels.stream_id(21, "input-noise"))
-    np.testing.assert_array_equal(drawn, noise * np.float32(0.3) + x)  # x + 0.3 z, rounded as written
-    net.prefetch_noisy_inputs([(20, other), (21, x), (22, other)], 5)
-    prefetched = net._prefetched[(5, 21)][1]
-    assert net.forward(x, 5, 21).x is prefetched
-    np.testing.assert_array_equal(prefetched, drawn)
-    assert (5, 21) not in net._prefetched and len(net._prefetched) == 2
-    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # drawn again once consumed
-    net.prefetch_noisy_inputs([(21, other)], 5)
-    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # another array's noisy copy is not taken
-    net.prefetch_noisy_inputs([(21, x)], 6)
-    np.testing.assert_array_equal(net.forward(x, 5, 21).x, drawn)  # seed 6's is not taken for seed 5
-
-
-def test_stack_rows_is_a_view_only_for_consecutive_row_blocks_of_one_array():
-    base = np.arange(60, dtype=np.float32).reshape(12, 5)
-    blocks = [base[0:4], base[4:8], base[8:10]]
-    stacked = stack_rows(blocks)
-    np.testing.assert_array_equal(stacked, base[:10])
-    assert np.shares_memory(stacked, base) and not stacked.flags.writeable
-    for others in ([base[4:8], base[0:4]], [base[0:4], base[5:9]], [base[0:4], base[4:8].copy()], [base[:, :2], base[:, 2:4]]):
-        stacked = stack_rows(others)  # out of order, a gap, another array, column blocks: copied
-        np.testing.assert_array_equal(stacked, np.concatenate(others))
-        assert not np.shares_memory(stacked, base)
-
-
 def test_k_sample_prediction_is_the_mean_of_k_test_passes():
     """predict_proba shares the deterministic layers and the first Bernoulli layer's probabilities
     across its K passes; it must equal the mean of K forward passes on the test-sample streams."""
-    from stochtp import kernels
-
     net = Network.from_spec("7-5t-6b-4b-3s", seed=3, dtype=np.float64, input_noise=0.3)
     x = np.random.default_rng(2).random((9, 7))
     passes = [net.forward(x, 4, kernels.stream_id(8, "test-sample", k), train=False).output for k in range(5)]

@@ -285,10 +285,10 @@ def test_fused_centred_rmsprop_kernel_matches_the_numpy_reference(dtype):
 def test_a_methods_optimizer_options_reach_every_optimiser_it_makes(write_toml):
     """`[method.optimizer_options]` in a config file sets the rule's options (here SGD's momentum)
     for every parameter group of the method, each at its own learning rate."""
-    from stochtp import Network, config, train
+    from stochtp import Network, config, experiment
 
     path = write_toml('dataset = "teacher"\nnetwork = "8-6t-6t-3s"\n[method]\nname = "dtp"\noptimizer = "sgd"\nlr_f = 0.1\nlr_b = 0.01\n[method.optimizer_options]\nmomentum = 0.9\nnesterov = true\n')
-    method = train.build_method(config.load(path))
+    method = experiment.build_method(config.load(path))
     method.bind(Network.from_spec("8-6t-6t-3s"))
     forward, inverse = method.optimisers["forward"], method.optimisers["inverse"]
     assert isinstance(forward, SGD) and isinstance(inverse, SGD)

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from stochtp import config, report, results, train
+from stochtp import config, experiment, report, results
 from stochtp.cli import main
 from test_train import start_child, wait_for_epochs
 
@@ -199,7 +199,7 @@ def trained_file(tiny_config_path, tmp_path):
     out = tmp_path / "trained.h5"
     for method, seed in (("dtp", 0), ("dtp", 1), ("st", 0)):
         cfg = config.load(tiny_config_path, overrides=[f"method.name={method}"], seed=seed, epochs=4)
-        train.run(cfg, out=out, threads=1)
+        experiment.run(cfg, out=out, threads=1)
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stochtp import config, results, sweep, train
+from stochtp import config, experiment, results, sweep
 from stochtp.cli import main
 from stochtp.errors import ResultsError
 
@@ -148,7 +148,7 @@ def test_a_record_copied_into_another_file_reads_back_the_same(tmp_path):
     """read_record -> Writer.add_record -> read_record: everything equal (a DTP run, so
     diagnostics, inverses and a nested checkpoint are in it), under a new run id."""
     cfg = config.from_dict({**config.load(write_sweep(tmp_path, BASE, "base.toml")).to_dict(), "method": {"name": "dtp"}})
-    summary = train.run(cfg, out=tmp_path / "source.h5", threads=1)
+    summary = experiment.run(cfg, out=tmp_path / "source.h5", threads=1)
     record = results.read_record(tmp_path / "source.h5", summary.run_id)
     assert record["diagnostics"] and record["checkpoint"]["method"] and record["best_attrs"]["epoch"] == summary.best_epoch
     with results.Writer(tmp_path / "copy.h5") as writer:
@@ -190,7 +190,7 @@ def test_local_sweep_writes_every_run_and_a_rerun_skips_them(capsys, tmp_path):
     assert {run.attrs["num_threads"] for run in runs} == {1}
 
     dtp_seed_1 = next(item.config for item in sweep.expand(path) if item.label == "method.name=dtp seed=1")
-    train.run(dtp_seed_1, out=tmp_path / "single.h5", threads=1)
+    experiment.run(dtp_seed_1, out=tmp_path / "single.h5", threads=1)
     (single,) = records_by_hash(tmp_path / "single.h5").values()
     assert_same_record(records_by_hash(out)[dtp_seed_1.hash], single)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stochtp import Network, data, kernels, methods
+from stochtp.batching import CHUNK, Batches, MiniBatch
 from stochtp.errors import ConfigError
 from stochtp.methods.backprop import backward
-from stochtp.train import Batches
 
 
 def bound(name, spec, seed=0, init="glorot", **options):
@@ -164,11 +164,10 @@ def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec)
     """The alternating inverse phase computes its inputs a chunk of mini-batches at once; the
     inverses must end where one inverse_step per mini-batch (same streams) takes them."""
     from stochtp import kernels
-    from stochtp.methods import base
 
     ds = data.load("teacher", n_train=1300, n_valid=10, n_test=10)
     batches = Batches(ds.train, 1, 1, 20, np.float64)
-    assert len(batches) > base.CHUNK  # two chunks, the second one short
+    assert len(batches) > CHUNK  # two chunks, the second one short
     net, chunked = bound("dtp", spec, seed=1, lr_b=1e-2)
     chunked.inverse_phase(net, batches, 1)
     _, single = bound("dtp", spec, seed=1, lr_b=1e-2)
@@ -257,7 +256,7 @@ def test_inverse_inputs_corrupt_the_values_of_a_forward_pass_on_the_same_streams
     (whose value the inverse phase computes without drawing its sample), at the network's slope;
     f_j(h~) is layer j's value on a sample of h~ (on h~ itself below a deterministic layer)."""
     net, method = bound("dtp", spec, sigma=0.0)
-    net.input_noise, net.slope = 0.3, slope
+    net = Network(net.layers, input_noise=0.3, slope=slope)
     rng = np.random.default_rng(1)
     for layer in net.layers:
         layer.b[...] = rng.normal(size=layer.b.shape)
@@ -327,7 +326,7 @@ def test_diagnostics_values_by_hand():
     v_hat = dtp.targets(net, trace, y)
     update = copy.deepcopy(dtp).update(net, x, y, 5, 7)  # a copy: update() counts into the diagnostics too
     exact = backward(net, trace, net.output_grad(trace, y))
-    dtp.forward_step(net, x, y, 5, 7)
+    dtp.forward_step(net, MiniBatch(7, x, y), 5)
     d = dtp.diagnostics()
     for j, error in inverse_error.items():
         assert d["inverse_error"][j] == pytest.approx(error, rel=1e-12)

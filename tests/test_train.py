@@ -14,11 +14,8 @@ import numba.core.event as numba_event
 import numpy as np
 import pytest
 
-from stochtp import config, kernels, results, train
-from stochtp.data.dataset import Split
+from stochtp import config, experiment, kernels, results, train
 from stochtp.errors import ConfigError, ResultsError, TrainingFailed
-from stochtp.methods.base import CHUNK
-from stochtp.network import stack_rows
 
 TIMING_METRICS = ("wall_time", "epoch_time")
 
@@ -86,9 +83,9 @@ def test_same_seed_gives_the_same_numbers(tiny_config_path, tmp_path):
     """Two runs of one config and seed agree bit for bit; another seed does not."""
     cfg = config.load(tiny_config_path)
     for name in ("a", "b"):
-        train.run(cfg, out=tmp_path / f"{name}.h5", threads=1)
+        experiment.run(cfg, out=tmp_path / f"{name}.h5", threads=1)
     assert_same_numbers(only_run(tmp_path / "a.h5"), only_run(tmp_path / "b.h5"))
-    train.run(config.load(tiny_config_path, seed=1), out=tmp_path / "c.h5", threads=1)
+    experiment.run(config.load(tiny_config_path, seed=1), out=tmp_path / "c.h5", threads=1)
     assert not np.array_equal(only_run(tmp_path / "c.h5").metrics["train_loss"], only_run(tmp_path / "a.h5").metrics["train_loss"])
 
 
@@ -98,7 +95,7 @@ def test_thread_count_does_not_change_the_numbers(tiny_config_path, tmp_path):
     the presets' sizes it does, and the last bits differ: README, "Decisions worth knowing")."""
     cfg = config.load(tiny_config_path, epochs=2)
     for threads in (1, 2):
-        train.run(cfg, out=tmp_path / f"{threads}.h5", threads=threads)
+        experiment.run(cfg, out=tmp_path / f"{threads}.h5", threads=threads)
     one, two = only_run(tmp_path / "1.h5"), only_run(tmp_path / "2.h5")
     assert (one.attrs["num_threads"], two.attrs["num_threads"]) == (1, 2)
     assert_same_numbers(one, two)
@@ -113,7 +110,7 @@ def test_training_runs_with_the_older_objects_frozen_and_releases_them(tiny_conf
     real_train_epoch = train.train_epoch
     monkeypatch.setattr(train, "train_epoch", lambda *args: frozen.append(gc.get_freeze_count()) or real_train_epoch(*args))
     before = len(gc.get_objects())
-    train.run(cfg, out=tmp_path / "a.h5", threads=1)
+    experiment.run(cfg, out=tmp_path / "a.h5", threads=1)
     assert frozen and frozen[0] >= before // 2  # most of what existed, less what the collection freed
     assert gc.get_freeze_count() == 0
 
@@ -128,7 +125,7 @@ def test_a_failed_run_releases_the_frozen_objects(tiny_config_path, tmp_path, mo
 
     monkeypatch.setattr(train, "train_epoch", failing_epoch)
     with pytest.raises(TrainingFailed):
-        train.run(cfg, out=tmp_path / "a.h5", threads=1)
+        experiment.run(cfg, out=tmp_path / "a.h5", threads=1)
     assert gc.get_freeze_count() == 0
 
 
@@ -140,7 +137,7 @@ def test_a_freeze_made_by_the_caller_is_left_as_it_is(tiny_config_path, tmp_path
             with train.frozen_heap():
                 pass
             assert gc.get_freeze_count() > 0
-        train.run(config.load(tiny_config_path, epochs=1), out=tmp_path / "a.h5", threads=1)
+        experiment.run(config.load(tiny_config_path, epochs=1), out=tmp_path / "a.h5", threads=1)
         assert gc.get_freeze_count() > 0  # unfrozen, it would be 0 (frozen objects that died have left it)
     finally:
         gc.unfreeze()
@@ -149,7 +146,7 @@ def test_a_freeze_made_by_the_caller_is_left_as_it_is(tiny_config_path, tmp_path
 def test_run_records_metrics_schedule_and_selection(tiny_config_path, tmp_path):
     """K-sample errors on their schedule (NaN between), best epoch picked on valid_error_k, config stored whole."""
     cfg = config.load(tiny_config_path)
-    summary = train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    summary = experiment.run(cfg, out=tmp_path / "r.h5", threads=1)
     run = only_run(tmp_path / "r.h5")
     metrics = run.metrics
     np.testing.assert_array_equal(metrics["epoch"], [1, 2, 3, 4])
@@ -176,7 +173,7 @@ def test_the_best_epoch_is_chosen_on_validation_never_on_test(tiny_config_path, 
         return {"valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test}
 
     monkeypatch.setattr(train, "evaluate", evaluate)
-    summary = train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+    summary = experiment.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
     run = only_run(tmp_path / "r.h5")
     assert summary.best_epoch == 4 == run.best_attrs["epoch"] and summary.test_error_at_best == 0.40
 
@@ -185,7 +182,7 @@ def test_the_k_sample_errors_average_eval_samples_passes(tiny_config_path):
     """valid_error_k / test_error_k: class probabilities averaged over K = eval_samples passes
     (here K = 4, from streams stream_id(epoch, "evaluate", split)), not one pass."""
     cfg = config.load(tiny_config_path)
-    dataset, net, _ = train.build(cfg)
+    dataset, net, _ = experiment.build(cfg)
     metrics = train.evaluate(net, dataset, cfg, epoch=2)
     for name, split in (("valid", dataset.valid), ("test", dataset.test)):
         stream = kernels.stream_id(2, "evaluate", name)
@@ -242,9 +239,9 @@ def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_c
     assert 2 <= interrupted.num_epochs < 10
 
     cfg = config.load(tiny_config_path, overrides=overrides, epochs=10)
-    resumed = train.run(cfg, out=out, threads=1, resume=True)
+    resumed = experiment.run(cfg, out=out, threads=1, resume=True)
     assert resumed.status == "completed" and resumed.run_id == interrupted.id
-    reference = train.run(cfg, out=tmp_path / "reference.h5", threads=1)
+    reference = experiment.run(cfg, out=tmp_path / "reference.h5", threads=1)
     assert (resumed.best_epoch, resumed.test_error_at_best) == (reference.best_epoch, reference.test_error_at_best)
     run = only_run(out)
     assert run.status == "completed" and run.attrs["finished_at"]
@@ -288,7 +285,7 @@ def test_signal_while_an_epoch_is_recorded_waits_for_the_record(tiny_config_path
 
     monkeypatch.setattr(results.RunWriter, "append", append_after_a_signal)
     with pytest.raises(KeyboardInterrupt):
-        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+        experiment.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
     run = only_run(tmp_path / "r.h5")
     assert run.status == "interrupted"
     np.testing.assert_array_equal(run.metrics["epoch"], [1, 2])
@@ -314,11 +311,11 @@ def test_resume_after_a_crash_between_log_and_checkpoint(tiny_config_path, tmp_p
     with monkeypatch.context() as patch:
         patch.setattr(results.RunWriter, "save_checkpoint", save_checkpoint_or_crash)
         with pytest.raises(Crash):
-            train.run(cfg, out=tmp_path / "r.h5", threads=1)
+            experiment.run(cfg, out=tmp_path / "r.h5", threads=1)
     crashed = only_run(tmp_path / "r.h5")
     assert crashed.status == "running" and crashed.num_epochs == crash_epoch
-    train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
-    train.run(cfg, out=tmp_path / "reference.h5", threads=1)
+    experiment.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+    experiment.run(cfg, out=tmp_path / "reference.h5", threads=1)
     assert_same_numbers(only_run(tmp_path / "r.h5"), only_run(tmp_path / "reference.h5"))
 
 
@@ -333,10 +330,10 @@ def test_resuming_a_run_that_died_before_finishing_trains_nothing_and_reports_it
     with monkeypatch.context() as patch:
         patch.setattr(results.RunWriter, "finish", crash)
         with pytest.raises(Crash):
-            train.run(cfg, out=tmp_path / "r.h5", threads=1)
+            experiment.run(cfg, out=tmp_path / "r.h5", threads=1)
     before = only_run(tmp_path / "r.h5")
     assert before.status == "running" and before.num_epochs == cfg.epochs
-    summary = train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+    summary = experiment.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
     after = only_run(tmp_path / "r.h5")
     assert after.status == "completed" and summary.status == "completed"
     np.testing.assert_array_equal(after.metrics["epoch_time"], before.metrics["epoch_time"])
@@ -346,9 +343,9 @@ def test_resuming_a_run_that_died_before_finishing_trains_nothing_and_reports_it
 def test_resume_needs_an_unfinished_run_of_the_same_config(tiny_config_path, tmp_path):
     """--resume never restarts a completed run nor one of another config; it says so."""
     cfg = config.load(tiny_config_path, epochs=1)
-    train.run(cfg, out=tmp_path / "r.h5", threads=1)
+    experiment.run(cfg, out=tmp_path / "r.h5", threads=1)
     with pytest.raises(ConfigError, match="no interrupted run of this config"):
-        train.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
+        experiment.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
     assert len(results.open(tmp_path / "r.h5").runs) == 1
 
 
@@ -358,7 +355,7 @@ def test_overflowing_learning_rate_fails_the_run(write_toml, tmp_path, network):
     the message, also when a sampling kernel is the first to meet the NaN."""
     path = write_toml(f'preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "{network}"\n[method]\noptimizer = "sgd"\nlr = 1e300\n')
     with pytest.raises(TrainingFailed, match="epoch 1"), np.errstate(all="ignore"):
-        train.run(config.load(path), out=tmp_path / "r.h5", threads=1)
+        experiment.run(config.load(path), out=tmp_path / "r.h5", threads=1)
     run = only_run(tmp_path / "r.h5")
     assert run.status == "failed" and "epoch 1" in run.attrs["error"] and run.attrs["finished_at"]
     assert run.num_epochs == 0
@@ -366,7 +363,7 @@ def test_overflowing_learning_rate_fails_the_run(write_toml, tmp_path, network):
 
 def test_non_finite_parameters_keep_the_epochs_before(tiny_config_path, tmp_path, monkeypatch):
     """Parameters turning NaN in epoch 3 fail the run there; epochs 1 and 2 and the best parameters stay."""
-    build_method = train.build_method
+    build_method = experiment.build_method
 
     def build_poisoned_method(cfg):
         method = build_method(cfg)
@@ -381,9 +378,9 @@ def test_non_finite_parameters_keep_the_epochs_before(tiny_config_path, tmp_path
         method.train_epoch = poisoned_epoch
         return method
 
-    monkeypatch.setattr(train, "build_method", build_poisoned_method)
+    monkeypatch.setattr(experiment, "build_method", build_poisoned_method)
     with pytest.raises(TrainingFailed, match="non-finite .* epoch 3"):
-        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
+        experiment.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1)
     run = only_run(tmp_path / "r.h5")
     assert run.status == "failed" and "epoch 3" in run.attrs["error"]
     np.testing.assert_array_equal(run.metrics["epoch"], [1, 2])
@@ -405,30 +402,13 @@ def test_config_errors_found_when_building_name_the_source(write_toml, tmp_path,
     """Network, method and dataset errors met when the run is built name the config file given as source."""
     path = write_toml(f'preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "{network}"\n{table}\n')
     with pytest.raises(ConfigError, match=rf"^{path}: {pattern}"):
-        train.run(config.load(path), out=tmp_path / "r.h5", source=str(path))
+        experiment.run(config.load(path), out=tmp_path / "r.h5", source=str(path))
     assert not (tmp_path / "r.h5").exists()
 
 
 def test_thread_count_must_be_positive(tiny_config_path, tmp_path):
     with pytest.raises(ConfigError, match="threads must be between 1 and"):
-        train.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=0)
-
-
-def test_batches_convert_a_chunk_at_a_time_and_yield_what_one_batch_at_a_time_gives():
-    """Mini-batch k of an epoch: stream (epoch, k), its sorted rows of the epoch's permutation, as
-    features; the inputs of a chunk are consecutive row blocks of one array (stacked without a copy)."""
-    rng = np.random.default_rng(3)
-    split = Split((rng.random((CHUNK * 4 + 30, 6)) * 255).astype(np.uint8), rng.integers(0, 3, CHUNK * 4 + 30), 1 / 255)
-    batches = train.Batches(split, 2, 7, 4, np.float32)
-    yielded = list(batches)
-    assert len(yielded) == len(batches) == (CHUNK * 4 + 30) // 4
-    for k, (stream, x, y) in enumerate(yielded):
-        index = np.sort(batches.order[4 * k:4 * (k + 1)])
-        assert stream == kernels.stream_id(2, k)
-        np.testing.assert_array_equal(x, split.features(index))
-        np.testing.assert_array_equal(y, split.y[index])
-    first_chunk = [x for _, x, _ in yielded[:CHUNK]]
-    assert np.shares_memory(stack_rows(first_chunk), first_chunk[0])
+        experiment.run(config.load(tiny_config_path), out=tmp_path / "r.h5", threads=0)
 
 
 def test_a_signal_during_the_final_save_leaves_a_completed_run_completed(tiny_config_path, tmp_path, monkeypatch):
@@ -442,7 +422,7 @@ def test_a_signal_during_the_final_save_leaves_a_completed_run_completed(tiny_co
         real_finish(self, status, error)
 
     monkeypatch.setattr(results.RunWriter, "finish", finish_with_a_signal)
-    summary = train.run(config.load(tiny_config_path, epochs=2), out=tmp_path / "r.h5", threads=1)
+    summary = experiment.run(config.load(tiny_config_path, epochs=2), out=tmp_path / "r.h5", threads=1)
     assert summary.status == "completed" and only_run(tmp_path / "r.h5").status == "completed"
 
 
@@ -479,5 +459,5 @@ def test_a_signal_held_through_a_failing_block_is_not_raised_later():
 def test_a_new_folder_s_name_with_its_slash_is_refused_as_the_results_file(tiny_config_path, tmp_path):
     """pathlib drops a trailing slash: checked before, `out="newdir/"` made a file named newdir."""
     with pytest.raises(ResultsError, match="is a folder"):
-        train.run(config.load(tiny_config_path), out=f"{tmp_path / 'newdir'}/", threads=1)
+        experiment.run(config.load(tiny_config_path), out=f"{tmp_path / 'newdir'}/", threads=1)
     assert not (tmp_path / "newdir").exists()

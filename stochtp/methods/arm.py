@@ -44,13 +44,14 @@ class Arm(GradientMethod):
     def unit_weight(u, b, b_tilde, phi):
         return 0.5 - u  # ARM: (f(b) - f(b~)) (1/2 - u)
 
-    def estimate(self, net, x, y, seed, stream):
+    def estimate(self, net, batch, seed):
         self.check_network(net)
-        trace = net.forward(x, seed, stream)
+        y = batch.y
+        trace = batch.forward(net, seed)
         grad_a = {len(net.layers) - 1: net.output_grad(trace, y)}  # exact given the samples
         for i, layer in enumerate(net.layers):
             if layer.stochastic:
-                grad_a[i] = self.logit_gradient(net, trace, y, i, seed, stream) * (net.slope / len(x))  # d/da = k d/dphi; batch mean
+                grad_a[i] = self.logit_gradient(net, trace, y, i, seed, batch.stream) * (net.slope / len(batch))  # d/da = k d/dphi; batch mean
         return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
 
     def flops_per_batch(self, net, batch):

@@ -5,8 +5,6 @@ d h / d a and d t(h) / d h given by `units.derivative` — the true derivative f
 surrogate for `st`. Where the true derivative of a discrete unit is zero, everything below
 gets a zero gradient: only layers above the first discrete one learn (the paper's baseline 1).
 """
-import contextlib
-
 import numpy as np
 
 from .. import units
@@ -52,24 +50,13 @@ class Backprop(GradientMethod):
     name = "bp"
     OPTIONS = {**GradientMethod.OPTIONS, "train_transmission": True}
 
-    def estimate(self, net, x, y, seed, stream):
-        with self._training_transmissions(net):
-            trace = net.forward(x, seed, stream)
-            return backward(net, trace, net.output_grad(trace, y)), trace
+    def estimate(self, net, batch, seed):
+        trained = self.training_network(net)
+        trace = batch.forward(trained, seed)
+        return backward(trained, trace, trained.output_grad(trace, batch.y)), trace
 
-    @contextlib.contextmanager
-    def _training_transmissions(self, net):
-        """With train_transmission=False the sign transmissions are identities while a mini-batch
-        trains, forward and backward (the paper's `paper-discrete-bp-cont`: trained without sign,
-        so that every layer learns, tested with it); otherwise nothing changes."""
-        if self.options["train_transmission"]:
-            yield
-            return
-        saved = [layer.transmission for layer in net.layers]
-        for layer in net.layers:
-            layer.transmission = "identity"
-        try:
-            yield
-        finally:
-            for layer, transmission in zip(net.layers, saved):
-                layer.transmission = transmission
+    def training_network(self, net):
+        """`net`, or with train_transmission=False a view of it whose sign transmissions are
+        identities, forward and backward (the paper's `paper-discrete-bp-cont`: trained without
+        sign, so that every layer learns, tested with it). The parameters are shared."""
+        return net if self.options["train_transmission"] else net.replace(transmission="identity")

@@ -7,17 +7,19 @@ optimisers, and trains a network one epoch at a time:
     method.bind(net)                                  # creates optimisers, inverses, baselines
     stats = method.train_epoch(net, batches, seed, epoch)
 
-`batches` is an iterable of `(stream, x, y)`; `stream` names the mini-batch's random numbers
-(see `stochtp.kernels.streams`). Estimators also expose `gradient(net, x, y, seed)`, an
-estimate of the gradient of the mini-batch mean loss, as per-layer `(dW, db)` pairs.
+`batches` is an iterable of `(stream, x, y)` (the loop gives a `batching.Batches`); `stream`
+names the mini-batch's random numbers (see `stochtp.kernels.streams`). `train_epoch` prepares
+them in chunks (`stochtp.batching`) and hands `step` one `MiniBatch` at a time, whose
+`forward(net, seed)` is the training forward pass. Estimators also expose
+`gradient(net, x, y, seed)`, an estimate of the gradient of the mini-batch mean loss, as
+per-layer `(dW, db)` pairs.
 """
 import abc
-import itertools
 import math
 
 import numpy as np
 
-from .. import losses
+from .. import batching, losses
 from ..errors import ConfigError
 from ..network import Trace
 from ..optim import make as make_optimiser
@@ -32,7 +34,6 @@ class Method(abc.ABC):
     name = ""
     OPTIONS = {}
     needs_stochastic = False
-    prefetches_input_noise = True  # False where the forward pass does not take the mini-batch as it comes
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))
@@ -56,6 +57,11 @@ class Method(abc.ABC):
         """Prepare to train `net`: check it suits the method, create optimisers and auxiliary
         parameters (drawn from `seed`)."""
         self.check_network(net)
+        self._bound_network = net
+
+    def is_bound_to(self, net):
+        """Whether `bind(net)` made this method's optimisers and auxiliary parameters for `net`."""
+        return getattr(self, "_bound_network", None) is net
 
     def make_optimiser(self, params, lr):
         """The method's optimiser (`optimizer`, with the `optimizer_options` table, e.g. SGD's
@@ -64,18 +70,22 @@ class Method(abc.ABC):
         return make_optimiser(self.options["optimizer"], params, lr, **self.options["optimizer_options"])
 
     def start_epoch(self, net, epoch):
-        """Hook for per-epoch schedules (noise level, slope annealing); epochs count from 1."""
+        """Hook for per-epoch schedules (noise level, slope annealing); epochs count from 1. It
+        changes the method's own state only, never the network's."""
+
+    def inference_network(self, net):
+        """The network as evaluated after training with this method: `net` itself, or a view of
+        it sharing its parameters (`Network.replace`), e.g. with straight-through's annealed slope."""
+        return net
 
     @abc.abstractmethod
-    def step(self, net, x, y, seed, stream):
-        """Train on one mini-batch; return (sum of per-example losses, number of errors, batch size)."""
+    def step(self, net, batch, seed):
+        """Train on one `batching.MiniBatch`; return (sum of per-example losses, number of errors, batch size)."""
 
     def train_epoch(self, net, batches, seed, epoch):
         """One pass over `batches`; returns mean training loss and error of the forward passes it made."""
         self.start_epoch(net, epoch)
-        if self.prefetches_input_noise:
-            batches = with_input_noise(net, batches, seed)
-        return epoch_stats(self.step(net, x, y, seed, stream) for stream, x, y in batches)
+        return epoch_stats(self.step(net, batch, seed) for chunk in batching.chunks(batches) for batch in chunk)
 
     def flops_per_batch(self, net, batch):
         """Floating-point operations of the matrix products one training mini-batch of `batch`
@@ -123,24 +133,6 @@ def _check_option(method, key, value, default):
         raise ConfigError(f"method {method!r}: option {key!r} must be {kind}, got {value!r}")
 
 
-CHUNK = 50  # mini-batches whose inputs are made together: converted, noised, DTP's inverse-phase forward pass
-
-
-def with_input_noise(net, batches, seed):
-    """`batches` unchanged, with the noisy training inputs of each chunk of CHUNK mini-batches
-    made ahead in one parallel kernel call (`Network.prefetch_noisy_inputs`)."""
-    for chunk in chunks(batches, CHUNK):
-        net.prefetch_noisy_inputs([(stream, x) for stream, x, _ in chunk], seed)
-        yield from chunk
-
-
-def chunks(iterable, size):
-    """Successive lists of `size` items (the last may be shorter)."""
-    iterator = iter(iterable)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
 def batch_stats(net, trace, y):
     """(sum of per-example losses, number of errors, batch size) of a forward pass, for training curves."""
     return (*losses.totals(net.loss_name, trace.output, y), len(y))
@@ -184,12 +176,12 @@ def first_rows(trace, count):
 class GradientMethod(Method):
     """A method that follows an estimate of the loss gradient with one optimiser over all layers.
 
-    Subclasses implement `estimate(net, x, y, seed, stream) -> (grads, trace)`. With `samples`
-    M > 1 they are given M copies of the mini-batch stacked as rows, row m B + b being sample m
-    of example b, run through ONE forward pass of `stream`: the gradient of the mean loss over
-    the rows is the mean of M single-sample estimates. Sample 0 takes the positions a single
-    sample takes, so with M = 1 the sampled path is `net.forward(x, seed, stream)`'s, the one
-    every other method sees (common random numbers).
+    Subclasses implement `estimate(net, batch, seed) -> (grads, trace)` for a `batching.MiniBatch`.
+    With `samples` M > 1 they are given M copies of the mini-batch stacked as rows, row m B + b
+    being sample m of example b, run through ONE forward pass of the mini-batch's stream: the
+    gradient of the mean loss over the rows is the mean of M single-sample estimates. Sample 0
+    takes the positions a single sample takes, so with M = 1 the sampled path is
+    `net.forward(x, seed, stream)`'s, the one every other method sees (common random numbers).
     """
 
     OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop", "optimizer_options": {}, "samples": 1}
@@ -199,11 +191,6 @@ class GradientMethod(Method):
         if self.options["samples"] < 1:
             raise ConfigError(f"method {self.name!r}: samples must be at least 1, got {self.options['samples']}")
 
-    @property
-    def prefetches_input_noise(self):
-        """With one sample per example the forward pass takes the mini-batch as it comes."""
-        return self.options["samples"] == 1
-
     def bind(self, net, seed=0):
         super().bind(net, seed)
         lr = self.options["lr"]
@@ -212,27 +199,29 @@ class GradientMethod(Method):
         self.optimisers["forward"] = self.make_optimiser(net.parameters(), lr)
 
     @abc.abstractmethod
-    def estimate(self, net, x, y, seed, stream):
+    def estimate(self, net, batch, seed):
         """(per-layer [(dW, db), ...] estimate of the mini-batch mean loss gradient, the forward trace)."""
 
     def gradient(self, net, x, y, seed, stream=0):
         """Estimate of d(mean mini-batch loss)/d(W_i, b_i) for every layer i, as [(dW, db), ...]."""
-        grads, _ = self.sampled_estimate(net, *net.check_batch(x, y), seed, stream)
+        x, y = net.check_batch(x, y)
+        grads, _ = self.sampled_estimate(net, batching.MiniBatch(stream, x, y), seed)
         return grads
 
-    def sampled_estimate(self, net, x, y, seed, stream):
+    def sampled_estimate(self, net, batch, seed):
         """`estimate` over `samples` copies of the mini-batch; the trace of sample 0."""
         samples = self.options["samples"]
         if samples == 1:
-            return self.estimate(net, x, y, seed, stream)
-        grads, trace = self.estimate(net, np.tile(x, (samples, 1)), np.concatenate([y] * samples), seed, stream)
-        return grads, first_rows(trace, len(x))
+            return self.estimate(net, batch, seed)
+        copies = batching.MiniBatch(batch.stream, np.tile(batch.x, (samples, 1)), np.concatenate([batch.y] * samples))
+        grads, trace = self.estimate(net, copies, seed)
+        return grads, first_rows(trace, len(batch))
 
     def flops_per_batch(self, net, batch):
         """A forward pass and back-propagation on `samples` copies of the mini-batch."""
         return super().flops_per_batch(net, batch * self.options["samples"])
 
-    def step(self, net, x, y, seed, stream):
-        grads, trace = self.sampled_estimate(net, x, y, seed, stream)
+    def step(self, net, batch, seed):
+        grads, trace = self.sampled_estimate(net, batch, seed)
         self.optimisers["forward"].step(flatten(grads))
-        return batch_stats(net, trace, y)
+        return batch_stats(net, trace, batch.y)

@@ -58,12 +58,12 @@ class Reinforce(GradientMethod):
     def check_network(self, net):
         check_estimator_network(self.name, net)
 
-    def estimate(self, net, x, y, seed, stream):
+    def estimate(self, net, batch, seed):
         self.check_network(net)
-        samples = self.options["samples"]
-        trace = net.forward(x, seed, stream)  # row m*B + b: sample m of example b
+        samples, rows, y = self.options["samples"], len(batch), batch.y
+        trace = batch.forward(net, seed)  # row m*B + b: sample m of example b
         loss = net.per_example_loss(trace, y)  # l on each sampled path
-        weight = (loss - self.baseline(loss, samples, len(x) // samples)) / len(x)  # (l - c), for the mean over rows
+        weight = (loss - self.baseline(loss, samples, rows // samples)) / rows  # (l - c), for the mean over rows
         grad_a = {len(net.layers) - 1: net.output_grad(trace, y)}  # exact given the samples
         for i, layer in enumerate(net.layers):
             if layer.stochastic:

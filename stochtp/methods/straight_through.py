@@ -38,10 +38,19 @@ class StraightThrough(GradientMethod):
                         f"choose one of {', '.join(units.SURROGATES[kind])}"
                     )
 
+    slope = None  # the annealed slope k of the current epoch; None before the first: the network's own
+
     def start_epoch(self, net, epoch):
         o = self.options
-        net.slope = min(o["slope_max"], o["slope"] * (1 + o["slope_rate"] * (epoch - 1)))  # k grows linearly per epoch
+        self.slope = min(o["slope_max"], o["slope"] * (1 + o["slope_rate"] * (epoch - 1)))  # k grows linearly per epoch
 
-    def estimate(self, net, x, y, seed, stream):
-        trace = net.forward(x, seed, stream)
-        return backward(net, trace, net.output_grad(trace, y), surrogate=self.options["surrogate"]), trace
+    def inference_network(self, net):
+        """`net` with the current slope: Bernoulli layers fire with probability sigmoid(k a) in
+        training and at test time. Before the first epoch, and for a network without Bernoulli
+        layers, `net` as it is."""
+        return net.replace(slope=self.slope) if net.stochastic and self.slope is not None else net
+
+    def estimate(self, net, batch, seed):
+        sloped = self.inference_network(net)
+        trace = batch.forward(sloped, seed)
+        return backward(sloped, trace, sloped.output_grad(trace, batch.y), surrogate=self.options["surrogate"]), trace

@@ -25,12 +25,12 @@ import math
 
 import numpy as np
 
-from .. import kernels, units
+from .. import batching, kernels, units
 from ..errors import ConfigError
 from ..kernels.fused import local_target_gradient, reconstruction_gradient
-from ..network import affine, init_weights, stack_rows
+from ..network import affine, init_weights
 from .backprop import backward
-from .base import CHUNK, Method, batch_stats, chunks, epoch_stats, gemm_flops, with_input_noise
+from .base import Method, batch_stats, epoch_stats, gemm_flops
 
 
 class TargetProp(Method):
@@ -152,15 +152,15 @@ class TargetProp(Method):
             self.inverse_descent(self.inverse_inputs(net, x, seed, [stream]))
 
     def inverse_phase(self, net, batches, seed):
-        """The alternating schedule's inverse phase: a step per mini-batch, inputs computed a chunk at a time."""
+        """The alternating schedule's inverse phase: a step per mini-batch, inputs computed a chunk
+        at a time (one forward pass over the chunk's stacked inputs, `batching.Chunk.x`)."""
         if not self.V:
             return
-        for chunk in chunks(batches, CHUNK):
-            streams = [kernels.stream_id(stream, "inverse-phase") for stream, _, _ in chunk]
-            sizes = np.cumsum([0] + [len(x) for _, x, _ in chunk])
-            pairs = self.inverse_inputs(net, stack_rows([x for _, x, _ in chunk]), seed, streams)
-            for first, stop in zip(sizes[:-1], sizes[1:]):
-                self.inverse_descent({j: (h_tilde[first:stop], v_j[first:stop]) for j, (h_tilde, v_j) in pairs.items()})
+        for chunk in batching.chunks(batches):
+            streams = [kernels.stream_id(stream, "inverse-phase") for stream in chunk.streams]
+            pairs = self.inverse_inputs(net, chunk.x, seed, streams)
+            for batch in chunk:
+                self.inverse_descent({j: (h_tilde[batch.rows], v_j[batch.rows]) for j, (h_tilde, v_j) in pairs.items()})
 
     # ------------------------------------------------------------------ targets and forward step
 
@@ -188,13 +188,14 @@ class TargetProp(Method):
                 v_hat[j - 1] = self.g(j, v_hat[j])  # TP
         return v_hat
 
-    def forward_gradients(self, net, x, y, seed, stream):
-        """Per-layer (dW, db) of the local losses (hidden layers) and of L (output), and the trace."""
-        trace = net.forward(x, seed, stream)
-        grad_output = net.output_grad(trace, y)
+    def forward_gradients(self, net, batch, seed):
+        """Per-layer (dW, db) of the local losses (hidden layers) and of L (output), and the trace,
+        for a `batching.MiniBatch`."""
+        trace = batch.forward(net, seed)
+        grad_output = net.output_grad(trace, batch.y)
         v_hat = self.propagate(trace, self.first_target(net, trace, grad_output))
         grads = backward(net, trace, grad_output, bottom=len(net.layers) - 1)
-        batch = len(x)
+        batch = len(batch)
         for j in range(self.top + 1):
             layer = net.layers[j]
             dv_da = None if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])  # None: p (1 - p)
@@ -209,16 +210,16 @@ class TargetProp(Method):
         """The forward step's update direction per layer, [(dW, db), ...] (what the optimiser descends along)."""
         if self.top is None:
             raise ValueError(f"method {self.name!r} is not bound to a network: call bind(net) first")
-        grads, _ = self.forward_gradients(net, *net.check_batch(x, y), seed, stream)
+        grads, _ = self.forward_gradients(net, batching.MiniBatch(stream, *net.check_batch(x, y)), seed)
         return grads
 
-    def forward_step(self, net, x, y, seed, stream):
-        grads, trace = self.forward_gradients(net, x, y, seed, stream)
+    def forward_step(self, net, batch, seed):
+        grads, trace = self.forward_gradients(net, batch, seed)
         if self._angle_due:
-            self._bp_angle = self._angles(net, trace, y, grads)
+            self._bp_angle = self._angles(net, trace, batch.y, grads)
             self._angle_due = False
         self.optimisers["forward"].step([g for pair in grads for g in pair])
-        return batch_stats(net, trace, y)
+        return batch_stats(net, trace, batch.y)
 
     def _angles(self, net, trace, y, grads):
         """Angle (degrees) between each layer's update and the back-prop gradient of the same batch."""
@@ -246,10 +247,10 @@ class TargetProp(Method):
     def start_epoch(self, net, epoch):
         self.sigma = self.options["sigma"] / (1 + epoch / self.options["sigma_tau"])  # sigma0 / (1 + epoch / tau), epochs from 1 as in the paper's code
 
-    def step(self, net, x, y, seed, stream):
+    def step(self, net, batch, seed):
         """Parallel schedule: inverse step, then forward step, on the same mini-batch."""
-        self.inverse_step(net, x, seed, kernels.stream_id(stream, "inverse-phase"))
-        return self.forward_step(net, x, y, seed, stream)
+        self.inverse_step(net, batch.x, seed, kernels.stream_id(batch.stream, "inverse-phase"))
+        return self.forward_step(net, batch, seed)
 
     def train_epoch(self, net, batches, seed, epoch):
         self._reset_diagnostics(len(net.layers), net)
@@ -257,7 +258,7 @@ class TargetProp(Method):
             return super().train_epoch(net, batches, seed, epoch)
         self.start_epoch(net, epoch)
         self.inverse_phase(net, batches, seed)
-        return epoch_stats(self.forward_step(net, x, y, seed, stream) for stream, x, y in with_input_noise(net, batches, seed))
+        return epoch_stats(self.forward_step(net, batch, seed) for chunk in batching.chunks(batches) for batch in chunk)
 
     def _reset_diagnostics(self, n_layers, net):
         self._inverse_error = np.zeros(n_layers)

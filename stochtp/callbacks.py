@@ -1,0 +1,256 @@
+"""Callbacks: what the training loop tells about a run, and the built-in listeners.
+
+One small protocol serves `stochtp run` and `stochtp.fit` alike. The loop calls, on every
+callback in order:
+
+    on_train_begin(run)                    before the first epoch it trains
+    on_epoch_end(run, epoch, metrics)      after each epoch, `metrics` the epoch's record
+                                           (the names of the results file's metrics/)
+    on_train_end(run, status)              "completed", "failed" or "interrupted"
+
+`run` (`stochtp.train.Run`) exposes the network, the method, the resolved config, the run id,
+the best epoch so far, and `stop_training` (set it to end the run after this epoch). A callback
+that raises stops the run with status `failed`, its message kept, and what was recorded before
+stays recorded. The results file (`ResultsFile`) and the progress bar (`ProgressBar`) are
+callbacks too; the results file always hears of an epoch first.
+
+    >>> import numpy as np, stochtp
+    >>> class Losses(stochtp.callbacks.Callback):
+    ...     def __init__(self):
+    ...         self.seen = []
+    ...     def on_epoch_end(self, run, epoch, metrics):
+    ...         self.seen.append(round(metrics["train_loss"], 3))
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.random((100, 4)), rng.integers(0, 2, 100)
+    >>> net = stochtp.Network.from_spec("4-8t-2s", seed=0)
+    >>> losses = Losses()
+    >>> _ = stochtp.fit(net, stochtp.methods.get("bp", lr=0.01), (X[:60], y[:60]), (X[60:80], y[60:80]),
+    ...                 (X[80:], y[80:]), epochs=3, batch_size=10, callbacks=[losses])
+    >>> len(losses.seen)
+    3
+"""
+import csv
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import ConfigError
+from .extras import require
+
+
+class Callback:
+    """Base class with hooks that do nothing; override the ones you need."""
+
+    def on_train_begin(self, run):
+        """Before the first epoch that this call trains (`run.first_epoch`)."""
+
+    def on_epoch_end(self, run, epoch, metrics):
+        """After epoch `epoch`, with its metrics (floats; NaN where not measured this epoch)."""
+
+    def on_train_end(self, run, status):
+        """Once, when the run ends; `run.error` holds the message of a failed or interrupted run."""
+
+
+class History(Callback):
+    """The epochs of a run: `metrics` and `diagnostics` as per-epoch NumPy arrays.
+
+    `stochtp.fit` returns one. `metrics["valid_error"]` is the validation error of each epoch
+    trained; `diagnostics["inverse_error"]` is epochs x layers where the method gives it.
+    `best_epoch`, `status` and `run_id` describe the run; `to_dataframe()` needs pandas.
+
+    >>> history = History()
+    >>> history.on_epoch_end(None, 1, {"epoch": 1, "valid_error": 0.25})
+    >>> history.metrics["valid_error"]
+    array([0.25])
+    """
+
+    def __init__(self):
+        self._rows = []
+        self._diagnostics = []
+        self.best_epoch = 0
+        self.status = None
+        self.run_id = None
+
+    def on_epoch_end(self, run, epoch, metrics):
+        self._rows.append(dict(metrics))
+        if run is not None:
+            self._diagnostics.append({name: np.array(values, dtype=np.float64) for name, values in run.method.diagnostics().items()})
+            self.best_epoch, self.run_id = int(run.best["epoch"]), run.run_id
+
+    def on_train_end(self, run, status):
+        self.status = status
+
+    @property
+    def epochs(self):
+        return len(self._rows)
+
+    @property
+    def metrics(self):
+        """Metric name -> (epochs,) array, in the order epochs were trained."""
+        names = dict.fromkeys(name for row in self._rows for name in row)
+        return {name: np.array([row.get(name, math.nan) for row in self._rows], dtype=np.int64 if name == "epoch" else np.float64) for name in names}
+
+    @property
+    def diagnostics(self):
+        """Diagnostic name -> (epochs, layers) array."""
+        names = dict.fromkeys(name for row in self._diagnostics for name in row)
+        return {name: np.stack([row[name] for row in self._diagnostics]) for name in names}
+
+    def to_dataframe(self):
+        """The metrics as a pandas DataFrame indexed by epoch (needs pandas: `pip install 'stochtp[pandas]'`)."""
+        pandas = require("pandas", "pandas")
+        return pandas.DataFrame(self.metrics).set_index("epoch")
+
+
+class ResultsFile(Callback):
+    """Records the run in a results file (design section 10) through its `results.RunWriter`:
+    each epoch's metrics and diagnostics, the parameters of the best epoch, the checkpoint that
+    `--resume` reads; at the end the final parameters and the status."""
+
+    def __init__(self, run_writer):
+        self.run_writer = run_writer
+
+    def on_epoch_end(self, run, epoch, metrics):
+        self.run_writer.append(metrics, run.method.diagnostics())
+        if run.best_improved:
+            self.run_writer.save_params("best", network_arrays(run.net, run.method), attrs={"epoch": epoch})
+        self.run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(run.net), "method": run.method.state_dict(), "best": run.best})
+
+    def on_train_end(self, run, status):
+        if status == "completed":
+            self.run_writer.save_params("params", network_arrays(run.net, run.method))
+        self.run_writer.finish(status, run.error)
+
+
+def network_arrays(net, method):
+    """What a results file's params/ and best/ hold: layer_<i>/W, layer_<i>/b and the method's own
+    parameters (e.g. inverse_<j>/V, inverse_<j>/c)."""
+    arrays = {}
+    for i, layer in enumerate(net.layers):
+        arrays[f"layer_{i}/W"] = layer.W
+        arrays[f"layer_{i}/b"] = layer.b
+    arrays.update(method.aux_parameters())
+    return arrays
+
+
+def layer_state(net):
+    """The forward parameters as a nested dict for checkpoints: {"layer_0": {"W": ..., "b": ...}, ...}."""
+    return {f"layer_{i}": {"W": layer.W, "b": layer.b} for i, layer in enumerate(net.layers)}
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over epochs on a terminal; silent when `quiet` or when stderr is not a TTY."""
+
+    def __init__(self, quiet=False):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar = None
+
+    def on_train_begin(self, run):
+        self.bar = tqdm(total=run.config.epochs, initial=run.first_epoch - 1, desc=run.config.name, unit="epoch", disable=not self.enabled, leave=True)
+
+    def on_epoch_end(self, run, epoch, metrics):
+        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k") if k in metrics and not math.isnan(metrics[k])}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, run, status):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's metrics as a row of a CSV file (header from the first epoch), flushed
+    every epoch. `append=True` adds to an existing file (a resumed run) instead of replacing it."""
+
+    def __init__(self, path, append=False):
+        self.path = Path(path)
+        self.append = append
+        self._file = self._writer = None
+        self._header_written = False
+
+    def on_train_begin(self, run):
+        has_rows = self.append and self.path.exists() and self.path.stat().st_size > 0
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._header_written = has_rows
+
+    def on_epoch_end(self, run, epoch, metrics):
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=list(metrics), restval="nan")
+            if not self._header_written:
+                self._writer.writeheader()
+        self._writer.writerow({name: _csv_value(value) for name, value in metrics.items()})
+        self._file.flush()
+
+    def on_train_end(self, run, status):
+        if self._file is not None:
+            self._file.close()
+
+
+def _csv_value(value):
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else value
+
+
+class TensorBoard(Callback):
+    """Writes each epoch's metrics (and per-layer diagnostics) as scalars to TensorBoard event
+    files in `log_dir`, step = epoch. Needs the optional extra: `pip install 'stochtp[tensorboard]'`."""
+
+    def __init__(self, log_dir):
+        self._summary = require("tensorboardX", "tensorboard")
+        self.log_dir = str(log_dir)
+        self.writer = None
+
+    def on_train_begin(self, run):
+        self.writer = self._summary.SummaryWriter(self.log_dir)
+
+    def on_epoch_end(self, run, epoch, metrics):
+        for name, value in metrics.items():
+            if name != "epoch" and math.isfinite(value):
+                self.writer.add_scalar(name, float(value), epoch)
+        for name, values in run.method.diagnostics().items():
+            for layer, value in enumerate(values):
+                if math.isfinite(value):
+                    self.writer.add_scalar(f"{name}/layer_{layer}", float(value), epoch)
+        self.writer.flush()
+
+    def on_train_end(self, run, status):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class EarlyStopping(Callback):
+    """Ends the run (status `completed`) when `metric` has not improved by more than `min_delta`
+    for `patience` measurements of it. The default metric is the one the run selects its best
+    epoch on (the K-sample validation error for stochastic networks, measured every
+    `eval_samples_every` epochs: epochs where a metric is NaN, not measured, are not counted).
+    Lower is better."""
+
+    def __init__(self, metric=None, patience=10, min_delta=0.0):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
+        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
+            raise ConfigError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
+        self.metric, self.patience, self.min_delta = metric, patience, float(min_delta)
+        self.best = math.inf
+        self.waited = 0
+        self.stopped_epoch = None
+
+    def on_train_begin(self, run):
+        self.metric = self.metric or run.selection
+        self.best, self.waited, self.stopped_epoch = math.inf, 0, None
+
+    def on_epoch_end(self, run, epoch, metrics):
+        if self.metric not in metrics:
+            raise ConfigError(f"EarlyStopping: no metric {self.metric!r}; the run logs {', '.join(metrics)}")
+        value = metrics[self.metric]
+        if math.isnan(value):
+            return
+        if value < self.best - self.min_delta:
+            self.best, self.waited = value, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            run.stop_training = True
+            self.stopped_epoch = epoch
