@@ -162,8 +162,8 @@ def test_a_whole_float_for_an_integer_option_is_that_integer():
 
 
 @pytest.mark.parametrize("spec, options, message", [
-    ("3-3n-2s", {"surrogate": "tanh", "slope": 3.0}, "slope annealing acts on Bernoulli layers; network 3-3n-2s has none"),
-    ("3-3n-2s", {"surrogate": "tanh", "slope_rate": 1.0}, "slope annealing acts on Bernoulli layers"),
+    ("3-3n-2s", {"surrogate": "tanh", "slope": 3.0}, "slope annealing acts on stochastic layers; network 3-3n-2s has none"),
+    ("3-3n-2s", {"surrogate": "tanh", "slope_rate": 1.0}, "slope annealing acts on stochastic layers"),
     ("3-3b-2s", {"slope": 8.0}, "need 0 < slope <= slope_max"),
     ("3-3b-2s", {"slope_rate": -1.0}, "slope_rate >= 0"),
 ])

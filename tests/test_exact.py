@@ -41,7 +41,7 @@ def joint_enumeration(net, x, y):
                     p = 1 / (1 + np.exp(-net.slope * a))
                     probability *= np.prod(np.where(h > 0, p, 1 - p))
                 else:
-                    h = units.activate(layer.unit, a)[0]
+                    h = layer.kind.activate(a)[0]
                 value = units.transmit(layer.transmission, h)
             total += probability * losses.per_example(net.loss_name, h, y[b : b + 1])[0]
     return total / len(x)

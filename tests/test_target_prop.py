@@ -29,11 +29,11 @@ def test_difference_correction_leaves_lower_layers_on_target_when_the_top_is(spe
     net, dtp = bound("dtp", spec, inverse_transmission="sign" if ":n" in spec else "identity")
     x, _ = batch(net)
     trace = net.forward(x, seed=1)
-    v_hat = dtp.propagate(trace, trace.p[dtp.top].copy())
+    v_hat = dtp.propagate(trace.p, trace.p[dtp.top].copy())
     for j in range(dtp.top + 1):
         np.testing.assert_allclose(v_hat[j], trace.p[j], rtol=0, atol=1e-12)
     _, tp = bound("tp", spec)
-    plain = tp.propagate(trace, trace.p[tp.top].copy())
+    plain = tp.propagate(trace.p, trace.p[tp.top].copy())
     assert not np.allclose(plain[0], trace.p[0], atol=1e-3)  # plain TP has no such guarantee
 
 
