@@ -17,7 +17,11 @@ DRAWS = 2000
 ALPHA = 1e-3
 
 
-@pytest.fixture(scope="module", params=[("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0)], ids=lambda p: p[0])
+# Bernoulli networks, then stochastic sign ones (one mixed with a Bernoulli layer, k != 1 on one).
+SCORED_NETWORKS = [("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0), ("3-3p-3p-2s", 1.0), ("4-4p-2t-2b-3s", 1.5)]
+
+
+@pytest.fixture(scope="module", params=SCORED_NETWORKS, ids=lambda p: p[0])
 def scored(request):
     spec, slope = request.param
     net, x, y = small_problem(spec, slope, seed=2, batch=4)
