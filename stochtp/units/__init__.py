@@ -7,15 +7,18 @@ next layer: `identity`, or `sign` (the sign unit's forward map) for the discrete
 paper.
 """
 from ..errors import ConfigError
-from . import continuous, discrete  # noqa: F401, I001  (registers the units, in the order error messages list them)
-from . import bernoulli, stochastic_sign  # noqa: F401
+from . import continuous, discrete  # registers the units, in the order error messages list them
+from . import bernoulli, stochastic_sign
 from .base import StochasticUnit, Unit, get, register, registered
 from .functions import sigmoid, sign, softmax, tanh
 
 TRANSMISSIONS = ("identity", "sign")
 
-__all__ = ["StochasticUnit", "Unit", "get", "register", "registered", "sigmoid", "sign", "softmax", "tanh",
-           "TRANSMISSIONS", "transmit", "transmission_derivative"]
+__all__ = [
+    "continuous", "discrete", "bernoulli", "stochastic_sign",  # the families (importing them registers their units)
+    "StochasticUnit", "Unit", "get", "register", "registered",
+    "sigmoid", "sign", "softmax", "tanh", "TRANSMISSIONS", "transmit", "transmission_derivative",
+]
 
 
 def transmit(transmission, h):

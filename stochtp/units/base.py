@@ -18,8 +18,8 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ConfigError
-from .functions import elementwise, log_sigmoid, sigmoid, sloped
 from ..kernels import fused
+from .functions import elementwise, log_sigmoid, sigmoid, sloped
 
 _UNITS = {}  # letter -> unit and name -> unit, one instance per class
 
