@@ -53,6 +53,8 @@ PRESETS = [  # every paper preset (a test checks), the stochastic network's firs
     "paper-deep-tanh-dtp",
     "paper-deep-tanh-tp",
     "paper-deep-tanh-bp",
+    "paper-stochsign-dtp",
+    "paper-stochsign-st",
 ]
 EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}

@@ -39,7 +39,7 @@ import numba
 import numpy as np
 
 from . import config as config_module
-from . import exact, experiment, kernels, methods, results, units
+from . import exact, experiment, kernels, methods, results
 from .errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimators.toml"
@@ -77,10 +77,8 @@ def standard_methods(net, seed=0, target_prop=None):
 
 def st_surrogates(net):
     """The straight-through surrogates that apply to every non-differentiable element of `net`."""
-    kinds = {layer.unit for layer in net.layers if layer.unit in units.SURROGATES}
-    kinds |= {"sign" for layer in net.layers if layer.transmission == "sign"}
-    everything = dict.fromkeys(s for allowed in units.SURROGATES.values() for s in allowed)
-    return [s for s in everything if kinds and all(s in units.SURROGATES[kind] for kind in kinds)]
+    kinds = [unit for layer in net.layers for unit in layer.surrogate_units]
+    return [s for s in kinds[0].surrogates if all(s in kind.surrogates for kind in kinds)] if kinds else []
 
 
 def score(net, x, y, methods_by_label, draws=DEFAULT_DRAWS, seed=0, max_bits=exact.MAX_BITS):

@@ -1,13 +1,15 @@
 """Exact oracle (design section 6.6): E[L] and its gradient for small stochastic networks.
 
-Everything is summed over all configurations of the Bernoulli units, in float64, with no
+Everything is summed over all configurations of the stochastic units, in float64, with no
 sampling: the expectation is over the hidden units for the inputs given (no input noise).
 
-Let s_1 < ... < s_K be the Bernoulli layers (n_k units in layer s_k). Level 0 holds the
-examples, level k the 2^{n_k} configurations c of h_{s_k}. Segment k is layers
-s_{k-1}+1 .. s_k: deterministic layers (any unit, sign transmissions included), then the
-Bernoulli layer s_k, whose logits kappa a_{s_k}(r) (kappa = `net.slope`) are a deterministic
-function of the state r of level k-1. The layers above s_K form the top segment. So
+Let s_1 < ... < s_K be the stochastic layers (n_k units in layer s_k). A stochastic unit's
+value is a function of one bit (`units.StochasticUnit`), so level 0 holds the examples and
+level k the 2^{n_k} bit configurations c of layer s_k, whose values `values(c)` the layer
+above reads. Segment k is layers s_{k-1}+1 .. s_k: deterministic layers (any unit, sign
+transmissions included), then the stochastic layer s_k, whose logits kappa a_{s_k}(r)
+(kappa = `net.slope`) are a deterministic function of the state r of level k-1. The layers
+above s_K form the top segment. So
 
     T_k[r, c] = P(h_{s_k} = c | r) = prod_j p_j(r)^{c_j} (1 - p_j(r))^{1 - c_j}
     pi_0 = I,    pi_k = pi_{k-1} T_k           pi_k[b, c] = P(level k = c | example b)
@@ -37,7 +39,7 @@ MAX_CHUNK = 2048
 
 
 def expected_loss(net, x, y, max_bits=MAX_BITS):
-    """E[L]: the mini-batch mean loss averaged over every configuration of the Bernoulli units."""
+    """E[L]: the mini-batch mean loss averaged over every configuration of the stochastic units."""
     return expectation(net, x, y, max_bits, with_gradient=False)[0]
 
 
@@ -47,7 +49,7 @@ def expected_gradient(net, x, y, max_bits=MAX_BITS):
 
 
 def expectation(net, x, y, max_bits=MAX_BITS, with_gradient=True):
-    """(E[L], gradient or None); ConfigError for a network over `max_bits` Bernoulli units."""
+    """(E[L], gradient or None); ConfigError for a network over `max_bits` stochastic units."""
     stochastic = check_network(net, max_bits)
     net = float64_copy(net)
     x, y = net.check_batch(x, y)
@@ -68,7 +70,7 @@ def expectation(net, x, y, max_bits=MAX_BITS, with_gradient=True):
 
 
 def check_network(net, max_bits):
-    """Indices of the Bernoulli layers, or ConfigError when the network cannot be enumerated."""
+    """Indices of the stochastic layers, or ConfigError when the network cannot be enumerated."""
     if isinstance(max_bits, bool) or not isinstance(max_bits, (int, np.integer)) or max_bits < 0:
         raise ConfigError(f"max_bits must be a non-negative integer, got {max_bits!r}")
     stochastic = [i for i, layer in enumerate(net.layers) if layer.stochastic]
@@ -79,7 +81,7 @@ def check_network(net, max_bits):
             f"{net.spec}; the limit is max_bits = {max_bits} (2^{max_bits} configurations)"
         )
     if net.layers[-1].stochastic:
-        raise ConfigError(f"the exact oracle needs a non-stochastic output layer; {net.spec} ends with bernoulli units")
+        raise ConfigError(f"the exact oracle needs a non-stochastic output layer; {net.spec} ends with {net.layers[-1].unit} units")
     return stochastic
 
 
@@ -98,22 +100,19 @@ def all_configurations(n):
     return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.float64)
 
 
-def log_sigmoid(z):
-    return -np.logaddexp(0.0, -z)
-
-
 def _summed(net, stochastic, x, y, with_gradient):
     """Sum over the examples of E[l_b] and of its gradient (module docstring)."""
     states, pi, levels, lo = x, np.eye(len(x)), [], 0
     for s in stochastic:
         seg = segment(net, lo, s)
         trace = seg.forward(states, train=False)
-        phi = net.slope * trace.a[-1]
+        unit = net.layers[s].kind
+        log_p, log_q = unit.log_probabilities(trace.a[-1], net.slope)  # log p, log(1 - p)
         configs = all_configurations(net.layers[s].n_out)
-        T = np.exp(log_sigmoid(phi) @ configs.T + log_sigmoid(-phi) @ (1 - configs).T)  # prod p^c (1-p)^(1-c)
+        T = np.exp(log_p @ configs.T + log_q @ (1 - configs).T)  # prod p^c (1-p)^(1-c)
         levels.append((lo, seg, trace, T, pi, configs))
         pi = pi @ T  # pi_k = pi_{k-1} T_k
-        states, lo = transmit(net.layers[s].transmission, configs), s + 1
+        states, lo = transmit(net.layers[s].transmission, unit.values(configs)), s + 1
     top = segment(net, lo, len(net.layers) - 1)
     top_trace = top.forward(states, train=False)
     rows = len(states)

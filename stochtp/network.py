@@ -7,7 +7,8 @@ and transmitted values.
 
 Spec strings: `784-200b-200b-10s` = input of 784, two layers of 200 Bernoulli units, a softmax
 output of 10. Unit letters: l identity, t tanh, g sigmoid, r relu, n sign, h step, b bernoulli,
-s softmax. A `:n` suffix makes a layer transmit sign(h) to the next one, so the paper's
+p stochastic sign ("plus-minus": +1 / -1 with P(+1) = sigmoid(k a)), s softmax, and the letter
+of any unit registered with `units.register`. A `:n` suffix makes a layer transmit sign(h) to the next one, so the paper's
 discrete network is `784-500t:n-500t-10s`.
 """
 import dataclasses
@@ -45,8 +46,19 @@ class Layer:
         return self.W.shape[1]
 
     @property
+    def kind(self):
+        """The unit object of `unit` (a name)."""
+        return units.get(self.unit)
+
+    @property
     def stochastic(self):
-        return self.unit == "bernoulli"
+        return self.kind.stochastic
+
+    @property
+    def surrogate_units(self):
+        """The units straight-through passes with a surrogate derivative: the layer's unit and its
+        transmission's (a transmission is a unit's forward map), where their true derivative is zero."""
+        return [unit for unit in (self.kind, units.get(self.transmission)) if not unit.differentiable]
 
 
 @dataclass
@@ -54,8 +66,8 @@ class Trace:
     """What one forward pass computed, per layer i (0-based): `a[i]`, `h[i]`, `p[i]`, `out[i]`.
 
     `x` is the input actually fed (noise included), `h[i]` the unit's value (the sample for a
-    Bernoulli layer), `p[i]` the probability sigmoid(a) of a Bernoulli layer (h[i] itself
-    otherwise) and `out[i]` = t(h[i]) what layer i sends to layer i+1.
+    stochastic layer), `p[i]` the firing probability sigmoid(k a) of a stochastic layer (h[i]
+    itself otherwise) and `out[i]` = t(h[i]) what layer i sends to layer i+1.
     """
 
     x: np.ndarray
@@ -86,16 +98,18 @@ def parse_spec(spec):
         if not match:
             raise ConfigError(f"network spec {spec!r}: cannot read layer {token!r} (expected e.g. '200b' or '500t:n')")
         size, letter, transmission = match.groups()
-        if letter not in units.UNIT_LETTERS:
-            known = ", ".join(f"{k}={v}" for k, v in units.UNIT_LETTERS.items())
+        known_units = units.registered()
+        if letter not in known_units:
+            known = ", ".join(f"{k}={unit.name}" for k, unit in known_units.items())
             raise ConfigError(f"network spec {spec!r}: unknown unit letter {letter!r} ({known})")
         if transmission is not None and transmission not in _TRANSMISSION_LETTERS:
             raise ConfigError(f"network spec {spec!r}: unknown transmission {transmission!r} (n = sign)")
         if int(size) < 1:
             raise ConfigError(f"network spec {spec!r}: layer {token!r} has no units")
-        layers.append((int(size), units.UNIT_LETTERS[letter], _TRANSMISSION_LETTERS.get(transmission, "identity")))
-    if any(unit == "softmax" for _, unit, _ in layers[:-1]):
-        raise ConfigError(f"network spec {spec!r}: softmax is only allowed on the output layer")
+        layers.append((int(size), known_units[letter].name, _TRANSMISSION_LETTERS.get(transmission, "identity")))
+    for _, unit, _ in layers[:-1]:
+        if units.get(unit).output_only:
+            raise ConfigError(f"network spec {spec!r}: {unit} is only allowed on the output layer")
     return int(tokens[0]), layers
 
 
@@ -134,7 +148,7 @@ class Network:
     """A stack of dense layers with an output loss (`nll` for a softmax output, `mse` otherwise).
 
     `input_noise` is the standard deviation of Gaussian noise added to the input in training
-    (the stochastic experiment of the paper uses 0.3). `slope` k makes Bernoulli layers fire
+    (the stochastic experiment of the paper uses 0.3). `slope` k makes stochastic layers fire
     with probability sigmoid(k a), in training and test (straight-through slope annealing).
     """
 
@@ -145,12 +159,12 @@ class Network:
             if below.n_out != above.n_in:
                 raise ConfigError(f"layer {i} has {below.n_out} outputs but layer {i + 1} expects {above.n_in} inputs")
         for layer in layers:
-            units.check_unit(layer.unit)
+            layer.unit = units.get(layer.unit).name  # a spec letter names its unit
             if layer.transmission not in units.TRANSMISSIONS:
                 raise ConfigError(f"unknown transmission {layer.transmission!r}")
         self.layers = list(layers)
         self.input_noise = check_input_noise(input_noise)
-        self.loss_name = "nll" if layers[-1].unit == "softmax" else "mse"
+        self.loss_name = layers[-1].kind.output_loss
         self.name = name
         self.slope = float(slope)
 
@@ -171,10 +185,9 @@ class Network:
     @property
     def spec(self):
         tokens = [str(self.layers[0].n_in)]
-        letters = {unit: letter for letter, unit in units.UNIT_LETTERS.items()}
         for layer in self.layers:
             suffix = ":n" if layer.transmission == "sign" else ""
-            tokens.append(f"{layer.n_out}{letters[layer.unit]}{suffix}")
+            tokens.append(f"{layer.n_out}{layer.kind.letter}{suffix}")
         return "-".join(tokens)
 
     @property
@@ -220,7 +233,7 @@ class Network:
         return x, y
 
     def forward(self, x, seed=0, stream=0, train=True, stop=None):
-        """Forward pass; Bernoulli layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
+        """Forward pass; stochastic layer i samples from stream_id(stream, "forward-sample", i) of `seed`.
 
         In training (`train=True`) the input gets N(0, input_noise^2) noise from
         stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run. `stream` may be
@@ -246,13 +259,14 @@ class Network:
 
     def _activate(self, trace, i, a, seed, stream, p=None):
         """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`.
-        `p`: the probabilities of Bernoulli layer i when already known (only the sample is drawn)."""
+        `p`: the probabilities of stochastic layer i when already known (only the sample is drawn)."""
         layer = self.layers[i]
+        unit = layer.kind
         if p is None:
-            sample_stream = kernels.derive(stream, "forward-sample", i) if layer.stochastic else 0  # a deterministic unit draws nothing
-            h, p = units.activate(layer.unit, a, seed, sample_stream, self.slope)
+            sample_stream = kernels.derive(stream, "forward-sample", i) if unit.stochastic else 0  # a deterministic unit draws nothing
+            h, p = unit.activate(a, seed, sample_stream, self.slope)
         else:
-            h = kernels.bernoulli(p, seed, kernels.derive(stream, "forward-sample", i), dtype=p.dtype)
+            h = unit.sample(p, seed, kernels.derive(stream, "forward-sample", i))
         trace.a.append(a)
         trace.h.append(h)
         trace.p.append(p)
@@ -270,7 +284,7 @@ class Network:
         top = self.layers[-1]
         dh_da = None
         if self.loss_name == "mse":
-            dh_da = units.derivative(top.unit, trace.a[-1], trace.h[-1], trace.p[-1])
+            dh_da = top.kind.derivative(trace.a[-1], trace.h[-1], trace.p[-1])
             if dh_da is None:
                 raise ConfigError(f"an mse output needs a differentiable unit, not {top.unit!r}")
         return losses.grad_output(self.loss_name, trace.output, y, dh_da)

@@ -18,7 +18,11 @@ DRAWS = 2000
 ALPHA = 1e-3
 
 
-@pytest.fixture(scope="module", params=[("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0)], ids=lambda p: p[0])
+# Bernoulli networks, then stochastic sign ones (one mixed with a Bernoulli layer, k != 1 on one).
+SCORED_NETWORKS = [("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0), ("3-3p-3p-2s", 1.0), ("4-4p-2t-2b-3s", 1.5)]
+
+
+@pytest.fixture(scope="module", params=SCORED_NETWORKS, ids=lambda p: p[0])
 def scored(request):
     spec, slope = request.param
     net, x, y = small_problem(spec, slope, seed=2, batch=4)
@@ -163,8 +167,8 @@ def test_a_whole_float_for_an_integer_option_is_that_integer():
 
 
 @pytest.mark.parametrize("spec, options, message", [
-    ("3-3n-2s", {"surrogate": "tanh", "slope": 3.0}, "slope annealing acts on Bernoulli layers; network 3-3n-2s has none"),
-    ("3-3n-2s", {"surrogate": "tanh", "slope_rate": 1.0}, "slope annealing acts on Bernoulli layers"),
+    ("3-3n-2s", {"surrogate": "tanh", "slope": 3.0}, "slope annealing acts on stochastic layers; network 3-3n-2s has none"),
+    ("3-3n-2s", {"surrogate": "tanh", "slope_rate": 1.0}, "slope annealing acts on stochastic layers"),
     ("3-3b-2s", {"slope": 8.0}, "need 0 < slope <= slope_max"),
     ("3-3b-2s", {"slope_rate": -1.0}, "slope_rate >= 0"),
 ])

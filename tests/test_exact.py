@@ -10,7 +10,12 @@ from stochtp.errors import ConfigError
 
 # Bernoulli layers alone, a tanh layer between two Bernoulli ones (with a sign transmission),
 # a deterministic layer below, a sigmoid output on the mse loss; slope k != 1 on one of them.
+# Then stochastic sign layers: alone, with k != 1, mixed with Bernoulli and tanh layers (a
+# sign transmission after one), and below an mse output.
 NETWORKS = [("3-3b-3b-2s", 1.0), ("4-4b-3s", 1.5), ("3-4b:n-2t-2b-2s", 1.0), ("3-2t:n-3b-2s", 1.0), ("3-3b-2g", 1.0)]
+SIGN_NETWORKS = [("3-3p-3p-2s", 1.0), ("4-4p-3s", 1.5), ("3-3p:n-2t-2b-2s", 1.0), ("3-2t-3p-2g", 1.0)]
+# A bit c of a stochastic unit (P(c = 1) = sigmoid(k a)), written as the unit's value.
+VALUE_OF_BIT = {"bernoulli": lambda c: c, "stochastic_sign": lambda c: 2 * c - 1}
 
 
 def small_problem(spec, slope, seed=0, batch=5, dtype=np.float64):
@@ -26,7 +31,7 @@ def small_problem(spec, slope, seed=0, batch=5, dtype=np.float64):
 
 
 def joint_enumeration(net, x, y):
-    """E[L] by a plain loop over every joint configuration of all Bernoulli units, example by example."""
+    """E[L] by a plain loop over every joint configuration of all stochastic units, example by example."""
     stochastic_bits = sum(layer.n_out for layer in net.layers if layer.stochastic)
     total = 0.0
     for b in range(len(x)):
@@ -35,24 +40,25 @@ def joint_enumeration(net, x, y):
             for layer in net.layers:
                 a = value @ layer.W + layer.b
                 if layer.stochastic:
-                    h = np.array([bits[used : used + layer.n_out]])
+                    c = np.array([bits[used : used + layer.n_out]])
                     used += layer.n_out
                     p = 1 / (1 + np.exp(-net.slope * a))
-                    probability *= np.prod(np.where(h > 0, p, 1 - p))
+                    probability *= np.prod(np.where(c > 0, p, 1 - p))
+                    h = VALUE_OF_BIT[layer.unit](c)
                 else:
-                    h = units.activate(layer.unit, a)[0]
+                    h = layer.kind.activate(a)[0]
                 value = units.transmit(layer.transmission, h)
             total += probability * losses.per_example(net.loss_name, h, y[b : b + 1])[0]
     return total / len(x)
 
 
-@pytest.mark.parametrize("spec, slope", NETWORKS)
+@pytest.mark.parametrize("spec, slope", NETWORKS + SIGN_NETWORKS)
 def test_expected_loss_matches_joint_enumeration(spec, slope):
     net, x, y = small_problem(spec, slope)
     assert exact.expected_loss(net, x, y) == pytest.approx(joint_enumeration(net, x, y), rel=1e-12)
 
 
-@pytest.mark.parametrize("spec, slope", NETWORKS[:3])
+@pytest.mark.parametrize("spec, slope", NETWORKS[:3] + SIGN_NETWORKS[1:3])
 def test_expected_loss_within_monte_carlo_error_bars(spec, slope):
     """20 000 forward samples per example; |z| < 4.5 has a false-alarm rate of 7e-6 per network."""
     net, x, y = small_problem(spec, slope, batch=3)
@@ -63,7 +69,7 @@ def test_expected_loss_within_monte_carlo_error_bars(spec, slope):
     assert abs(z) < 4.5
 
 
-@pytest.mark.parametrize("spec, slope", NETWORKS)
+@pytest.mark.parametrize("spec, slope", NETWORKS + SIGN_NETWORKS)
 def test_gradient_matches_finite_differences(spec, slope):
     """Central differences of the oracle's own E[L], float64, step 1e-6, to 1e-6 relative."""
     net, x, y = small_problem(spec, slope)

@@ -29,11 +29,11 @@ def test_difference_correction_leaves_lower_layers_on_target_when_the_top_is(spe
     net, dtp = bound("dtp", spec, inverse_transmission="sign" if ":n" in spec else "identity")
     x, _ = batch(net)
     trace = net.forward(x, seed=1)
-    v_hat = dtp.propagate(trace, trace.p[dtp.top].copy())
+    v_hat = dtp.propagate(trace.p, trace.p[dtp.top].copy())
     for j in range(dtp.top + 1):
         np.testing.assert_allclose(v_hat[j], trace.p[j], rtol=0, atol=1e-12)
     _, tp = bound("tp", spec)
-    plain = tp.propagate(trace, trace.p[tp.top].copy())
+    plain = tp.propagate(trace.p, trace.p[tp.top].copy())
     assert not np.allclose(plain[0], trace.p[0], atol=1e-3)  # plain TP has no such guarantee
 
 
@@ -310,6 +310,38 @@ def test_stochastic_dtp_update_by_hand():
     for (dW, db), (eW, eb) in zip(dtp.update(net, x, y, seed=3, stream=4), expected):
         np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-15)
+
+
+def test_stochastic_sign_dtp_update_and_inverse_inputs_by_hand():
+    """Stochastic sign layers: the targets live in the space of the means m_j = 2 p_j - 1
+    (v_hat_1 = m_1 - eta_hat dL/dh_1, v_hat_0 = m_0 + g(v_hat_1) - g(m_1)), each layer descends
+    ||m_j - v_hat_j||^2 / B through dm_j/da_j = 2 k p_j (1 - p_j); the inverse is trained on
+    h~ = m_0 + eps and feeds layer 1 a sample of +-1 with P(+1) = (h~ + 1) / 2."""
+    net, dtp = bound("dtp", "5-6p-7p-3s", eta_hat=0.7, sigma=0.2)
+    net.slope = 1.3
+    x, y = batch(net, n=8)
+    trace = net.forward(x, seed=3, stream=4)
+    (W0, b0), (W1, b1), (W2, b2) = [(layer.W, layer.b) for layer in net.layers]
+    p0, h0, p1, h1 = trace.p[0], trace.h[0], trace.p[1], trace.h[1]
+    m0, m1 = 2 * p0 - 1, 2 * p1 - 1
+    logits = h1 @ W2 + b2
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    grad_a2 = (softmax - np.eye(3)[y]) / len(x)
+    v_hat1 = m1 - 0.7 * (grad_a2 @ W2.T)
+    g = lambda v: np.tanh(v @ dtp.V[1] + dtp.c[1])  # noqa: E731
+    v_hat0 = m0 + g(v_hat1) - g(m1)
+    grad_a1 = 2 / len(x) * (m1 - v_hat1) * 2 * 1.3 * p1 * (1 - p1)
+    grad_a0 = 2 / len(x) * (m0 - v_hat0) * 2 * 1.3 * p0 * (1 - p0)
+    expected = [(x.T @ grad_a0, grad_a0.sum(0)), (h0.T @ grad_a1, grad_a1.sum(0)), (h1.T @ grad_a2, grad_a2.sum(0))]
+    for (dW, db), (eW, eb) in zip(dtp.update(net, x, y, seed=3, stream=4), expected):
+        np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-15)
+    h_tilde, f_1 = dtp.inverse_inputs(net, x, seed=3, streams=[4])[1]
+    eps = kernels.normal(m0.shape, 3, kernels.derive([4], "inverse-noise", 1), np.float64)
+    np.testing.assert_allclose(h_tilde, m0 + 0.2 * eps, rtol=1e-12, atol=1e-15)
+    sample = 2 * kernels.bernoulli((h_tilde + 1) / 2, 3, kernels.derive([4], "inverse-sample", 1), dtype=np.float64) - 1
+    np.testing.assert_allclose(f_1, 2 / (1 + np.exp(-1.3 * (sample @ W1 + b1))) - 1, rtol=1e-12, atol=1e-15)
 
 
 def test_diagnostics_values_by_hand():

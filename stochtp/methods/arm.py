@@ -1,13 +1,14 @@
-"""ARM and DisARM (design section 6.5): antithetic estimators for Bernoulli layers.
+"""ARM and DisARM (design section 6.5): antithetic estimators for stochastic layers.
 
 Yin & Zhou 2019, "ARM: augment-REINFORCE-merge"; Dong, Mnih & Tucker 2020, "DisARM". Applied
-layer by layer with the lower samples held fixed. For Bernoulli layer i, with logits
+layer by layer with the lower samples held fixed. For stochastic layer i, with logits
 phi = k a_i given the sampled input (p = sigmoid(phi), k = `net.slope`), one u ~ U(0, 1) per
-unit (stream stream_id(stream, "estimator", i)) gives an antithetic pair of full-layer samples
+unit (stream stream_id(stream, "estimator", i)) gives an antithetic pair of full-layer bits
 
-    b = 1[u < p],   b~ = 1[1 - u < p]                 (each distributed as h_i)
+    b = 1[u < p],   b~ = 1[1 - u < p]                 (each distributed as the bits of h_i)
 
-each fed through the layers above to get per-example losses f(b), f(b~). The layers above
+each mapped to the unit's values (`values`: the bits themselves for Bernoulli units, 2 b - 1 for
+stochastic signs) and fed through the layers above to get per-example losses f(b), f(b~). The layers above
 sample from ONE stream, stream_id(stream, "estimator", i, "above"), for both members of the
 pair: common random numbers, so f(b) - f(b~) carries no noise from above where b = b~. Per
 unit j, the estimate of d E[l | lower samples] / d phi_j is
@@ -20,7 +21,7 @@ write ARM as (f(1[u > sigmoid(-phi)]) - f(1[u < sigmoid(phi)])) (u - 1/2) = (f(b
 the same estimator. Both are unbiased given the lower samples, hence unbiased. The output layer and the deterministic layers get the
 exact gradient given the base sample, chained as in REINFORCE (`backprop.backward` with injected estimates).
 Cost per mini-batch: one forward pass plus two passes through the layers above every
-Bernoulli layer.
+stochastic layer.
 """
 import numpy as np
 
@@ -68,7 +69,8 @@ class Arm(GradientMethod):
         b = (u < p).astype(p.dtype)  # b = 1[u < p]
         b_tilde = (1 - u < p).astype(p.dtype)  # b~ = 1[1 - u < p]
         above = kernels.stream_id(stream, "estimator", i, "above")
-        difference = loss_with_sample(net, trace, y, i, b, seed, above) - loss_with_sample(net, trace, y, i, b_tilde, seed, above)
+        values = net.layers[i].kind.values
+        difference = loss_with_sample(net, trace, y, i, values(b), seed, above) - loss_with_sample(net, trace, y, i, values(b_tilde), seed, above)
         return (difference[:, None] * self.unit_weight(u, b, b_tilde, phi)).astype(p.dtype)
 
 

@@ -1,7 +1,7 @@
 """Back-propagation (design section 6.1) and the shared backward pass that straight-through reuses.
 
 `backward` runs the chain rule from the output pre-activation down, with each layer's
-d h / d a and d t(h) / d h given by `units.derivative` — the true derivative for `bp`, a
+d h / d a and d t(h) / d h given by its unit's `derivative` — the true derivative for `bp`, a
 surrogate for `st`. Where the true derivative of a discrete unit is zero, everything below
 gets a zero gradient: only layers above the first discrete one learn (the paper's baseline 1).
 """
@@ -37,7 +37,7 @@ def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
 def chain_below(layer, trace, i, grad_out, surrogate=None, slope=1.0):
     """dL/da_i from dL/d t(h_i): through the transmission, then the unit; None when it is exactly zero."""
     dt_dh = units.transmission_derivative(layer.transmission, trace.h[i], surrogate)
-    dh_da = units.derivative(layer.unit, trace.a[i], trace.h[i], trace.p[i], surrogate, slope)
+    dh_da = layer.kind.derivative(trace.a[i], trace.h[i], trace.p[i], surrogate, slope)
     if dt_dh is None or dh_da is None:
         return None
     grad_h = grad_out if layer.transmission == "identity" else grad_out * dt_dh  # dL/dh_i = dL/dt_i * dt/dh (1 for identity)

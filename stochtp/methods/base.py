@@ -51,7 +51,7 @@ class Method(abc.ABC):
 
     def check_network(self, net):
         if self.needs_stochastic and not net.stochastic:
-            raise ConfigError(f"method {self.name!r} needs stochastic (bernoulli) layers; network {net.spec} has none")
+            raise ConfigError(f"method {self.name!r} needs stochastic layers; network {net.spec} has none")
 
     def bind(self, net, seed=0):
         """Prepare to train `net`: check it suits the method, create optimisers and auxiliary

@@ -1,11 +1,12 @@
 """REINFORCE, the score-function estimator (design section 6.4).
 
-A Bernoulli layer i fires with p_i = sigmoid(k a_i) (k = `net.slope`), so the score of its
-sample is d log P(h_i | a_i) / d a_i = k (h_i - p_i) and, for a per-example loss l on the
-sampled path and any baseline c that does not depend on that path,
+A stochastic layer i fires with p_i = sigmoid(k a_i) (k = `net.slope`), and its unit gives
+the score of its sample, d log P(h_i | a_i) / d a_i = k (c_i - p_i) with c_i the sample's bits
+(c_i = h_i for a Bernoulli unit, (h_i + 1) / 2 for a stochastic sign). For a per-example loss l
+on the sampled path and any baseline c that does not depend on that path,
 
-    d E[l] / d a_i  ~  (l - c) k (h_i - p_i)                        (one sample, unbiased)
-    dW_i            ~  mean over examples and samples of t(h_{i-1})^T (l - c) k (h_i - p_i)
+    d E[l] / d a_i  ~  (l - c) k (c_i - p_i)                        (one sample, unbiased)
+    dW_i            ~  mean over examples and samples of t(h_{i-1})^T (l - c) k (c_i - p_i)
 
 Layers above the top stochastic layer get their exact gradient given the samples
 (back-propagation from the loss). A deterministic layer below a stochastic layer s shapes
@@ -22,6 +23,7 @@ Baselines c:
         0 on the first batch; saved in `state_dict` for checkpoints;
   loo   for sample m of example b, c = mean loss of the other M - 1 samples of b (M >= 2).
 """
+from .. import units
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
@@ -30,11 +32,12 @@ BASELINES = ("none", "ema", "loo")
 
 
 def check_estimator_network(method, net):
-    """Score-function estimators need Bernoulli hidden layers and a loss on a non-sampled output."""
+    """Score-function estimators need stochastic hidden layers and a loss on a non-sampled output."""
     if not net.stochastic:
-        raise ConfigError(f"method {method!r} needs stochastic (bernoulli) layers; network {net.spec} has none")
+        kinds = ", ".join(unit.name for unit in units.registered().values() if unit.stochastic)
+        raise ConfigError(f"method {method!r} needs stochastic layers ({kinds}); network {net.spec} has none")
     if net.layers[-1].stochastic:
-        raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be bernoulli")
+        raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be stochastic ({net.layers[-1].unit})")
 
 
 class Reinforce(GradientMethod):
@@ -67,7 +70,7 @@ class Reinforce(GradientMethod):
         grad_a = {len(net.layers) - 1: net.output_grad(trace, y)}  # exact given the samples
         for i, layer in enumerate(net.layers):
             if layer.stochastic:
-                grad_a[i] = weight[:, None] * (net.slope * (trace.h[i] - trace.p[i]))  # (l - c) k (h_i - p_i)
+                grad_a[i] = weight[:, None] * layer.kind.score(trace.h[i], trace.p[i], net.slope)  # (l - c) k (c_i - p_i)
         return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
 
     def baseline(self, loss, samples, batch):

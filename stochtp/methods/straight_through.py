@@ -1,15 +1,15 @@
 """Straight-through estimators (design section 6.3).
 
-Back-propagation in which every non-differentiable element (a Bernoulli sample, a sign or
-step unit, a sign transmission) passes the gradient on with a surrogate derivative:
-  stochastic units: `sigmoid` (dh/da = sigma'(a): the sample is treated as its probability,
-                    the paper's baseline) or `identity` (dh/da = 1);
+Back-propagation in which every non-differentiable element (a stochastic sample, a sign or
+step unit, a sign transmission) passes the gradient on with a surrogate derivative, one of
+those its unit accepts (`Unit.surrogates`):
+  stochastic units: `sigmoid` (dh/da = d E[h | a] / da: the sample is treated as its mean,
+                    sigma'(a) for a Bernoulli unit, the paper's baseline) or `identity` (dh/da = 1);
   sign/step:        `identity`, `clipped` (1[|a| <= 1]) or `tanh` (1 - tanh(a)^2).
-Slope annealing (Chung et al. 2017): Bernoulli layers fire with probability sigmoid(k a),
+Slope annealing (Chung et al. 2017): stochastic layers fire with probability sigmoid(k a),
 k = min(slope_max, slope * (1 + slope_rate * (epoch - 1))); the default rate 0 keeps k = 1. A
-network without Bernoulli layers refuses slope options (sign and step surrogates have no slope).
+network without stochastic layers refuses slope options (sign and step surrogates have no slope).
 """
-from .. import units
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
@@ -26,16 +26,14 @@ class StraightThrough(GradientMethod):
             raise ConfigError(f"method 'st': need 0 < slope <= slope_max and slope_rate >= 0, got slope {o['slope']}, slope_max {o['slope_max']}, slope_rate {o['slope_rate']}")
         annealed = (o["slope"], o["slope_rate"]) != (self.OPTIONS["slope"], self.OPTIONS["slope_rate"])
         if annealed and not net.stochastic:
-            raise ConfigError(f"method 'st': slope annealing acts on Bernoulli layers; network {net.spec} has none")
+            raise ConfigError(f"method 'st': slope annealing acts on stochastic layers; network {net.spec} has none")
         surrogate = self.options["surrogate"]
         for i, layer in enumerate(net.layers):
-            kinds = [layer.unit] if layer.unit in units.SURROGATES else []
-            kinds += ["sign"] if layer.transmission == "sign" else []
-            for kind in kinds:
-                if surrogate not in units.SURROGATES[kind]:
+            for unit in layer.surrogate_units:
+                if surrogate not in unit.surrogates:
                     raise ConfigError(
-                        f"method 'st': surrogate {surrogate!r} does not apply to the {kind} units of layer {i}; "
-                        f"choose one of {', '.join(units.SURROGATES[kind])}"
+                        f"method 'st': surrogate {surrogate!r} does not apply to the {unit.name} units of layer {i}; "
+                        f"choose one of {', '.join(unit.surrogates)}"
                     )
 
     slope = None  # the annealed slope k of the current epoch; None before the first: the network's own

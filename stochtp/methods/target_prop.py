@@ -1,8 +1,9 @@
 """Target propagation (`tp`) and difference target propagation (`dtp`), design section 6.2.
 
 Notation of the spec, 0-based here: layer j = 0..M-1, output layer M-1, top hidden layer
-`top` = M-2. Each layer has a value in its own "target space" `v_j`: the unit's value h_j
-for a deterministic layer, the probability h^p_j = sigmoid(a_j) for a Bernoulli layer.
+`top` = M-2. Each layer has a value in its own "target space" `v_j`, the unit's mean
+E[h_j | a_j] (`Unit.mean`): the value h_j for a deterministic layer, the probability
+h^p_j = sigmoid(a_j) for a Bernoulli layer, 2 h^p_j - 1 for a stochastic sign layer.
 Every hidden layer j >= 1 owns an approximate inverse g_j(v) = tanh(t(v) @ V_j + c_j) back
 to layer j-1's space, where t is `inverse_transmission` (sign for the paper's discrete net);
 `inverse_unit = "identity"` drops the tanh (linear inverses, used to test exact inversion).
@@ -15,8 +16,8 @@ Per mini-batch (forward step):
   3. layer j <= top descends ||v_j - v_hat_j||^2 with its input held fixed; the output layer
      descends L. No gradient crosses a layer.
 Inverse step: for j >= 1, with h_tilde = v_{j-1} + eps, eps ~ N(0, sigma^2), g_j descends
-  ||g_j(f_j(h_tilde)) - h_tilde||^2, where f_j feeds t_{j-1}(h_tilde) (a Bernoulli sample of
-  h_tilde for a stochastic layer j-1) through layer j. sigma = sigma0 / (1 + epoch / tau), epoch = 1, 2, ....
+  ||g_j(f_j(h_tilde)) - h_tilde||^2, where f_j feeds t_{j-1}(h_tilde) (for a stochastic layer
+  j-1, a sample of its unit whose mean is h_tilde) through layer j. sigma = sigma0 / (1 + epoch / tau), epoch = 1, 2, ....
 Schedules: `alternating` (the reference: per epoch, all inverse steps, then all forward
 steps) or `parallel` (per mini-batch: inverse step, then forward step).
 Losses are summed over units and averaged over the mini-batch (section 3).
@@ -71,7 +72,7 @@ class TargetProp(Method):
         if not (0 <= self.options["sigma"] < math.inf):
             raise ConfigError(f"method {self.name!r}: sigma must be a finite number >= 0, got {self.options['sigma']}")
         for j, layer in enumerate(net.layers[:-1]):
-            if units.derivative(layer.unit, np.zeros(1), np.zeros(1), np.full(1, 0.5)) is None and not layer.stochastic:
+            if not (layer.kind.differentiable or layer.kind.stochastic):
                 raise ConfigError(f"method {self.name!r}: hidden layer {j} has {layer.unit!r} units, which a local loss cannot train; use tanh units with sign transmission (e.g. '500t:n')")
         self.top = len(net.layers) - 2
         dtype = net.dtype
@@ -111,7 +112,7 @@ class TargetProp(Method):
         last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
         trace = net.forward(x, seed, streams, stop=last)
         below_top = net.layers[last]
-        v = trace.p + [self.value(net, below_top, affine(trace.input_of(last), below_top.W, below_top.b))]
+        v = self.target_values(net, trace) + [self.value(net, below_top, affine(trace.input_of(last), below_top.W, below_top.b))]
         pairs = {}
         for j in self.V:
             below, layer = net.layers[j - 1], net.layers[j]
@@ -119,7 +120,7 @@ class TargetProp(Method):
             inverse_noise = kernels.derive(streams, "inverse-noise", j)
             h_tilde = kernels.normal(v_below.shape, seed, inverse_noise, v_below.dtype, loc=v_below, scale=self.sigma)  # h~ = v_{j-1} + eps
             if below.stochastic:
-                h_tilde_sample = kernels.bernoulli(h_tilde, seed, kernels.derive(streams, "inverse-sample", j), dtype=h_tilde.dtype)
+                h_tilde_sample = below.kind.sample_from_mean(h_tilde, seed, kernels.derive(streams, "inverse-sample", j))
                 fed = units.transmit(below.transmission, h_tilde_sample)
             else:
                 fed = units.transmit(below.transmission, h_tilde)
@@ -128,10 +129,14 @@ class TargetProp(Method):
 
     @staticmethod
     def value(net, layer, a):
-        """A layer's value in its target space given its pre-activation `a`, drawing nothing: the
-        probability sigmoid(slope a) for a Bernoulli layer (the network's slope, as its forward
-        pass), the unit's value otherwise."""
-        return units.bernoulli_probability(a, net.slope) if layer.stochastic else units.activate(layer.unit, a)[0]
+        """A layer's value in its target space given its pre-activation `a`, drawing nothing: its
+        unit's mean (with the network's slope, as its forward pass)."""
+        return layer.kind.mean_from_preactivation(a, net.slope)
+
+    @staticmethod
+    def target_values(net, trace):
+        """v_j for the layers of `trace`: each unit's mean given the trace's probabilities."""
+        return [layer.kind.mean(p) for layer, p in zip(net.layers, trace.p)]
 
     def inverse_descent(self, pairs):
         """One descent step of every inverse g_j on ||g_j(f_j(h~)) - h~||^2, given one mini-batch's pairs."""
@@ -166,24 +171,26 @@ class TargetProp(Method):
 
     def targets(self, net, trace, y):
         """Targets v_hat_j for the hidden layers j = 0..top, in each layer's target space."""
-        return self.propagate(trace, self.first_target(net, trace, net.output_grad(trace, y)))
+        v = self.target_values(net, trace)
+        return self.propagate(v, self.first_target(net, v, net.output_grad(trace, y)))
 
-    def first_target(self, net, trace, grad_output):
+    def first_target(self, net, v, grad_output):
         """v_hat_top = v_top - eta_hat dL/dt(h_top): the loss gradient taken on the transmitted value.
 
-        `grad_output` is dL/da of the output layer."""
+        `v` holds the layers' target-space values, `grad_output` is dL/da of the output layer."""
         grad_out = grad_output @ net.layers[self.top + 1].W.T  # dL/d t(h_top)
-        return trace.p[self.top] - self.options["eta_hat"] * grad_out
+        return v[self.top] - self.options["eta_hat"] * grad_out
 
-    def propagate(self, trace, v_hat_top):
-        """Lower targets from the top one, through the inverses (with the difference correction for DTP)."""
+    def propagate(self, v, v_hat_top):
+        """Lower targets from the top one, through the inverses (with the difference correction for
+        DTP), given the layers' target-space values `v` (`target_values`)."""
         v_hat = [None] * (self.top + 1)
         v_hat[self.top] = v_hat_top
         for j in range(self.top, 0, -1):
             if self.difference:
-                both = self.g(j, np.concatenate([v_hat[j], trace.p[j]]))  # one product for g(v_hat_j) and g(v_j)
+                both = self.g(j, np.concatenate([v_hat[j], v[j]]))  # one product for g(v_hat_j) and g(v_j)
                 g_hat, g_v = both[: len(v_hat[j])], both[len(v_hat[j]):]
-                v_hat[j - 1] = trace.p[j - 1] + g_hat - g_v  # DTP: v_{j-1} + g(v_hat_j) - g(v_j)
+                v_hat[j - 1] = v[j - 1] + g_hat - g_v  # DTP: v_{j-1} + g(v_hat_j) - g(v_j)
             else:
                 v_hat[j - 1] = self.g(j, v_hat[j])  # TP
         return v_hat
@@ -193,15 +200,16 @@ class TargetProp(Method):
         for a `batching.MiniBatch`."""
         trace = batch.forward(net, seed)
         grad_output = net.output_grad(trace, batch.y)
-        v_hat = self.propagate(trace, self.first_target(net, trace, grad_output))
+        v = self.target_values(net, trace)
+        v_hat = self.propagate(v, self.first_target(net, v, grad_output))
         grads = backward(net, trace, grad_output, bottom=len(net.layers) - 1)
-        batch = len(batch)
+        rows = len(batch)
         for j in range(self.top + 1):
             layer = net.layers[j]
-            dv_da = None if layer.stochastic else units.derivative(layer.unit, trace.a[j], trace.h[j], trace.p[j])  # None: p (1 - p)
-            grad_a, grad_b = np.empty_like(trace.p[j]), np.empty_like(layer.b)
-            distance = local_target_gradient(trace.p[j], v_hat[j], dv_da, grad_a.dtype.type(2.0 / batch), grad_a, grad_b)  # d||v_j - v_hat_j||^2 / da_j
-            self._target_distance[j] += distance / batch
+            dv_da = layer.kind.mean_derivative(trace.a[j], trace.h[j], trace.p[j], net.slope)
+            grad_a, grad_b = np.empty_like(v[j]), np.empty_like(layer.b)
+            distance = local_target_gradient(v[j], v_hat[j], dv_da, grad_a.dtype.type(2.0 / rows), grad_a, grad_b)  # d||v_j - v_hat_j||^2 / da_j
+            self._target_distance[j] += distance / rows
             grads[j] = (trace.input_of(j).T @ grad_a, grad_b)
         self._forward_batches += 1
         return grads, trace
@@ -223,7 +231,7 @@ class TargetProp(Method):
 
     def _angles(self, net, trace, y, grads):
         """Angle (degrees) between each layer's update and the back-prop gradient of the same batch."""
-        if any(layer.unit in units.DISCRETE_UNITS or layer.transmission != "identity" for layer in net.layers):
+        if any(not layer.kind.differentiable or layer.transmission != "identity" for layer in net.layers):
             return np.full(len(net.layers), np.nan)
         exact = backward(net, trace, net.output_grad(trace, y))
         angles = []
