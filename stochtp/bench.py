@@ -5,8 +5,8 @@ One run measures, on this machine and in this order:
       layer, the three products of a mini-batch (x @ W, x.T @ grad, grad @ W.T); a preset's
       limit is its products' FLOPs over their time (the practical limit for dense networks);
   (b) sampling-kernel throughput against NumPy (`stochtp.kernels` vs `np.random.Generator`);
-  (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
-      network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
+  (c) seconds per epoch of every paper preset and of every registered gradient method that no
+      preset trains (ARM, plug-ins) on the stochastic network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
       whole epoch (labelled so; the epoch's shuffle, paid once, is timed apart and added), after
       an untimed round of as many mini-batches; with the FLOPs an epoch needs
       (`Method.flops_per_batch`), the achieved GFLOP/s and its fraction of the GEMM limit at the
@@ -24,6 +24,7 @@ OPENBLAS_* variables in the environment, those `import stochtp` set marked so:
 OPENBLAS_CORETYPE forces a kernel set (some machines set it for older OpenBLAS builds), and
 every rate, the limit included, follows it.
 """
+import contextlib
 import json
 import os
 import platform
@@ -38,7 +39,8 @@ from threadpoolctl import threadpool_info
 
 from . import ENVIRONMENT_ADDED
 from . import config as config_module
-from . import data, train
+from . import data, methods, train
+from .errors import ConfigError
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
 PRESETS = [  # every paper preset (a test checks), the stochastic network's first
@@ -54,7 +56,7 @@ PRESETS = [  # every paper preset (a test checks), the stochastic network's firs
     "paper-deep-tanh-tp",
     "paper-deep-tanh-bp",
 ]
-EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
+ESTIMATOR_BASE = "paper-stochastic-disarm"  # the stochastic network, and its estimator preset, for the other estimators
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
 SEED = 12345
 LIMIT_ROUNDS = 20  # rounds of a layer's three products each time the limit is measured beside a preset's epochs
@@ -159,10 +161,25 @@ def kernel_throughput(n=10_000_000, repeat=7):
 # ---------------------------------------------------------------------- (c) epochs
 
 
+def extra_estimators():
+    """paper-stochastic-NAME -> (preset, overrides) for every registered gradient method that no
+    paper preset trains (ARM, and plug-ins) and that can train the stochastic network: DisARM's
+    preset with `method.name=NAME` (the method's default options)."""
+    trained = {config_module.load(preset=name).method["name"] for name in PRESETS}
+    extras = {}
+    for name, cls in methods.classes().items():
+        if issubclass(cls, methods.GradientMethod) and name not in trained:
+            overrides = [f"method.name={name}"]
+            with contextlib.suppress(ConfigError):  # left out where the method refuses the network
+                train.build_model(config_module.load(preset=ESTIMATOR_BASE, overrides=overrides))
+                extras[f"paper-stochastic-{name}"] = (ESTIMATOR_BASE, overrides)
+    return extras
+
+
 def bench_configs(names=None):
-    """name -> Config of every benchmarked preset (and ARM), or of the named ones."""
+    """name -> Config of every benchmarked preset (and the other estimators), or of the named ones."""
     table = {name: (name, []) for name in PRESETS}
-    table.update(EXTRA_ESTIMATORS)
+    table.update(extra_estimators())
     chosen = list(table) if not names else names
     unknown = [name for name in chosen if name not in table]
     if unknown:

@@ -26,3 +26,7 @@ class TrainingFailed(StochtpError):
 
 class SlowSettingsWarning(UserWarning):
     """A process setting stochtp relies on for speed came too late to act (results are unaffected)."""
+
+
+class PluginError(StochtpError):
+    """A method class cannot be registered, or a method plugin (entry point) cannot be loaded."""

@@ -13,8 +13,10 @@ from .. import units
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
+from .registry import register
 
 
+@register
 class StraightThrough(GradientMethod):
     name = "st"
     OPTIONS = {**GradientMethod.OPTIONS, "surrogate": "sigmoid", "slope": 1.0, "slope_rate": 0.0, "slope_max": 5.0}
@@ -38,6 +40,11 @@ class StraightThrough(GradientMethod):
                         f"choose one of {', '.join(units.SURROGATES[kind])}"
                     )
 
+    @classmethod
+    def oracle_variants(cls, net, configured):
+        """One variant per surrogate that suits every non-differentiable element of `net`."""
+        return {f"{cls.name}-{surrogate}": {"surrogate": surrogate} for surrogate in surrogates_for(net)}
+
     def start_epoch(self, net, epoch):
         o = self.options
         net.slope = min(o["slope_max"], o["slope"] * (1 + o["slope_rate"] * (epoch - 1)))  # k grows linearly per epoch
@@ -45,3 +52,11 @@ class StraightThrough(GradientMethod):
     def estimate(self, net, x, y, seed, stream):
         trace = net.forward(x, seed, stream)
         return backward(net, trace, net.output_grad(trace, y), surrogate=self.options["surrogate"]), trace
+
+
+def surrogates_for(net):
+    """The surrogates that apply to every non-differentiable element of `net` (none if it has none)."""
+    kinds = {layer.unit for layer in net.layers if layer.unit in units.SURROGATES}
+    kinds |= {"sign" for layer in net.layers if layer.transmission == "sign"}
+    everything = dict.fromkeys(s for allowed in units.SURROGATES.values() for s in allowed)
+    return [s for s in everything if kinds and all(s in units.SURROGATES[kind] for kind in kinds)]
