@@ -1,4 +1,4 @@
-"""`python -m stochtp` is the `stochtp` command."""
+"""`python -m stochtp` is the `stochtp` command (its process tunings: `stochtp.process.start_command`)."""
 import sys
 
 from .cli import main

@@ -20,7 +20,7 @@ Timings are best-of-`repeat` wall times (5 by default; the JSON keeps every epoc
 machines are shared, so compare ratios taken in one run rather than absolute numbers. The limit
 is each product's best of 20 rounds at every measurement, a best case of the machine, which
 few epoch rounds would catch less often. The report names the BLAS's kernel set and the
-OPENBLAS_* variables in the environment, those `import stochtp` set marked so:
+OPENBLAS_* variables in the environment, those the stochtp command set marked so:
 OPENBLAS_CORETYPE forces a kernel set (some machines set it for older OpenBLAS builds), and
 every rate, the limit included, follows it.
 """
@@ -37,9 +37,8 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from . import ENVIRONMENT_ADDED
 from . import config as config_module
-from . import data, methods, train
+from . import data, methods, process, train
 from .errors import ConfigError
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
@@ -271,8 +270,9 @@ def peer_epochs(script, python, threads):
     the JSON object on the last line it prints; ValueError, with its last words, if it fails.
 
     It runs in the environment the bench was started with: without the thread settings that
-    `import stochtp` added (`stochtp.ENVIRONMENT_ADDED`), which are stochtp's, not torch's."""
-    environment = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_ADDED}
+    the stochtp command added (`process.environment_added()`), which are stochtp's, not torch's."""
+    dropped = {*process.environment_added(), process.ADDED_VARIABLE}
+    environment = {name: value for name, value in os.environ.items() if name not in dropped}
     try:
         out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True, env=environment)
         measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
@@ -296,7 +296,7 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": threads,
                     "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"],
                     "blas_environment": {name: value for name, value in sorted(os.environ.items()) if name.startswith("OPENBLAS_")},
-                    "set_by_stochtp": list(ENVIRONMENT_ADDED)},
+                    "set_by_stochtp": list(process.environment_added())},
         "settings": {"batches": batches, "repeat": repeat, "kernel_n": kernel_n},
     }
     progress("GEMM rate at the presets' shapes ...")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, data, estimators, methods, report, results, sweep, train
+from . import bench, data, estimators, methods, process, report, results, sweep, train
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -283,6 +283,11 @@ INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
 
 
 def main(argv=None):
+    """Run the command `argv` (a list of arguments); with none, the command line of this process,
+    which is then the stochtp command's: it applies the process tunings first
+    (`process.start_command`, which may re-execute the process so that they act)."""
+    if argv is None:
+        process.start_command()
     parser = build_parser()
     command = None
     try:
