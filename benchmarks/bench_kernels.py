@@ -11,9 +11,12 @@ stochtp uses `threads` Numba threads (default: all).
 import argparse
 import json
 
-from stochtp.bench import format_report, kernel_throughput  # before numba, which loads NumPy: stochtp sets its thread settings first
+import numba
 
-import numba  # noqa: E402
+import stochtp
+from stochtp.bench import format_report, kernel_throughput
+
+stochtp.configure_process()  # the command's tunings; OMP_WAIT_POLICY acts since Numba starts its threads later
 
 
 def main(argv=None):

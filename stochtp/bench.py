@@ -5,8 +5,8 @@ One run measures, on this machine and in this order:
       layer, the three products of a mini-batch (x @ W, x.T @ grad, grad @ W.T); a preset's
       limit is its products' FLOPs over their time (the practical limit for dense networks);
   (b) sampling-kernel throughput against NumPy (`stochtp.kernels` vs `np.random.Generator`);
-  (c) seconds per epoch of every paper preset and every gradient estimator on the stochastic
-      network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
+  (c) seconds per epoch of every paper preset and of every registered gradient method that no
+      preset trains (ARM, plug-ins) on the stochastic network, timed on the first `batches` mini-batches of an epoch and extrapolated to the
       whole epoch (labelled so; the epoch's shuffle, paid once, is timed apart and added), after
       an untimed round of as many mini-batches; with the FLOPs an epoch needs
       (`Method.flops_per_batch`), the achieved GFLOP/s and its fraction of the GEMM limit at the
@@ -20,10 +20,11 @@ Timings are best-of-`repeat` wall times (5 by default; the JSON keeps every epoc
 machines are shared, so compare ratios taken in one run rather than absolute numbers. The limit
 is each product's best of 20 rounds at every measurement, a best case of the machine, which
 few epoch rounds would catch less often. The report names the BLAS's kernel set and the
-OPENBLAS_* variables in the environment, those `import stochtp` set marked so:
+OPENBLAS_* variables in the environment, those the stochtp command set marked so:
 OPENBLAS_CORETYPE forces a kernel set (some machines set it for older OpenBLAS builds), and
 every rate, the limit included, follows it.
 """
+import contextlib
 import json
 import os
 import platform
@@ -36,9 +37,9 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from . import ENVIRONMENT_ADDED
 from . import config as config_module
-from . import batching, data, experiment, train
+from . import batching, data, experiment, methods, process, train
+from .errors import ConfigError
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
 PRESETS = [  # every paper preset (a test checks), the stochastic network's first
@@ -56,7 +57,7 @@ PRESETS = [  # every paper preset (a test checks), the stochastic network's firs
     "paper-stochsign-dtp",
     "paper-stochsign-st",
 ]
-EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
+ESTIMATOR_BASE = "paper-stochastic-disarm"  # the stochastic network, and its estimator preset, for the other estimators
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
 SEED = 12345
 LIMIT_ROUNDS = 20  # rounds of a layer's three products each time the limit is measured beside a preset's epochs
@@ -161,10 +162,25 @@ def kernel_throughput(n=10_000_000, repeat=7):
 # ---------------------------------------------------------------------- (c) epochs
 
 
+def extra_estimators():
+    """paper-stochastic-NAME -> (preset, overrides) for every registered gradient method that no
+    paper preset trains (ARM, and plug-ins) and that can train the stochastic network: DisARM's
+    preset with `method.name=NAME` (the method's default options)."""
+    trained = {config_module.load(preset=name).method["name"] for name in PRESETS}
+    extras = {}
+    for name, cls in methods.classes().items():
+        if issubclass(cls, methods.GradientMethod) and name not in trained:
+            overrides = [f"method.name={name}"]
+            with contextlib.suppress(ConfigError):  # left out where the method refuses the network
+                train.build_model(config_module.load(preset=ESTIMATOR_BASE, overrides=overrides))
+                extras[f"paper-stochastic-{name}"] = (ESTIMATOR_BASE, overrides)
+    return extras
+
+
 def bench_configs(names=None):
-    """name -> Config of every benchmarked preset (and ARM), or of the named ones."""
+    """name -> Config of every benchmarked preset (and the other estimators), or of the named ones."""
     table = {name: (name, []) for name in PRESETS}
-    table.update(EXTRA_ESTIMATORS)
+    table.update(extra_estimators())
     chosen = list(table) if not names else names
     unknown = [name for name in chosen if name not in table]
     if unknown:
@@ -256,8 +272,9 @@ def peer_epochs(script, python, threads):
     the JSON object on the last line it prints; ValueError, with its last words, if it fails.
 
     It runs in the environment the bench was started with: without the thread settings that
-    `import stochtp` added (`stochtp.ENVIRONMENT_ADDED`), which are stochtp's, not torch's."""
-    environment = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT_ADDED}
+    the stochtp command added (`process.environment_added()`), which are stochtp's, not torch's."""
+    dropped = {*process.environment_added(), process.ADDED_VARIABLE}
+    environment = {name: value for name, value in os.environ.items() if name not in dropped}
     try:
         out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True, env=environment)
         measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
@@ -281,7 +298,7 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": threads,
                     "blas": [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"],
                     "blas_environment": {name: value for name, value in sorted(os.environ.items()) if name.startswith("OPENBLAS_")},
-                    "set_by_stochtp": list(ENVIRONMENT_ADDED)},
+                    "set_by_stochtp": list(process.environment_added())},
         "settings": {"batches": batches, "repeat": repeat, "kernel_n": kernel_n},
     }
     progress("GEMM rate at the presets' shapes ...")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, data, estimators, experiment, report, results, sweep, train
+from . import bench, data, estimators, experiment, methods, report, results, sweep, train
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -25,15 +25,35 @@ class UsageError(StochtpError):
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse's parser with one-line usage errors, and an epilog made when help is printed
+    (`epilog_from`: it lists registered methods, so plug-ins load only for those who ask)."""
+
+    def __init__(self, *args, epilog_from=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epilog_from = epilog_from
+
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
+
+    def format_help(self):
+        if self.epilog_from is not None:
+            self.epilog = self.epilog_from()
+        return super().format_help()
+
+
+def _methods_epilog():
+    return f"methods (--set method.name=NAME, or [method] name in a config): {', '.join(methods.names())}"
+
+
+def _bench_epilog():
+    return f"benchmarks: {', '.join(bench.PRESETS + list(bench.extra_estimators()))}"
 
 
 def _run_options(parser):
     parser.add_argument("--out", type=results_file, help="results file (default results/<name>.h5)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (method.lr_f=0.01)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (method.lr_f=0.01, method.name=dtp; methods listed below)")
     parser.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")
     parser.add_argument("--threads", type=int, help="Numba and BLAS threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,7 +63,7 @@ def build_parser():
     parser = Parser(prog="stochtp", description="Target propagation and gradient estimators for discrete and stochastic networks.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    run = commands.add_parser("run", help="train one configuration, appending to a results file")
+    run = commands.add_parser("run", help="train one configuration, appending to a results file", epilog_from=_methods_epilog)
     run.add_argument("config", nargs="?", help="TOML config file")
     run.add_argument("--preset", help=f"start from a preset ({', '.join(config_module.presets())})")
     run.add_argument("--resume", action="store_true", help="continue the interrupted run of this config in --out")
@@ -77,14 +97,14 @@ def build_parser():
     data_cmd.add_argument("name", nargs="?", default="mnist")
     data_cmd.add_argument("--data-dir")
 
-    scoring = commands.add_parser("estimators", help="score every method (bp, estimators, TP, DTP) against the exact oracle")
+    scoring = commands.add_parser("estimators", help="score every registered method against the exact oracle", epilog_from=_methods_epilog)
     scoring.add_argument("config", nargs="?", help="TOML config file (default experiments/estimators.toml)")
     scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
     scoring.add_argument("--out", type=results_file, help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, help="override the config's seed")
 
-    bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory")
-    bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help=f"presets to time (default all: {', '.join(bench.PRESETS)}, paper-stochastic-arm)")
+    bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory", epilog_from=_bench_epilog)
+    bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help="benchmarks to time (default all: every paper preset, and paper-stochastic-NAME for each other gradient method; listed below)")
     bench_cmd.add_argument("--batches", type=int, default=200, help="mini-batches timed per epoch, extrapolated to the epoch (default 200)")
     bench_cmd.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is kept (default 5)")
     bench_cmd.add_argument("--kernel-n", type=int, default=10_000_000, help="values per kernel call (default 10^7)")
@@ -263,6 +283,9 @@ INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
 
 
 def main(argv=None):
+    """Run the command `argv` (a list of arguments; default: this process's command line). The
+    process tunings are the caller's: `python -m stochtp` and the `stochtp` script apply them
+    (`stochtp.__main__`) before NumPy loads."""
     parser = build_parser()
     command = None
     try:

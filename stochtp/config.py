@@ -22,6 +22,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from . import methods
 from .errors import ConfigError
 from .network import check_input_noise, parse_spec
 
@@ -153,7 +154,7 @@ def _set(resolved, key, value, source):
             current = {}
         value = {**current, **value}
         if key == "method" and not isinstance(value.get("name"), str):
-            raise ConfigError(f"{source}: key 'method.name' must be a string (bp, tp, dtp, st, reinforce, arm, disarm)")
+            raise ConfigError(f"{source}: key 'method.name' must be a string, one of {', '.join(methods.names())}")
     resolved[key] = value
 
 

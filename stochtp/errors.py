@@ -24,5 +24,5 @@ class TrainingFailed(StochtpError):
     """A run hit a non-finite loss or parameter; what was logged so far is kept."""
 
 
-class SlowSettingsWarning(UserWarning):
-    """A process setting stochtp relies on for speed came too late to act (results are unaffected)."""
+class PluginError(StochtpError):
+    """A method class cannot be registered, or a method plugin (entry point) cannot be loaded."""

@@ -3,9 +3,10 @@
 `score(net, x, y, methods, draws, seed)` draws every method's gradient estimate `draws` times on
 one mini-batch, with COMMON RANDOM NUMBERS: draw k of every method uses stream
 stream_id("draw", k) of `seed`, so with one sample per example all of them see the same
-forward sample. Methods with a `gradient` (bp, st, reinforce, arm, disarm) are scored as
-estimators of the exact gradient g = d E[L] / d theta; methods with only an `update` (dtp, tp)
-are scored for direction only (their other statistics are NaN). Stateful methods keep their
+forward sample. Gradient methods (`methods.GradientMethod`: bp, st, reinforce, arm, disarm)
+are scored as estimators of the exact gradient g = d E[L] / d theta; other methods (target-style,
+`methods.Method`: dtp, tp) are scored for direction only, on their `update` (their other
+statistics are NaN). Stateful methods keep their
 state across draws (the ema baseline warms up as in training).
 
 Statistics, per layer i (theta_i = (W_i, b_i) flattened, D_i coordinates) and for all layers
@@ -20,9 +21,10 @@ together ("all"), with d_k = estimate of draw k - g and N draws:
   mean_cos      mean over draws of the cosine of one estimate to g (0 for an all-zero estimate)
 A cosine is NaN where g is zero.
 
-`run(config)` is `stochtp estimators`: it scores every method (`standard_methods`: bp, the
-estimators, TP and DTP; a [method] table of tp or dtp, as in experiments/estimators.toml, sets
-both's options, any other is scored beside them) on the first `batch_size` training examples,
+`run(config)` is `stochtp estimators`: it scores every registered method (`standard_methods`:
+the variants each declares, plug-ins included; a [method] table of tp or dtp, as in
+experiments/estimators.toml, sets both's options, any other method it configures is scored beside
+them unless a variant equals it) on the first `batch_size` training examples,
 and `write` appends the scores to a results file (section 10) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
               {"methods": [labels], "layers": ["0", ..., "all"], "draws": N, "expected_loss": E[L]}
@@ -49,36 +51,20 @@ STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "varianc
 ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-statistic divides by
 
 
-def standard_methods(net, seed=0, target_prop=None):
-    """Label -> bound method: back-propagation (the true zero derivative through samples),
-    REINFORCE with each baseline, ARM, DisARM, ST with every surrogate that suits `net`, and
-    TP and DTP (scored for direction) with the `target_prop` options (their defaults if None),
-    where they can train `net`."""
-    target_prop = {} if target_prop is None else target_prop
-    chosen = {
-        "bp": methods.get("bp"),
-        "reinforce-none": methods.get("reinforce", baseline="none"),
-        "reinforce-ema": methods.get("reinforce", baseline="ema"),
-        "reinforce-loo-M2": methods.get("reinforce", baseline="loo", samples=2),
-        "arm": methods.get("arm"),
-        "disarm": methods.get("disarm"),
-    }
-    for surrogate in st_surrogates(net):
-        chosen[f"st-{surrogate}"] = methods.get("st", surrogate=surrogate)
-    for method in chosen.values():
-        method.bind(net, seed)
-    for name in ("tp", "dtp"):  # left out where a local loss cannot train a hidden layer (sign or step units)
-        method = methods.get(name, **target_prop)
-        with contextlib.suppress(ConfigError):
-            method.bind(net, seed)
-            chosen[name] = method
+def standard_methods(net, seed=0, configured=None):
+    """Label -> bound method: every variant that each registered method declares for `net`
+    (`Method.oracle_variants`; e.g. REINFORCE with each baseline, ST with every surrogate that
+    suits `net`, TP and DTP with the options of a configured tp or dtp), bound with `seed`, less
+    those that cannot train `net`. `configured` is the config's [method] table (default: bp's)."""
+    configured = {"name": "bp"} if configured is None else configured
+    chosen = {}
+    for cls in methods.classes().values():
+        for label, options in cls.oracle_variants(net, configured).items():
+            method = cls(**options)
+            with contextlib.suppress(ConfigError):  # left out: e.g. REINFORCE without stochastic layers, DTP on sign units
+                method.bind(net, seed)
+                chosen[label] = method
     return chosen
-
-
-def st_surrogates(net):
-    """The straight-through surrogates that apply to every non-differentiable element of `net`."""
-    kinds = [unit for layer in net.layers for unit in layer.surrogate_units]
-    return [s for s in kinds[0].surrogates if all(s in kind.surrogates for kind in kinds)] if kinds else []
 
 
 def score(net, x, y, methods_by_label, draws=DEFAULT_DRAWS, seed=0, max_bits=exact.MAX_BITS):
@@ -97,7 +83,7 @@ def score(net, x, y, methods_by_label, draws=DEFAULT_DRAWS, seed=0, max_bits=exa
     slices = layer_slices(net)
     scores = {}
     for label, method in methods_by_label.items():
-        direction_only = not hasattr(method, "gradient")
+        direction_only = not isinstance(method, methods.GradientMethod)
         propose = method.update if direction_only else method.gradient
         estimates = np.stack([flatten(propose(net, x, y, seed, kernels.stream_id("draw", k))) for k in range(draws)])
         scores[label] = statistics(estimates, g, slices, direction_only)
@@ -220,12 +206,9 @@ def run(path=None, draws=None, out=None, seed=None, data_dir=None):
     x = dataset.train.features(slice(0, cfg.batch_size), net.dtype)
     y = dataset.train.y[: cfg.batch_size]
     try:
-        own_options = dict(cfg.method)
-        own_label = own_options.pop("name")
-        if own_label in ("tp", "dtp"):  # the config's options serve both, so the two differ by the correction only
-            scored = standard_methods(net, cfg.seed, target_prop=own_options)
-        else:
-            scored = standard_methods(net, cfg.seed)
+        scored = standard_methods(net, cfg.seed, configured=cfg.method)
+        if not any(type(method) is type(own_method) and method.options == own_method.options for method in scored.values()):
+            own_label = cfg.method["name"]
             scored[own_label if own_label not in scored else f"{own_label}-config"] = own_method
         scores = score(net, x, y, scored, DEFAULT_DRAWS if draws is None else draws, cfg.seed)
     except ConfigError as error:

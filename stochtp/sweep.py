@@ -54,6 +54,7 @@ from pathlib import Path
 
 from . import config as config_module
 from . import data, experiment, extras, report, results, train
+from .process import configure_process
 from .errors import ConfigError, StochtpError, TrainingFailed
 
 SECTIONS = ("method", "data")  # the config tables a dotted sweep key can reach into
@@ -164,7 +165,10 @@ def train_record(run_config, data_dir=None, tasks=None):
     stops; the worker writes there, in a file named by its pid, the config hash of the run it
     starts, so that the client knows which run a worker that died was training, and trains in
     a temporary folder there, which the client removes with the task folder whatever happens.
+    The worker takes the stochtp command's process tunings (`process.configure_process`), before
+    its threads start.
     """
+    configure_process()
     tasks = None if tasks is None else Path(tasks)
     with tempfile.TemporaryDirectory(prefix="stochtp-sweep-", dir=tasks) as folder, train.thread_limit(1):
         out = Path(folder) / "run.h5"

@@ -1,16 +1,13 @@
-"""Credit-assignment methods behind one interface (design section 6); `get(name, **options)` builds one."""
-from ..errors import ConfigError
-from .arm import Arm, DisArm
-from .backprop import Backprop
-from .reinforce import Reinforce
-from .straight_through import StraightThrough
-from .target_prop import PlainTargetProp, TargetProp
+"""Credit-assignment methods behind one interface (design sections 6 and 17).
 
-METHODS = {cls.name: cls for cls in (Backprop, TargetProp, PlainTargetProp, StraightThrough, Reinforce, Arm, DisArm)}
+`get(name, **options)` builds a registered method; `names()` and `classes()` list them;
+`register` (a class decorator) or the entry-point group `stochtp.methods` adds one (see
+`stochtp.methods.registry`). A method derives from `Method` (target-style: `step`, and the
+`update` the oracle scores for direction) or `GradientMethod` (estimators: `estimate`, and the
+`gradient` the oracle scores for bias and variance).
+"""
+from . import arm, backprop, reinforce, straight_through, target_prop  # noqa: F401 (each registers its methods)
+from .base import GradientMethod, Method
+from .registry import ENTRY_POINT_GROUP, classes, get, names, register
 
-
-def get(name, **options):
-    """The method called `name` (bp, tp, dtp, st, reinforce, arm, disarm) with the given options."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}")
-    return METHODS[name](**options)
+__all__ = ["Method", "GradientMethod", "register", "get", "names", "classes", "ENTRY_POINT_GROUP"]

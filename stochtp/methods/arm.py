@@ -29,9 +29,11 @@ from .. import kernels, units
 from ..network import Trace
 from .base import GradientMethod, gemm_flops
 from .backprop import backward
+from .registry import register
 from .reinforce import check_estimator_network
 
 
+@register
 class Arm(GradientMethod):
     """ARM; `DisArm` changes only the per-unit weight of f(b) - f(b~)."""
 
@@ -74,6 +76,7 @@ class Arm(GradientMethod):
         return (difference[:, None] * self.unit_weight(u, b, b_tilde, phi)).astype(p.dtype)
 
 
+@register
 class DisArm(Arm):
     """DisARM: ARM Rao-Blackwellised over u given the antithetic pair."""
 

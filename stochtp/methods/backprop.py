@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import units
 from .base import GradientMethod
+from .registry import register
 
 
 def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
@@ -44,6 +45,7 @@ def chain_below(layer, trace, i, grad_out, surrogate=None, slope=1.0):
     return grad_h * dh_da  # dL/da_i = dL/dh_i * dh/da
 
 
+@register
 class Backprop(GradientMethod):
     """Plain back-propagation with the true derivatives (zero through sign, step and samples)."""
 

@@ -10,9 +10,9 @@ optimisers, and trains a network one epoch at a time:
 `batches` is an iterable of `(stream, x, y)` (the loop gives a `batching.Batches`); `stream`
 names the mini-batch's random numbers (see `stochtp.kernels.streams`). `train_epoch` prepares
 them in chunks (`stochtp.batching`) and hands `step` one `MiniBatch` at a time, whose
-`forward(net, seed)` is the training forward pass. Estimators also expose
-`gradient(net, x, y, seed)`, an estimate of the gradient of the mini-batch mean loss, as
-per-layer `(dW, db)` pairs.
+`forward(net, seed)` is the training forward pass. Every method has `update(net, x, y, seed)`,
+the per-layer `(dW, db)` direction its optimiser descends along; estimators (`GradientMethod`)
+also expose `gradient(net, x, y, seed)`, an estimate of the gradient of the mini-batch mean loss.
 """
 import abc
 import math
@@ -28,7 +28,8 @@ from ..optim import make as make_optimiser
 class Method(abc.ABC):
     """Base class: option handling, epoch loop over `step`, optimiser state for checkpoints.
 
-    Subclasses list their options with defaults in `OPTIONS` and implement `bind` and `step`.
+    Subclasses list their options with defaults in `OPTIONS` and implement `bind`, `step` and
+    `update`; `GradientMethod` is the base of estimators.
     """
 
     name = ""
@@ -113,6 +114,20 @@ class Method(abc.ABC):
             opt.load_state_dict(state["optimisers"][name])
         for name, value in self.aux_parameters().items():
             value[...] = state["aux"][name.replace("/", ".")]
+
+    @abc.abstractmethod
+    def update(self, net, x, y, seed, stream=0):
+        """The direction the optimiser descends along for this mini-batch, per layer [(dW, db), ...]
+        in the layout and sign of a gradient (before the optimiser): what `stochtp estimators`
+        scores, for direction only, of a method that is not a `GradientMethod`."""
+
+    @classmethod
+    def oracle_variants(cls, net, configured):
+        """label -> options of each variant of this method that `stochtp estimators` scores on
+        `net`; `configured` is the config's [method] table (its `name` and options). Default: the
+        method with its default options. A variant that cannot train `net` (its `bind` refuses it)
+        is left out by the caller."""
+        return {cls.name: {}}
 
 
 def _check_option(method, key, value, default):
@@ -207,6 +222,10 @@ class GradientMethod(Method):
         x, y = net.check_batch(x, y)
         grads, _ = self.sampled_estimate(net, batching.MiniBatch(stream, x, y), seed)
         return grads
+
+    def update(self, net, x, y, seed, stream=0):
+        """A gradient method descends along its gradient estimate."""
+        return self.gradient(net, x, y, seed, stream)
 
     def sampled_estimate(self, net, batch, seed):
         """`estimate` over `samples` copies of the mini-batch; the trace of sample 0."""

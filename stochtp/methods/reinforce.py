@@ -27,6 +27,7 @@ from .. import units
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
+from .registry import register
 
 BASELINES = ("none", "ema", "loo")
 
@@ -40,6 +41,7 @@ def check_estimator_network(method, net):
         raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be stochastic ({net.layers[-1].unit})")
 
 
+@register
 class Reinforce(GradientMethod):
     """Score-function gradient of the mini-batch mean expected loss, with a baseline."""
 
@@ -72,6 +74,11 @@ class Reinforce(GradientMethod):
             if layer.stochastic:
                 grad_a[i] = weight[:, None] * layer.kind.score(trace.h[i], trace.p[i], net.slope)  # (l - c) k (c_i - p_i)
         return backward(net, trace, grad_a[len(net.layers) - 1], injected=grad_a), trace
+
+    @classmethod
+    def oracle_variants(cls, net, configured):
+        """Each baseline: none and ema with one sample per example, leave-one-out with two."""
+        return {f"{cls.name}-none": {"baseline": "none"}, f"{cls.name}-ema": {"baseline": "ema"}, f"{cls.name}-loo-M2": {"baseline": "loo", "samples": 2}}
 
     def baseline(self, loss, samples, batch):
         """c for every row of `loss` (see the module docstring); updates the ema after computing it."""

@@ -13,8 +13,10 @@ network without stochastic layers refuses slope options (sign and step surrogate
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
+from .registry import register
 
 
+@register
 class StraightThrough(GradientMethod):
     name = "st"
     OPTIONS = {**GradientMethod.OPTIONS, "surrogate": "sigmoid", "slope": 1.0, "slope_rate": 0.0, "slope_max": 5.0}
@@ -38,6 +40,11 @@ class StraightThrough(GradientMethod):
 
     slope = None  # the annealed slope k of the current epoch; None before the first: the network's own
 
+    @classmethod
+    def oracle_variants(cls, net, configured):
+        """One variant per surrogate that suits every non-differentiable element of `net`."""
+        return {f"{cls.name}-{surrogate}": {"surrogate": surrogate} for surrogate in surrogates_for(net)}
+
     def start_epoch(self, net, epoch):
         o = self.options
         self.slope = min(o["slope_max"], o["slope"] * (1 + o["slope_rate"] * (epoch - 1)))  # k grows linearly per epoch
@@ -52,3 +59,9 @@ class StraightThrough(GradientMethod):
         sloped = self.inference_network(net)
         trace = batch.forward(sloped, seed)
         return backward(sloped, trace, sloped.output_grad(trace, batch.y), surrogate=self.options["surrogate"]), trace
+
+
+def surrogates_for(net):
+    """The straight-through surrogates that apply to every non-differentiable element of `net` (none if it has none)."""
+    kinds = [unit for layer in net.layers for unit in layer.surrogate_units]
+    return [s for s in kinds[0].surrogates if all(s in kind.surrogates for kind in kinds)] if kinds else []

@@ -32,8 +32,10 @@ from ..kernels.fused import local_target_gradient, reconstruction_gradient
 from ..network import affine, init_weights
 from .backprop import backward
 from .base import Method, batch_stats, epoch_stats, gemm_flops
+from .registry import register
 
 
+@register
 class TargetProp(Method):
     """Difference target propagation; `difference=False` (the `tp` method) drops the correction."""
 
@@ -87,6 +89,13 @@ class TargetProp(Method):
             self.optimisers["inverse"] = self.make_optimiser(inverse_params, self.options["lr_b"])
         self.sigma = self.options["sigma"]
         self._reset_diagnostics(len(net.layers), net)
+
+    @classmethod
+    def oracle_variants(cls, net, configured):
+        """With the options of a configured tp or dtp, so that the two differ by the difference
+        correction only (inverses at their initialisation); else with the defaults."""
+        options = {key: value for key, value in configured.items() if key != "name"}
+        return {cls.name: options if configured["name"] in (TargetProp.name, PlainTargetProp.name) else {}}
 
     def aux_parameters(self):
         params = {}
@@ -290,6 +299,7 @@ class TargetProp(Method):
         return {"inverse_error": inverse, "target_distance": distance, "bp_angle": self._bp_angle}
 
 
+@register
 class PlainTargetProp(TargetProp):
     """Target propagation without the difference correction: v_hat_{j-1} = g_j(v_hat_j)."""
 
