@@ -77,14 +77,15 @@ PLUGIN_MODULE = """\
 \"\"\"Two methods from outside stochtp: a gradient method and a target-style method.\"\"\"
 import numpy as np
 
+from stochtp.batching import MiniBatch
 from stochtp.methods import GradientMethod, Method
 from stochtp.methods.backprop import backward
 from stochtp.methods.base import batch_stats
 
 
-def straight_through(net, x, y, seed, stream):
-    trace = net.forward(x, seed, stream)
-    return backward(net, trace, net.output_grad(trace, y), surrogate="identity"), trace
+def straight_through(net, batch, seed):
+    trace = batch.forward(net, seed)
+    return backward(net, trace, net.output_grad(trace, batch.y), surrogate="identity"), trace
 
 
 class HalfStraightThrough(GradientMethod):
@@ -92,8 +93,8 @@ class HalfStraightThrough(GradientMethod):
 
     name = "plugin-grad"
 
-    def estimate(self, net, x, y, seed, stream):
-        grads, trace = straight_through(net, x, y, seed, stream)
+    def estimate(self, net, batch, seed):
+        grads, trace = straight_through(net, batch, seed)
         return [(dW / 2, db / 2) for dW, db in grads], trace
 
 
@@ -103,19 +104,19 @@ class SignDescent(Method):
     name = "plugin-target"
     OPTIONS = {"lr": 0.01}
 
-    def directions(self, net, x, y, seed, stream):
-        grads, trace = straight_through(net, x, y, seed, stream)
+    def directions(self, net, batch, seed):
+        grads, trace = straight_through(net, batch, seed)
         return [(np.sign(dW), np.sign(db)) for dW, db in grads], trace
 
     def update(self, net, x, y, seed, stream=0):
-        return self.directions(net, *net.check_batch(x, y), seed, stream)[0]
+        return self.directions(net, MiniBatch(stream, *net.check_batch(x, y)), seed)[0]
 
-    def step(self, net, x, y, seed, stream):
-        grads, trace = self.directions(net, x, y, seed, stream)
+    def step(self, net, batch, seed):
+        grads, trace = self.directions(net, batch, seed)
         for layer, (dW, db) in zip(net.layers, grads):
             layer.W -= self.options["lr"] * dW
             layer.b -= self.options["lr"] * db
-        return batch_stats(net, trace, y)
+        return batch_stats(net, trace, batch.y)
 """
 
 PLUGIN_ENTRY_POINTS = {"plugin-grad": "stochtp_method_plugin:HalfStraightThrough", "plugin-target": "stochtp_method_plugin:SignDescent"}
