@@ -56,14 +56,6 @@ def _class_labels(y):
     return y
 
 
-def nll_gradient_reference(h, y):
-    """NumPy reference of `kernels.fused.nll_gradient`: (h - onehot(y)) / B."""
-    g = h.copy()
-    g[np.arange(len(y)), y] -= 1
-    g /= len(y)
-    return g
-
-
 def errors(loss, h, y):
     """Per-example 0/1 classification error (nll); for mse outputs, the rounded output differs from y."""
     if loss == "nll":

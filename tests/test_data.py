@@ -20,7 +20,7 @@ import pytest
 
 from stochtp.data import DATASETS, Dataset, Split, check, fetch, load, locate
 from stochtp.data import files as data_files
-from stochtp.data.dataset import scaled_rows_reference
+from stochtp.kernels.fused import scaled_rows_reference
 from stochtp.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from stochtp.errors import ConfigError, DataError
 

@@ -184,7 +184,7 @@ def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec)
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 def test_fused_local_target_gradient_matches_its_numpy_reference(dtype, rtol, from_probability):
     from stochtp.kernels.fused import local_target_gradient
-    from stochtp.methods.target_prop import local_target_gradient_reference
+    from stochtp.kernels.fused import local_target_gradient_reference
 
     rng = np.random.default_rng(3)
     v, v_hat, dv_da = (rng.random((37, 23)).astype(dtype) for _ in range(3))
@@ -202,7 +202,7 @@ def test_fused_local_target_gradient_matches_its_numpy_reference(dtype, rtol, fr
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 def test_fused_reconstruction_gradient_matches_its_numpy_reference(dtype, rtol, through_tanh):
     from stochtp.kernels.fused import reconstruction_gradient
-    from stochtp.methods.target_prop import reconstruction_gradient_reference
+    from stochtp.kernels.fused import reconstruction_gradient_reference
 
     rng = np.random.default_rng(4)
     r, target = (rng.uniform(-1, 1, (29, 31)).astype(dtype) for _ in range(2))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stochtp.kernels.fused import scaled_rows
+from stochtp.kernels.fused import scaled_rows, scaled_rows_reference
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,6 @@ class Dataset:
     train: Split
     valid: Split
     test: Split
-
-
-def scaled_rows_reference(rows, scale):
-    """NumPy reference of `kernels.fused.scaled_rows` (given the gathered rows): converted to
-    scale's dtype, then scaled in it."""
-    return np.multiply(rows, scale, dtype=scale.dtype)
 
 
 def _gathers_pixel_rows(x, index):

@@ -1,5 +1,7 @@
 """Fused element-wise kernels for the training loop: one pass over memory instead of a chain of
-NumPy temporaries. Each has a NumPy reference in the module that uses it, and a test comparing both.
+NumPy temporaries. Each kernel's NumPy reference, `<kernel>_reference`, sits right after it in this
+module (the agreed place: tests compare the two). The centred RMSprop kernels' reference is the
+optimiser's own NumPy rule, `optim.CentredRMSprop.reference_update`.
 `error_model="numpy"` (IEEE results instead of Python's ZeroDivisionError check) lets the loops vectorise.
 """
 import math
@@ -65,6 +67,15 @@ def local_target_gradient(v, v_hat, dv_da, scale, grad_a, grad_b):
     return row_distances(v, v_hat, True)
 
 
+def local_target_gradient_reference(v, v_hat, dv_da, scale):
+    """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, its column
+    sums, sum of row norms of v - v_hat)."""
+    diff = v - v_hat
+    slope = v * (1 - v) if dv_da is None else dv_da
+    grad_a = scale * diff * slope
+    return grad_a, grad_a.sum(axis=0), float(np.sqrt((diff * diff).sum(axis=1)).sum())
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def reconstruction_gradient(r, target, scale, through_tanh, grad_z, grad_c):
     """grad_z = scale (r - target), times (1 - r^2) if `through_tanh` (r = tanh(z)), on (B, n)
@@ -79,6 +90,14 @@ def reconstruction_gradient(r, target, scale, through_tanh, grad_z, grad_c):
             grad_z[row, k] = scale * diff * (_ONE - r[row, k] * r[row, k]) if through_tanh else scale * diff
     column_sums(grad_z, grad_c)
     return row_distances(r, target, False)
+
+
+def reconstruction_gradient_reference(r, target, scale, through_tanh):
+    """NumPy reference of `kernels.fused.reconstruction_gradient`: (d scaled ||r - target||^2 / dz, its
+    column sums, ||r - target||^2)."""
+    diff = r - target
+    grad_z = scale * diff * (1 - r * r) if through_tanh else scale * diff
+    return grad_z, grad_z.sum(axis=0), float((diff * diff).sum())
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -134,6 +153,12 @@ def sign(h, out):
         out[i] = 1.0 if h[i] > 0 else -1.0
 
 
+def scaled_rows_reference(rows, scale):
+    """NumPy reference of `kernels.fused.scaled_rows` (given the gathered rows): converted to
+    scale's dtype, then scaled in it."""
+    return np.multiply(rows, scale, dtype=scale.dtype)
+
+
 @numba.njit(inline="always", cache=True, nogil=True)
 def _scale_row(source, scale, out):
     for k in range(source.size):
@@ -170,6 +195,14 @@ def nll_gradient(h, y, grad):
     for row in range(h.shape[0]):
         for k in range(h.shape[1]):
             grad[row, k] = (h[row, k] - _ONE if k == y[row] else h[row, k]) / batch
+
+
+def nll_gradient_reference(h, y):
+    """NumPy reference of `kernels.fused.nll_gradient`: (h - onehot(y)) / B."""
+    g = h.copy()
+    g[np.arange(len(y)), y] -= 1
+    g /= len(y)
+    return g
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

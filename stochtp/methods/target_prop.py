@@ -305,20 +305,3 @@ class PlainTargetProp(TargetProp):
 
     name = "tp"
     difference = False
-
-
-def local_target_gradient_reference(v, v_hat, dv_da, scale):
-    """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, its column
-    sums, sum of row norms of v - v_hat)."""
-    diff = v - v_hat
-    slope = v * (1 - v) if dv_da is None else dv_da
-    grad_a = scale * diff * slope
-    return grad_a, grad_a.sum(axis=0), float(np.sqrt((diff * diff).sum(axis=1)).sum())
-
-
-def reconstruction_gradient_reference(r, target, scale, through_tanh):
-    """NumPy reference of `kernels.fused.reconstruction_gradient`: (d scaled ||r - target||^2 / dz, its
-    column sums, ||r - target||^2)."""
-    diff = r - target
-    grad_z = scale * diff * (1 - r * r) if through_tanh else scale * diff
-    return grad_z, grad_z.sum(axis=0), float((diff * diff).sum())
