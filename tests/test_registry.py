@@ -1,6 +1,8 @@
 """Methods as plug-ins (design section 17): the registry, its entry-point group, and a method from
 another package trained by name and scored by the oracle with no file of stochtp edited."""
 import re
+import subprocess
+import sys
 from importlib import metadata
 
 import numpy as np
@@ -152,3 +154,19 @@ def test_the_oracle_scores_a_plugin_by_its_kind(method_plugin, tmp_path):
     variance, cosine = run.diagnostics["variance"], run.diagnostics["cos_mean"]
     assert np.isfinite(variance[labels.index("plugin-grad")]).all()
     assert np.isnan(variance[labels.index("plugin-target")]).all() and np.isfinite(cosine[labels.index("plugin-target")]).all()
+
+
+FIT_PLUGIN = """
+import numpy as np, stochtp
+rng = np.random.default_rng(0)
+pairs = [(rng.random((rows, 8)), rng.integers(0, 3, rows)) for rows in (100, 40, 40)]
+for name in ("plugin-grad", "plugin-target"):
+    history = stochtp.fit(stochtp.Network.from_spec("8-6b-3s", seed=0), stochtp.methods.get(name), *pairs, epochs=2, batch_size=20, eval_samples=2)
+    print(name, history.status, history.epochs, bool(np.isfinite(history.metrics["train_loss"]).all()))
+"""
+
+
+def test_a_plugin_method_trains_by_name_through_fit(method_plugin):
+    finished = subprocess.run([sys.executable, "-c", FIT_PLUGIN], env=method_plugin.env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split("\n")[:2] == ["plugin-grad completed 2 True", "plugin-target completed 2 True"]

@@ -14,6 +14,7 @@ import numba.core.event as numba_event
 import numpy as np
 import pytest
 
+import stochtp
 from stochtp import config, experiment, kernels, results, train
 from stochtp.errors import ConfigError, ResultsError, TrainingFailed
 
@@ -461,3 +462,85 @@ def test_a_new_folder_s_name_with_its_slash_is_refused_as_the_results_file(tiny_
     with pytest.raises(ResultsError, match="is a folder"):
         experiment.run(config.load(tiny_config_path), out=f"{tmp_path / 'newdir'}/", threads=1)
     assert not (tmp_path / "newdir").exists()
+
+
+# ------------------------------------------------------------------ stochtp.fit: the loop on arrays
+
+
+def teacher_arrays(seed=0, n=(300, 100, 100), features=8, classes=3):
+    """(train, valid, test) as (X, y) pairs of uint8 pixels and class indices."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for rows in n:
+        pairs.append(((rng.random((rows, features)) * 255).astype(np.uint8), rng.integers(0, classes, rows)))
+    return pairs
+
+
+def test_fit_returns_the_per_epoch_history_and_predicts():
+    train_pair, valid_pair, test_pair = teacher_arrays()
+    net = stochtp.Network.from_spec("8-6b-6b-3s", seed=1, input_noise=0.3)
+    method = stochtp.methods.get("dtp", eta_hat=1.0, lr_f=0.01, lr_b=0.01)
+    history = stochtp.fit(net, method, train=train_pair, valid=valid_pair, test=test_pair, epochs=3, batch_size=50, seed=2, eval_samples=4, eval_samples_every=2)
+    assert history.status == "completed" and history.run_id is None
+    np.testing.assert_array_equal(history.metrics["epoch"], [1, 2, 3])
+    assert np.isnan(history.metrics["valid_error_k"][0]) and np.isfinite(history.metrics["valid_error_k"][1:]).all()  # epochs 2 and 3 (the last)
+    assert history.diagnostics["inverse_error"].shape == (3, 3)
+    frame = history.to_dataframe()
+    assert list(frame.index) == [1, 2, 3] and "test_error_k" in frame
+    proba = net.predict_proba(test_pair[0], samples=5)
+    assert proba.shape == (100, 3) and np.allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(net.predict(test_pair[0], samples=5), proba.argmax(axis=1))
+
+
+def test_fit_reads_uint8_pixels_as_the_datasets_do():
+    """uint8 X is scaled by 1/255 exactly as a dataset's stored pixels: the same run as the float features."""
+    pairs = teacher_arrays()
+    floats = [(np.multiply(x, np.float32(1 / 255), dtype=np.float32), y) for x, y in pairs]
+    histories = []
+    for arrays in (pairs, floats):
+        net = stochtp.Network.from_spec("8-6b-3s", seed=0)
+        histories.append(stochtp.fit(net, stochtp.methods.get("st", lr=0.01), *arrays, epochs=2, batch_size=50, eval_samples=3))
+    for name in ("train_loss", "valid_error", "test_error_k"):
+        np.testing.assert_array_equal(histories[0].metrics[name], histories[1].metrics[name])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train": np.zeros((3, 8))}, "train must be an .X, y. pair"),
+        ({"valid": (np.zeros((10, 5)), np.zeros(10, int))}, r"valid: X must have shape \(n, 8\)"),
+        ({"test": (np.zeros((10, 8)), np.full(10, 3))}, r"test: class indices must lie in \[0, 3\)"),
+        ({"test": (np.zeros((10, 8)), np.zeros(9, int))}, "test: y must be integer class indices, one per row"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"seed": -1}, "seed must be an integer in"),
+        ({"batch_size": 1000}, "fewer than one mini-batch of 1000"),
+    ],
+)
+def test_fit_names_the_bad_argument(change, message):
+    train_pair, valid_pair, test_pair = teacher_arrays()
+    arguments = {"train": train_pair, "valid": valid_pair, "test": test_pair, "epochs": 1, "batch_size": 50, "seed": 0, **change}
+    with pytest.raises(ValueError, match=message):
+        stochtp.fit(stochtp.Network.from_spec("8-6b-3s"), stochtp.methods.get("st"), **arguments)
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_fit_on_mnist_arrays_gives_the_metrics_and_parameters_of_run(mnist_dir, tmp_path):
+    """The same configuration through `stochtp run` (config -> MNIST -> HDF5) and through
+    `stochtp.fit` (arrays in, results file out): identical numbers."""
+    cfg = config.load(preset="paper-stochastic-dtp", epochs=2, overrides=["network=784-24b-24b-10s", "eval_samples=3", "eval_samples_every=2"], seed=4)
+    experiment.run(cfg, out=tmp_path / "run.h5", data_dir=mnist_dir, threads=1)
+    mnist = stochtp.data.load("mnist", mnist_dir)
+    net = stochtp.Network.from_spec(cfg.network, seed=4, input_noise=cfg.input_noise)
+    options = {key: value for key, value in cfg.method.items() if key != "name"}
+    history = stochtp.fit(
+        net, stochtp.methods.get("dtp", **options), *[(split.x, split.y) for split in (mnist.train, mnist.valid, mnist.test)],
+        epochs=2, batch_size=cfg.batch_size, seed=4, eval_samples=3, eval_samples_every=2, out=tmp_path / "fit.h5", threads=1,
+    )
+    ran, fitted = results.open(tmp_path / "run.h5").runs[0], results.open(tmp_path / "fit.h5").runs[0]
+    for name, values in ran.metrics.items():
+        if name not in TIMING_METRICS:
+            np.testing.assert_array_equal(fitted.metrics[name], values, err_msg=name)
+            np.testing.assert_array_equal(history.metrics[name], values, err_msg=name)
+    for name, value in ran.params.items():
+        np.testing.assert_array_equal(fitted.params[name], value, err_msg=name)

@@ -1,0 +1,132 @@
+"""Callbacks (stochtp.callbacks): the protocol the loop follows, and the built-in listeners."""
+import csv
+import math
+import struct
+
+import numpy as np
+import pytest
+
+import stochtp
+from stochtp import callbacks, results
+from stochtp.errors import ConfigError
+
+
+def arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.random((rows, 6)).astype(np.float32), rng.integers(0, 3, rows)) for rows in (200, 60, 60)]
+
+
+def fit(*extra, epochs=3, out=None, net_spec="6-8b-3s", **options):
+    net = stochtp.Network.from_spec(net_spec, seed=0)
+    return stochtp.fit(net, stochtp.methods.get("st", lr=0.01), *arrays(), epochs=epochs, batch_size=20, eval_samples=3,
+                       eval_samples_every=2, callbacks=list(extra), out=out, **options)
+
+
+class Recorder(callbacks.Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, run):
+        self.calls.append(("begin", run.first_epoch, run.config.epochs, run.net.spec, run.method.name, run.run_id))
+
+    def on_epoch_end(self, run, epoch, metrics):
+        self.calls.append(("epoch", epoch, sorted(metrics), run.best["epoch"]))
+
+    def on_train_end(self, run, status):
+        self.calls.append(("end", status, run.error))
+
+
+def test_the_loop_calls_each_hook_in_order_with_the_run(tmp_path):
+    recorder = Recorder()
+    history = fit(recorder, out=tmp_path / "r.h5")
+    begin, *epochs, end = recorder.calls
+    run_id = results.open(tmp_path / "r.h5").runs[0].id
+    assert begin == ("begin", 1, 3, "6-8b-3s", "st", run_id)
+    assert [call[1] for call in epochs] == [1, 2, 3]
+    assert epochs[0][2] == sorted(history.metrics)  # the names of the results file's metrics/
+    assert end == ("end", "completed", "")
+
+
+class FailsAtEpoch(callbacks.Callback):
+    def on_epoch_end(self, run, epoch, metrics):
+        if epoch == 2:
+            raise RuntimeError("the callback's own trouble")
+
+
+def test_a_callback_that_raises_fails_the_run_and_keeps_what_was_recorded(tmp_path):
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="the callback's own trouble"):
+        fit(FailsAtEpoch(), recorder, out=tmp_path / "r.h5")
+    run = results.open(tmp_path / "r.h5").runs[0]
+    assert run.status == "failed" and run.attrs["error"] == "the callback's own trouble"
+    np.testing.assert_array_equal(run.metrics["epoch"], [1, 2])  # the results file heard of epoch 2 first
+    assert run.checkpoint["epoch"] == 2 and recorder.calls[-1] == ("end", "failed", "the callback's own trouble")
+
+
+def test_csv_logger_writes_a_row_per_epoch(tmp_path):
+    path = tmp_path / "metrics.csv"
+    history = fit(callbacks.CSVLogger(path))
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    for name, values in history.metrics.items():
+        np.testing.assert_array_equal([float(row[name]) for row in rows], values, err_msg=name)  # repr: every digit kept
+
+
+def test_csv_logger_appends_to_the_rows_of_an_earlier_run(tmp_path):
+    path = tmp_path / "metrics.csv"
+    fit(callbacks.CSVLogger(path), epochs=1)
+    fit(callbacks.CSVLogger(path, append=True), epochs=2)
+    with open(path, newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "1", "2"]
+
+
+def tfrecords(path):
+    """The records of a TensorBoard event file (TFRecord framing: length, its CRC, data, its CRC)."""
+    data = path.read_bytes()
+    position = 0
+    while position < len(data):
+        (length,) = struct.unpack("<Q", data[position:position + 8])
+        yield data[position + 12:position + 12 + length]
+        position += 12 + length + 4
+
+
+def test_tensorboard_writes_event_files_that_read_back(tmp_path):
+    event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
+    history = fit(callbacks.TensorBoard(tmp_path / "logs"), net_spec="6-5t-5t-3s")
+    (events,) = (tmp_path / "logs").glob("events.out.tfevents.*")
+    scalars = {}
+    for record in tfrecords(events):
+        event = event_pb2.Event.FromString(record)
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    assert [step for step, _ in scalars["valid_error"]] == [1, 2, 3]
+    np.testing.assert_allclose([value for _, value in scalars["train_loss"]], history.metrics["train_loss"], rtol=1e-6)
+
+
+def test_early_stopping_ends_the_run_as_completed_when_the_metric_stalls(tmp_path):
+    """min_delta larger than any error: the first measurement is the best, so with patience 1 the
+    run ends after epoch 2, status completed, its final parameters saved."""
+    stopper = callbacks.EarlyStopping("valid_error", patience=1, min_delta=1.0)
+    history = fit(stopper, epochs=10, out=tmp_path / "r.h5")
+    run = results.open(tmp_path / "r.h5").runs[0]
+    assert history.epochs == 2 and stopper.stopped_epoch == 2
+    assert run.status == "completed" and len(run.metrics["epoch"]) == 2 and run.params
+
+
+def test_early_stopping_counts_only_the_epochs_that_measure_its_metric():
+    """The stochastic net's default metric is valid_error_k, measured at epochs 2, 4, 6 here."""
+    stopper = callbacks.EarlyStopping(patience=2, min_delta=1.0)
+    history = fit(stopper, epochs=10)
+    assert stopper.metric == "valid_error_k" and history.epochs == 6
+
+
+@pytest.mark.parametrize("arguments, message", [({"patience": 0}, "patience"), ({"min_delta": -1}, "min_delta"), ({"min_delta": math.nan}, "min_delta")])
+def test_early_stopping_refuses_bad_settings(arguments, message):
+    with pytest.raises(ConfigError, match=message):
+        callbacks.EarlyStopping(**arguments)
+
+
+def test_early_stopping_names_a_metric_the_run_does_not_log():
+    with pytest.raises(ConfigError, match="no metric 'valid_error_q'"):
+        fit(callbacks.EarlyStopping("valid_error_q"))
