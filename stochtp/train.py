@@ -131,8 +131,12 @@ def layer_state(net):
     return {f"layer_{i}": {"W": layer.W, "b": layer.b} for i, layer in enumerate(net.layers)}
 
 
-def all_finite(net, method):
-    return all(np.isfinite(array).all() for array in network_arrays(net, method).values())
+def first_non_finite(net, method, stats):
+    """The first quantity of a trained epoch that is not finite, named for a person: "training
+    loss", or "parameter layer_1/W" in the order of `network_arrays`; None if all are finite."""
+    if not math.isfinite(stats["train_loss"]):
+        return "training loss"
+    return next((f"parameter {name}" for name, array in network_arrays(net, method).items() if not np.isfinite(array).all()), None)
 
 
 @contextmanager
@@ -348,13 +352,17 @@ def start_run(writer, config, threads):
 
 def train_epoch(config, dataset, net, method, epoch):
     """Train one epoch; TrainingFailed when the training loss or the parameters are no longer
-    finite, or when a kernel refuses what training produced (a ValueError: "a contains NaN")."""
+    finite (naming the first that is not), or when a kernel refuses what training produced (a
+    ValueError: "a contains NaN"). NumPy's overflow and invalid-value warnings are kept off the
+    terminal: the check after the epoch says what went wrong, once."""
     try:
-        stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+        with np.errstate(all="ignore"):
+            stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
     except ValueError as error:
         raise TrainingFailed(f"training failed at epoch {epoch}: {error}") from error
-    if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
-        raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")
+    non_finite = first_non_finite(net, method, stats)
+    if non_finite is not None:
+        raise TrainingFailed(f"non-finite {non_finite} at epoch {epoch}")
     return stats
 
 
