@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import data, kernels, losses, methods, results
-from .errors import ConfigError, TrainingFailed
+from .errors import ConfigError, ResultsError, TrainingFailed
 from .methods.base import CHUNK
 from .network import Network
 
@@ -324,17 +324,26 @@ def _open_run(writer, config, net, method, resume, threads):
         if not candidates:
             raise ConfigError(f"--resume: no interrupted run of this config in {writer.path}")
         run_writer = writer.find_run(candidates[-1].id)
-        checkpoint = run_writer.load_checkpoint() or {"epoch": 0, "best": NO_BEST}
-        epoch = int(checkpoint["epoch"])
-        if epoch:
-            for i, layer in enumerate(net.layers):
-                layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
-                layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
-            method.load_state_dict(checkpoint["method"])
+        try:
+            epoch, best = restore(run_writer.load_checkpoint() or {"epoch": 0, "best": NO_BEST}, net, method)
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise ResultsError(f"run {run_writer.id} in {writer.path} cannot be continued: its checkpoint is damaged ({type(error).__name__}: {error})") from None
         run_writer.truncate(epoch)
-        return run_writer, epoch + 1, {key: float(value) for key, value in checkpoint["best"].items()}
+        return run_writer, epoch + 1, best
     run_writer = start_run(writer, config, threads if threads is not None else numba.get_num_threads())
     return run_writer, 1, dict(NO_BEST)
+
+
+def restore(checkpoint, net, method):
+    """Put a checkpoint's parameters and method state into `net` and `method`; return its epoch
+    and best epoch so far. A checkpoint not of their shapes raises KeyError, TypeError or ValueError."""
+    epoch = int(checkpoint["epoch"])
+    if epoch:
+        for i, layer in enumerate(net.layers):
+            layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
+            layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
+        method.load_state_dict(checkpoint["method"])
+    return epoch, {key: float(checkpoint["best"][key]) for key in NO_BEST}
 
 
 def start_run(writer, config, threads):

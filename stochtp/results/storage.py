@@ -4,6 +4,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import json
 import os
 import re
 import time
@@ -66,6 +67,60 @@ def _check_format(h5file, path):
         )
 
 
+_RUN_TEXT_ATTRS = ("name", "method", "dataset", "network", "status", "error", "started_at", "finished_at", "config", "config_hash")
+_RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+_RUN_GROUPS = ("metrics", "diagnostics", "params", "best")  # a run with a status has them all
+_CHECKPOINT_GROUPS = ("checkpoint", "checkpoint.spare", "checkpoint.retired")
+_COLUMN_DIMENSIONS = {"metrics": 1, "diagnostics": 2}
+
+
+class _DamagedLayout(ResultsError):
+    """A results file whose layout is not what stochtp writes (perhaps only while a writer is
+    part-way through a write: readers try again before they give up)."""
+
+
+def _check_layout(h5file, path):
+    """ResultsError naming the first thing of the open file's layout that stochtp did not write
+    so: /runs a group of run groups; a run's metrics 1-D and diagnostics 2-D numeric datasets;
+    its parameter and checkpoint groups groups; a run with a status (one not cut short while it
+    was being made) has all of its attributes, of their types, and every group but the checkpoint."""
+    runs = h5file.get("runs")
+    if not isinstance(runs, h5py.Group):
+        raise _DamagedLayout(f"{path} is damaged: {'it has no /runs group' if runs is None else '/runs is not a group'}")
+    for run_id, run in runs.items():
+        where = f"{path} is damaged: run {run_id}"
+        if not isinstance(run, h5py.Group):
+            raise _DamagedLayout(f"{where} is not a group")
+        for name in (*_RUN_GROUPS, *_CHECKPOINT_GROUPS):
+            if name in run and not isinstance(run.get(name), h5py.Group):
+                raise _DamagedLayout(f"{where}: {name} is not a group")
+        for name, dimensions in _COLUMN_DIMENSIONS.items():
+            for column, dataset in run.get(name, {}).items():
+                if not (isinstance(dataset, h5py.Dataset) and dataset.ndim == dimensions and dataset.dtype.kind in "biuf"):
+                    raise _DamagedLayout(f"{where}: {name}/{column} is not a {dimensions}-D numeric dataset")
+        if "status" in run.attrs:
+            _check_run_attrs(run, where)
+
+
+def _check_run_attrs(run, where):
+    missing = [f"group {name}" for name in _RUN_GROUPS if name not in run] + [f"attribute {name}" for name in (*_RUN_TEXT_ATTRS, "seed") if name not in run.attrs]
+    if missing:
+        raise _DamagedLayout(f"{where} has no {', '.join(missing)}")
+    for name in _RUN_TEXT_ATTRS:
+        if not isinstance(run.attrs[name], str):
+            raise _DamagedLayout(f"{where}: attribute {name} is not text")
+    if not isinstance(run.attrs["seed"], (int, np.integer)):
+        raise _DamagedLayout(f"{where}: attribute seed is not an integer")
+    if run.attrs["status"] not in _RUN_STATUSES:
+        raise _DamagedLayout(f"{where}: status {run.attrs['status']!r} is not one of {', '.join(_RUN_STATUSES)}")
+    try:
+        config = json.loads(run.attrs["config"])
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise _DamagedLayout(f"{where}: attribute config is not a JSON object")
+
+
 def _open_checked(path, mode):
     """Open a stochtp results file without HDF5 locking and check its format.
 
@@ -107,10 +162,13 @@ def _read_with_retries(path, read):
             time.sleep(_FIRST_RETRY_DELAY_S * 2 ** (attempt - 1))
         try:
             with _open_checked(path, "r") as h5file:
+                _check_layout(h5file, path)
                 return read(h5file)
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        except _DamagedLayout as exc:
             failure = exc
-    raise ResultsError(f"cannot read {path}: {failure}")
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            failure = ResultsError(f"cannot read {path}: {exc}")
+    raise failure
 
 
 def _create_results_file(path):

@@ -14,7 +14,7 @@ import numpy as np
 from stochtp.errors import ConfigError, DiskFull, ResultsError
 
 from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
-from .storage import _check_format, _check_name, _completed_hashes, _create_results_file, _open_checked, _staged_hdf5, _WriterLock
+from .storage import _check_format, _check_layout, _check_name, _completed_hashes, _create_results_file, _open_checked, _staged_hdf5, _WriterLock
 from .trees import _flatten_checkpoint, _flatten_params, _read_checkpoint, _replace_tree, _write_checkpoint
 
 FINAL_STATUSES = ("completed", "failed", "interrupted")
@@ -130,7 +130,8 @@ class Writer:
             if os.path.exists(self.path):
                 if os.stat(self.path).st_nlink > 1:  # the lock is per name: another name's writer would not see it
                     raise ResultsError(f"{self.path} has other names (hard links), through which another writer could write it at the same time; write to a copy instead")
-                _open_checked(self.path, "r").close()
+                with _open_checked(self.path, "r") as h5file:
+                    _check_layout(h5file, self.path)
             else:
                 _create_results_file(self.path)
         except BaseException as exc:
