@@ -69,8 +69,7 @@ def _check_format(h5file, path):
 
 _RUN_TEXT_ATTRS = ("name", "method", "dataset", "network", "status", "error", "started_at", "finished_at", "config", "config_hash")
 _RUN_STATUSES = ("running", "completed", "failed", "interrupted")
-_RUN_GROUPS = ("metrics", "diagnostics", "params", "best")  # a run with a status has them all
-_CHECKPOINT_GROUPS = ("checkpoint", "checkpoint.spare", "checkpoint.retired")
+_RUN_GROUPS = ("metrics", "diagnostics", "params", "best", "checkpoint", "checkpoint.spare", "checkpoint.retired")
 _COLUMN_DIMENSIONS = {"metrics": 1, "diagnostics": 2}
 
 
@@ -83,7 +82,8 @@ def _check_layout(h5file, path):
     """ResultsError naming the first thing of the open file's layout that stochtp did not write
     so: /runs a group of run groups; a run's metrics 1-D and diagnostics 2-D numeric datasets;
     its parameter and checkpoint groups groups; a run with a status (one not cut short while it
-    was being made) has all of its attributes, of their types, and every group but the checkpoint."""
+    was being made) has all of its attributes, of their types. A run may lack groups: one an
+    older stochtp was killed while making, listed but never resumed (`Writer.find_run`)."""
     runs = h5file.get("runs")
     if not isinstance(runs, h5py.Group):
         raise _DamagedLayout(f"{path} is damaged: {'it has no /runs group' if runs is None else '/runs is not a group'}")
@@ -91,7 +91,7 @@ def _check_layout(h5file, path):
         where = f"{path} is damaged: run {run_id}"
         if not isinstance(run, h5py.Group):
             raise _DamagedLayout(f"{where} is not a group")
-        for name in (*_RUN_GROUPS, *_CHECKPOINT_GROUPS):
+        for name in _RUN_GROUPS:
             if name in run and not isinstance(run.get(name), h5py.Group):
                 raise _DamagedLayout(f"{where}: {name} is not a group")
         for name, dimensions in _COLUMN_DIMENSIONS.items():
@@ -103,9 +103,9 @@ def _check_layout(h5file, path):
 
 
 def _check_run_attrs(run, where):
-    missing = [f"group {name}" for name in _RUN_GROUPS if name not in run] + [f"attribute {name}" for name in (*_RUN_TEXT_ATTRS, "seed") if name not in run.attrs]
+    missing = [name for name in (*_RUN_TEXT_ATTRS, "seed") if name not in run.attrs]
     if missing:
-        raise _DamagedLayout(f"{where} has no {', '.join(missing)}")
+        raise _DamagedLayout(f"{where} has no attribute {', '.join(missing)}")
     for name in _RUN_TEXT_ATTRS:
         if not isinstance(run.attrs[name], str):
             raise _DamagedLayout(f"{where}: attribute {name} is not text")

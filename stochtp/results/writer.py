@@ -250,22 +250,16 @@ class Writer:
 
 
 def _create_run_group(h5file, attrs):
-    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups.
-
-    The status is written last: a process killed half-way leaves a run without one, which
-    nothing resumes; an exception (Ctrl-C included) removes the half-made run."""
-    runs = h5file.require_group("runs")
+    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups. The
+    status is written last; an exception (Ctrl-C included) leaves nothing, as the write is staged."""
+    runs = h5file["runs"]
     run_id = _new_run_id(max(runs, default=None))
     group = runs.create_group(run_id)
-    try:
-        # Metrics and diagnostics keep the order they were first logged in.
-        for subgroup in _RUN_SUBGROUPS:
-            group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
-        group.attrs.update({key: value for key, value in attrs.items() if key != "status"})
-        group.attrs["status"] = attrs["status"]
-    except BaseException:
-        del runs[run_id]
-        raise
+    # Metrics and diagnostics keep the order they were first logged in.
+    for subgroup in _RUN_SUBGROUPS:
+        group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+    group.attrs.update({key: value for key, value in attrs.items() if key != "status"})
+    group.attrs["status"] = attrs["status"]
     return run_id, group
 
 
