@@ -21,6 +21,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _READ_ATTEMPTS = 6
 _FIRST_RETRY_DELAY_S = 0.02
 _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 
 
 def _check_name(name, what):
@@ -227,7 +228,7 @@ class _StagedFile(io.RawIOBase):
     run out of it.
     """
 
-    PAGE = 4096
+    PAGE = 16384
 
     def __init__(self, descriptor):
         self._descriptor = descriptor
@@ -310,15 +311,21 @@ class _StagedFile(io.RawIOBase):
                 os.ftruncate(self._descriptor, self._disk_size)
                 if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # no reservation here: write as it comes
                     raise
-        for start, data in self._changed_ranges():
-            while data:
-                written = os.pwrite(self._descriptor, data, start)
-                start, data = start + written, data[written:]
+        for start, pages in self._changed_ranges():
+            for first in range(0, len(pages), _IOV_MAX):  # no copy of the pages: one system call per IOV_MAX of them
+                batch = pages[first:first + _IOV_MAX]
+                written = os.pwritev(self._descriptor, batch, start)
+                if written < sum(map(len, batch)):  # a short write: the rest one by one
+                    rest = b"".join(batch)[written:]
+                    while rest:
+                        count = os.pwrite(self._descriptor, rest, start + written)
+                        written, rest = written + count, rest[count:]
+                start += written
         if self._size < self._disk_size:
             os.ftruncate(self._descriptor, self._size)
 
     def _changed_ranges(self):
-        """(offset, bytes) of each run of consecutive changed pages, cut at the file's size: the
+        """(offset, [page views]) of each run of consecutive changed pages, cut at the file's size: the
         pages past the file's old end first, which nothing on disk points to until the others
         are written."""
         ranges, end = [], None
@@ -330,7 +337,7 @@ class _StagedFile(io.RawIOBase):
             else:
                 ranges.append((start, [page]))
             end = start + self.PAGE
-        return [(start, memoryview(b"".join(pages))) for start, pages in ranges]
+        return ranges
 
 
 class _WriterLock:
