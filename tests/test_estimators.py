@@ -73,7 +73,7 @@ def test_estimators_need_stochastic_hidden_layers(name):
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"baseline": "loo"}, "needs samples >= 2"), ({"baseline": "mean"}, "baseline must be one of"), ({"samples": 0}, "at least 1"), ({"ema_decay": 1.0}, r"\[0, 1\)")],
+    [({"baseline": "loo"}, "needs samples >= 2"), ({"baseline": "mean"}, "baseline must be one of"), ({"samples": 0}, "between 1 and 16777216"), ({"ema_decay": 1.0}, r"\[0, 1\)")],
 )
 def test_reinforce_rejects_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
