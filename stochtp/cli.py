@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import config as config_module
 from . import bench, data, estimators, experiment, methods, report, results, sweep, train
-from .errors import ConfigError, StochtpError, TrainingFailed
+from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
 DEFAULT_COMPARISON_EPOCHS = 3
@@ -282,6 +282,12 @@ INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
 }
 
 
+RESUMABLE = {  # how to go on once a full disk has room again, by command
+    "run": "; free some space, then continue with --resume",
+    "sweep": "; free some space, then run the sweep again",
+}
+
+
 def main(argv=None):
     """Run the command `argv` (a list of arguments; default: this process's command line). The
     process tunings are the caller's: `python -m stochtp` and the `stochtp` script apply them
@@ -298,6 +304,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         print(f"stochtp: {INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
+        return 1
+    except DiskFull as error:
+        print(f"stochtp: error: {error}{RESUMABLE.get(command, '')}", file=sys.stderr)
         return 1
     except (StochtpError, ValueError) as error:
         print(f"stochtp: error: {error}", file=sys.stderr)

@@ -85,6 +85,8 @@ def _check_value(key, value, source):
         raise ConfigError(f"{source}: key {key!r} must be at least 1, got {value}")
     if key == "seed" and not 0 <= value < 2**64:
         raise ConfigError(f"{source}: key 'seed' must be in [0, 2**64), got {value}")
+    if key in _POSITIVE and value >= 2**63:  # epoch numbers are stored as int64 and go into 64-bit stream ids
+        raise ConfigError(f"{source}: key {key!r} must be below 2**63, got {value}")
     if key == "input_noise":
         check_input_noise(value, f"{source}: key 'input_noise'")
     if key == "name" and not (value.strip() and not _has_control_characters(value) and "/" not in value and "\\" not in value and value not in (".", "..")):

@@ -20,6 +20,12 @@ class ResultsError(StochtpError):
     """A results file is not stochtp's, is of a newer format, or is locked by another writer."""
 
 
+class DiskFull(ResultsError, OSError):
+    """The disk holding a results file is full: the write that met it was not made, and the file
+    is as the last complete write left it. An OSError too (errno ENOSPC or EDQUOT): a run it
+    stops is `interrupted`, and the CLI exits with 1, not 2, as for any failing file system."""
+
+
 class TrainingFailed(StochtpError):
     """A run hit a non-finite loss or parameter; what was logged so far is kept."""
 

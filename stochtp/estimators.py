@@ -73,8 +73,8 @@ def score(net, x, y, methods_by_label, draws=DEFAULT_DRAWS, seed=0, max_bits=exa
     Every draw is kept (draws x parameters float64 numbers per method) so that the variances
     are computed from deviations, not from differences of large sums.
     """
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
-        raise ConfigError(f"the number of draws must be an integer >= 2, got {draws!r}")
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or not 2 <= draws < 2**63:  # stored as int64
+        raise ConfigError(f"the number of draws must be an integer in [2, 2**63), got {draws!r}")
     if net.input_noise > 0:
         raise ConfigError("the oracle averages over hidden units only: score a network with input_noise = 0")
     x, y = np.asarray(x), np.asarray(y)

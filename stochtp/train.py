@@ -40,7 +40,7 @@ from . import kernels, losses, results
 from .batching import Batches
 from .config import Config
 from .data.dataset import Dataset, Split
-from .errors import ConfigError, TrainingFailed
+from .errors import ConfigError, ResultsError, TrainingFailed
 from .network import PIXEL_SCALE
 
 EVAL_CHUNK = 2000
@@ -119,8 +119,12 @@ def selection_metric(net):
     return "valid_error_k" if net.stochastic else "valid_error"
 
 
-def all_finite(net, method):
-    return all(np.isfinite(array).all() for array in network_arrays(net, method).values())
+def first_non_finite(net, method, stats):
+    """The first quantity of a trained epoch that is not finite, named for a person: "training
+    loss", or "parameter layer_1/W" in the order of `network_arrays`; None if all are finite."""
+    if not math.isfinite(stats["train_loss"]):
+        return "training loss"
+    return next((f"parameter {name}" for name, array in network_arrays(net, method).items() if not np.isfinite(array).all()), None)
 
 
 def check_threads(threads):
@@ -250,17 +254,26 @@ def _open_run(writer, config, net, method, resume, threads):
         if not candidates:
             raise ConfigError(f"--resume: no interrupted run of this config in {writer.path}")
         run_writer = writer.find_run(candidates[-1].id)
-        checkpoint = run_writer.load_checkpoint() or {"epoch": 0, "best": NO_BEST}
-        epoch = int(checkpoint["epoch"])
-        if epoch:
-            for i, layer in enumerate(net.layers):
-                layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
-                layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
-            method.load_state_dict(checkpoint["method"])
+        try:
+            epoch, best = restore(run_writer.load_checkpoint() or {"epoch": 0, "best": NO_BEST}, net, method)
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise ResultsError(f"run {run_writer.id} in {writer.path} cannot be continued: its checkpoint is damaged ({type(error).__name__}: {error})") from None
         run_writer.truncate(epoch)
-        return run_writer, epoch + 1, {key: float(value) for key, value in checkpoint["best"].items()}
+        return run_writer, epoch + 1, best
     run_writer = start_run(writer, config, threads if threads is not None else numba.get_num_threads())
     return run_writer, 1, dict(NO_BEST)
+
+
+def restore(checkpoint, net, method):
+    """Put a checkpoint's parameters and method state into `net` and `method`; return its epoch
+    and best epoch so far. A checkpoint not of their shapes raises KeyError, TypeError or ValueError."""
+    epoch = int(checkpoint["epoch"])
+    if epoch:
+        for i, layer in enumerate(net.layers):
+            layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
+            layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
+        method.load_state_dict(checkpoint["method"])
+    return epoch, {key: float(checkpoint["best"][key]) for key in NO_BEST}
 
 
 def start_run(writer, config, threads):
@@ -278,13 +291,17 @@ def start_run(writer, config, threads):
 
 def train_epoch(config, dataset, net, method, epoch):
     """Train one epoch; TrainingFailed when the training loss or the parameters are no longer
-    finite, or when a kernel refuses what training produced (a ValueError: "a contains NaN")."""
+    finite (naming the first that is not), or when a kernel refuses what training produced (a
+    ValueError: "a contains NaN"). NumPy's overflow and invalid-value warnings are kept off the
+    terminal: the check after the epoch says what went wrong, once."""
     try:
-        stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+        with np.errstate(all="ignore"):
+            stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
     except ValueError as error:
         raise TrainingFailed(f"training failed at epoch {epoch}: {error}") from error
-    if not (math.isfinite(stats["train_loss"]) and all_finite(net, method)):
-        raise TrainingFailed(f"non-finite training loss or parameters at epoch {epoch}")
+    non_finite = first_non_finite(net, method, stats)
+    if non_finite is not None:
+        raise TrainingFailed(f"non-finite {non_finite} at epoch {epoch}")
     return stats
 
 

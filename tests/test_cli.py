@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import h5py
@@ -159,14 +160,76 @@ def test_foreign_or_newer_results_files_are_refused_untouched(capsys, tiny_confi
 
 
 def test_non_finite_run_exits_1(capsys, write_toml, tmp_path):
-    """A run that diverges is a failed run: exit 1, one line saying so, status "failed" in the file."""
+    """A run that diverges is a failed run: exit 1, one line naming the first non-finite quantity
+    and the epoch, status "failed" in the file; NumPy's warnings from training never show."""
     path = write_toml('preset = "mnist-bp"\ndataset = "teacher"\nnetwork = "8-6t-3s"\n[method]\noptimizer = "sgd"\nlr = 1e300\n')
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         assert main(["run", str(path), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS]) == 1
     stderr = capsys.readouterr().err
-    assert stderr.startswith("stochtp: run failed:") and "non-finite" in stderr and stderr.count("\n") == 1
+    assert stderr == "stochtp: run failed: non-finite training loss at epoch 1\n"
     (run,) = results.open(tmp_path / "r.h5").runs
     assert run.status == "failed"
+
+
+@pytest.mark.parametrize("option", ["method.samples=1e20", "method.samples=18446744073709551616", "method.samples=16777217", "method.lr=nan"])
+def test_method_options_beyond_what_a_run_represents_are_refused_before_anything_is_written(capsys, tiny_config_path, tmp_path, option):
+    out = tmp_path / "r.h5"
+    line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--set", "method.name=reinforce", "--set", option, "--out", str(out), *RUN_OPTIONS)
+    assert f"option '{option.split('.')[1].split('=')[0]}'" in line
+    assert not out.exists()
+
+
+def test_epochs_beyond_64_bits_are_refused(capsys, tiny_config_path, tmp_path):
+    line = fails_with_usage_error(capsys, "run", str(tiny_config_path), "--epochs", str(2**64), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS)
+    assert "'epochs' must be below 2**63" in line and not (tmp_path / "r.h5").exists()
+
+
+def damage(path, how):
+    """A results file with stochtp's format attributes and a layout stochtp did not write."""
+    with h5py.File(path, "w") as h5file:
+        h5file.attrs.update({"format": "stochtp-results", "format_version": 1})
+        if how == "runs is a dataset":
+            h5file["runs"] = np.zeros(3)
+        elif how == "a run is a dataset":
+            h5file.create_group("runs")["20260101T000000.000000Z-000000"] = 1
+        elif how == "metrics is a dataset":
+            h5file.create_group("runs").create_group("r")["metrics"] = 1
+        elif how == "a metric is 2-D":
+            h5file.create_group("runs").create_group("r").create_group("metrics")["epoch"] = np.zeros((2, 2))
+        elif how == "attributes are missing":
+            run = h5file.create_group("runs").create_group("r")
+            run.attrs["status"] = "completed"
+            for name in ("metrics", "diagnostics", "params", "best"):
+                run.create_group(name)
+
+
+DAMAGES = {
+    "no runs group": "it has no /runs group",
+    "runs is a dataset": "/runs is not a group",
+    "a run is a dataset": "run 20260101T000000.000000Z-000000 is not a group",
+    "metrics is a dataset": "run r: metrics is not a group",
+    "a metric is 2-D": "run r: metrics/epoch is not a 1-D numeric dataset",
+    "attributes are missing": "run r has no attribute name, method",
+}
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("command", ["show", "report", "run", "sweep"])
+def test_a_damaged_layout_is_refused_by_every_command_and_left_untouched(capsys, tiny_config_path, write_toml, tmp_path, how, command):
+    path = tmp_path / "r.h5"
+    damage(path, how)
+    before = path.read_bytes()
+    sweep_file = write_toml(tiny_config_path.read_text().replace("[method]", "[sweep]\nseed = [0]\n\n[method]"), "s.toml")
+    argv = {
+        "show": ["show", str(path)],
+        "report": ["report", str(path)],
+        "run": ["run", str(tiny_config_path), "--out", str(path), *RUN_OPTIONS],
+        "sweep": ["sweep", str(sweep_file), "--out", str(path), "--workers", "1", "--quiet"],
+    }[command]
+    line = fails_with_usage_error(capsys, *argv)
+    assert line == f"stochtp: error: {path} is damaged: {DAMAGES[how]}" or line.startswith(f"stochtp: error: {path} is damaged: {DAMAGES[how]}"), line
+    assert path.read_bytes() == before and not Path(f"{path}.lock").exists()
 
 
 def test_a_full_disk_stops_the_run_resumably_with_one_line(capsys, tiny_config_path, tmp_path, monkeypatch):

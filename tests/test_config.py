@@ -96,6 +96,9 @@ def test_unknown_preset_lists_the_presets(write_toml, text):
         ("dtype=float16", r"'dtype' must be one of float32, float64"),
         ("input_noise=-0.3", r"--set input_noise=-0.3: key 'input_noise' must be a finite number >= 0, got -0.3"),
         ("input_noise=nan", r"key 'input_noise' must be a finite number >= 0, got nan"),
+        ("epochs=18446744073709551616", r"key 'epochs' must be below 2\*\*63"),
+        ("batch_size=9223372036854775808", r"key 'batch_size' must be below 2\*\*63"),
+        ("eval_samples=9223372036854775808", r"key 'eval_samples' must be below 2\*\*63"),
     ],
 )
 def test_bad_set_is_reported(tiny_config_path, override, pattern):

@@ -78,7 +78,7 @@ def test_estimators_need_stochastic_hidden_layers(name):
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"baseline": "loo"}, "needs samples >= 2"), ({"baseline": "mean"}, "baseline must be one of"), ({"samples": 0}, "at least 1"), ({"ema_decay": 1.0}, r"\[0, 1\)")],
+    [({"baseline": "loo"}, "needs samples >= 2"), ({"baseline": "mean"}, "baseline must be one of"), ({"samples": 0}, "between 1 and 16777216"), ({"ema_decay": 1.0}, r"\[0, 1\)")],
 )
 def test_reinforce_rejects_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -145,7 +145,7 @@ def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys)
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--samples", "1"], "integer >= 2"), (["missing.toml"], "does not exist"), (["big.toml"], "max_bits = 20")],
+    [(["--samples", "1"], "integer in [2, 2**63)"), (["missing.toml"], "does not exist"), (["big.toml"], "max_bits = 20")],
 )
 def test_estimators_command_rejects_bad_input(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)

@@ -130,14 +130,28 @@ class Method(abc.ABC):
         return {cls.name: {}}
 
 
+# What a run can represent. Integer options are stored in 64 bits; `samples` copies of a
+# mini-batch are stacked as the rows of one array, so their number is bounded well below that.
+INTEGER_LIMIT = 2**63
+OPTION_BOUNDS = {"samples": (1, 2**24)}
+
+
 def _check_option(method, key, value, default):
-    """Options take the type of their default (ints allowed for floats); a None default takes anything."""
+    """Options take the type of their default (ints allowed for floats) and lie within what a
+    run can represent (no NaN, integers in 64 bits, `OPTION_BOUNDS`); a None default takes anything."""
     if default is None:
         return
+    _check_option_type(method, key, value, default)
+    low, high = OPTION_BOUNDS.get(key, (-INTEGER_LIMIT, INTEGER_LIMIT - 1) if type(default) is int else (-math.inf, math.inf))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+        raise ConfigError(f"method {method!r}: option {key!r} must be between {low} and {high}, got {value!r}")
+
+
+def _check_option_type(method, key, value, default):
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(default, (int, float)):
-        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value)), "a number"
         if ok and isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
             ok, kind = False, "an integer"
     elif isinstance(default, dict):

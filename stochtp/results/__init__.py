@@ -32,12 +32,26 @@ Crash safety and concurrency
   there) leaves a complete, valid file with every epoch appended so far and the run's
   status still "running". Files are created with the earliest HDF5 format bounds, whose
   superblock carries no "open for writing" flag, so such a file needs no ``h5clear``
-  afterwards. Only a kill in the middle of a write can lose that write; new files are
-  created under a temporary name and renamed into place, so a half-created file is never
-  seen. A checkpoint is never overwritten where it lies: the next one goes into
-  ``checkpoint.spare/``, is marked complete last and swapped in by renaming, so a kill in the
-  middle of ``save_checkpoint`` leaves the previous checkpoint (or the new, complete one),
-  never a mixture of the two epochs.
+  afterwards. New files are created under a temporary name and renamed into place, so a
+  half-created file is never seen. A checkpoint is never overwritten where it lies: the next
+  one goes into ``checkpoint.spare/``, is marked complete last and swapped in by renaming.
+* Each write is staged: HDF5 writes through h5py's file-object driver into pages held in
+  memory, and only when the write has finished without an error are they put on disk, the
+  space the file grows by reserved first (``posix_fallocate``), the pages past the old end
+  written before those inside it. So an exception in a write (bad input, Ctrl-C) leaves the
+  file as it was, and a full disk (or quota) is met before a byte is written: it raises
+  ``stochtp.errors.DiskFull`` naming the file, which keeps every run and every epoch of the
+  last complete write, and training stops the run as "interrupted" (when that mark still
+  fits; else it stays "running") with its last checkpoint whole, so ``--resume`` continues it
+  bit for bit once there is room. Writing into reserved space cannot run out of it on file
+  systems that overwrite in place (ext4, xfs, tmpfs...); on copy-on-write ones (btrfs, ZFS)
+  it can, and a kill while the pages are put on disk can leave part of them written.
+* A file whose layout is not what stochtp writes (no /runs group of run groups, a run's
+  subgroup that is not a group, metrics not 1-D or diagnostics not 2-D numeric datasets, a
+  run with a status but without one of its attributes or with one of the wrong type) is
+  refused by every reader and Writer with one line naming what is wrong, and never written
+  to. A run without a status attribute or without some of its groups is one whose creation
+  an older stochtp was killed in; it is listed, never resumed.
 * A Writer holds an exclusive ``fcntl.flock`` on ``<file>.lock`` (holding its pid) for its
   whole life. A second Writer on the same file fails at once with ResultsError, before the
   results file is touched; the operating system drops the lock when its holder dies, so a

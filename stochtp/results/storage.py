@@ -1,8 +1,10 @@
 """Opening, creating, checking and locking a results file (see the package docstring on crash
 safety and concurrency)."""
+import contextlib
 import errno
 import fcntl
 import io
+import json
 import os
 import re
 import time
@@ -10,7 +12,7 @@ import time
 import h5py
 import numpy as np
 
-from stochtp.errors import ResultsError
+from stochtp.errors import DiskFull, ResultsError
 
 FORMAT = "stochtp-results"
 FORMAT_VERSION = 1
@@ -18,6 +20,8 @@ FORMAT_VERSION = 1
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _READ_ATTEMPTS = 6
 _FIRST_RETRY_DELAY_S = 0.02
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 
 
 def _check_name(name, what):
@@ -64,6 +68,60 @@ def _check_format(h5file, path):
         )
 
 
+_RUN_TEXT_ATTRS = ("name", "method", "dataset", "network", "status", "error", "started_at", "finished_at", "config", "config_hash")
+_RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+_RUN_GROUPS = ("metrics", "diagnostics", "params", "best", "checkpoint", "checkpoint.spare", "checkpoint.retired")
+_COLUMN_DIMENSIONS = {"metrics": 1, "diagnostics": 2}
+
+
+class _DamagedLayout(ResultsError):
+    """A results file whose layout is not what stochtp writes (perhaps only while a writer is
+    part-way through a write: readers try again before they give up)."""
+
+
+def _check_layout(h5file, path):
+    """ResultsError naming the first thing of the open file's layout that stochtp did not write
+    so: /runs a group of run groups; a run's metrics 1-D and diagnostics 2-D numeric datasets;
+    its parameter and checkpoint groups groups; a run with a status (one not cut short while it
+    was being made) has all of its attributes, of their types. A run may lack groups: one an
+    older stochtp was killed while making, listed but never resumed (`Writer.find_run`)."""
+    runs = h5file.get("runs")
+    if not isinstance(runs, h5py.Group):
+        raise _DamagedLayout(f"{path} is damaged: {'it has no /runs group' if runs is None else '/runs is not a group'}")
+    for run_id, run in runs.items():
+        where = f"{path} is damaged: run {run_id}"
+        if not isinstance(run, h5py.Group):
+            raise _DamagedLayout(f"{where} is not a group")
+        for name in _RUN_GROUPS:
+            if name in run and not isinstance(run.get(name), h5py.Group):
+                raise _DamagedLayout(f"{where}: {name} is not a group")
+        for name, dimensions in _COLUMN_DIMENSIONS.items():
+            for column, dataset in run.get(name, {}).items():
+                if not (isinstance(dataset, h5py.Dataset) and dataset.ndim == dimensions and dataset.dtype.kind in "biuf"):
+                    raise _DamagedLayout(f"{where}: {name}/{column} is not a {dimensions}-D numeric dataset")
+        if "status" in run.attrs:
+            _check_run_attrs(run, where)
+
+
+def _check_run_attrs(run, where):
+    missing = [name for name in (*_RUN_TEXT_ATTRS, "seed") if name not in run.attrs]
+    if missing:
+        raise _DamagedLayout(f"{where} has no attribute {', '.join(missing)}")
+    for name in _RUN_TEXT_ATTRS:
+        if not isinstance(run.attrs[name], str):
+            raise _DamagedLayout(f"{where}: attribute {name} is not text")
+    if not isinstance(run.attrs["seed"], (int, np.integer)):
+        raise _DamagedLayout(f"{where}: attribute seed is not an integer")
+    if run.attrs["status"] not in _RUN_STATUSES:
+        raise _DamagedLayout(f"{where}: status {run.attrs['status']!r} is not one of {', '.join(_RUN_STATUSES)}")
+    try:
+        config = json.loads(run.attrs["config"])
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise _DamagedLayout(f"{where}: attribute config is not a JSON object")
+
+
 def _open_checked(path, mode):
     """Open a stochtp results file without HDF5 locking and check its format.
 
@@ -105,20 +163,181 @@ def _read_with_retries(path, read):
             time.sleep(_FIRST_RETRY_DELAY_S * 2 ** (attempt - 1))
         try:
             with _open_checked(path, "r") as h5file:
+                _check_layout(h5file, path)
                 return read(h5file)
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        except _DamagedLayout as exc:
             failure = exc
-    raise ResultsError(f"cannot read {path}: {failure}")
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            failure = ResultsError(f"cannot read {path}: {exc}")
+    raise failure
 
 
 def _create_results_file(path):
     """Create an empty results file: written under a temporary name, then renamed into place."""
     temporary = f"{path}.{os.getpid()}.tmp"
-    with h5py.File(temporary, "w", libver="earliest", locking=False) as h5file:
-        h5file.attrs["format"] = FORMAT
-        h5file.attrs["format_version"] = FORMAT_VERSION
-        h5file.create_group("runs")
-    os.replace(temporary, path)
+    try:
+        with _staged_hdf5(temporary, "w", create=True, libver="earliest") as h5file:
+            h5file.attrs["format"] = FORMAT
+            h5file.attrs["format_version"] = FORMAT_VERSION
+            h5file.create_group("runs")
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _out_of_space(error, path):
+    """DiskFull naming `path` for an OSError that says its disk is full (or its quota used up);
+    any other error as it is."""
+    if not isinstance(error, OSError) or isinstance(error, DiskFull) or error.errno not in _OUT_OF_SPACE:
+        return error
+    return DiskFull(f"the disk holding {path} is full ({error.strerror}): the write was not made, and the file keeps everything written before it")
+
+
+@contextlib.contextmanager
+def _staged_hdf5(path, mode, create=False, **options):
+    """`path` opened by h5py for writing, every write held in memory (`_StagedFile`) and made on
+    disk, at once, only when the with-block ends without an exception. A full disk is met
+    before the file is touched and raised as DiskFull."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    except OSError as error:
+        raise _out_of_space(error, path) from None
+    try:
+        staged = _StagedFile(descriptor)
+        with h5py.File(staged, mode, locking=False, **options) as h5file:
+            yield h5file
+        try:
+            staged.commit()
+        except OSError as error:
+            raise _out_of_space(error, path) from None
+    finally:
+        os.close(descriptor)
+
+
+class _StagedFile(io.RawIOBase):
+    """A file as HDF5 sees it through h5py's file-object driver, with the writes kept in memory.
+
+    HDF5 cannot undo a write it could not finish: a full disk met half-way through flushing its
+    metadata leaves a file it can no longer read (or a crash in h5py). Here its writes go into
+    pages of memory, and reads see the file on disk with those pages over it, so until `commit`
+    nothing on disk changes. `commit` reserves the space the file grows by first (where a full
+    disk is met, before a byte is written), then writes the changed pages into place: on file
+    systems that overwrite in place (ext4, xfs, tmpfs...), writing into reserved space cannot
+    run out of it.
+    """
+
+    PAGE = 16384
+
+    def __init__(self, descriptor):
+        self._descriptor = descriptor
+        self._disk_size = self._size = self._kept = os.fstat(descriptor).st_size  # _kept: bytes of the disk file not truncated away
+        self._pages = {}  # page index -> bytearray(PAGE), the page as HDF5 last wrote it
+        self._position = 0
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        self._position = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence] + offset
+        return self._position
+
+    def tell(self):
+        return self._position
+
+    def readinto(self, buffer):
+        view = memoryview(buffer).cast("B")
+        start = self._position
+        end = max(start, min(start + len(view), self._size))
+        view[:end - start] = self._disk_bytes(start, end - start)
+        for index in range(start // self.PAGE, -(-end // self.PAGE)):
+            page = self._pages.get(index)
+            if page is not None:
+                first, last = max(start, index * self.PAGE), min(end, (index + 1) * self.PAGE)
+                view[first - start:last - start] = page[first - index * self.PAGE:last - index * self.PAGE]
+        self._position = end
+        return end - start
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            index, within = divmod(self._position + done, self.PAGE)
+            count = min(self.PAGE - within, len(view) - done)
+            page = self._pages.get(index) or bytearray(self._disk_bytes(index * self.PAGE, self.PAGE) if count < self.PAGE else self.PAGE)
+            page[within:within + count] = view[done:done + count]
+            self._pages[index] = page
+            done += count
+        self._position += done
+        self._size = max(self._size, self._position)
+        return done
+
+    def truncate(self, size=None):
+        size = self._position if size is None else size
+        if size < self._size:  # what lies beyond reads as zeros should the file grow again
+            self._kept = min(self._kept, size)
+            for index in [index for index in self._pages if index * self.PAGE >= size]:
+                del self._pages[index]
+            boundary = self._pages.get(size // self.PAGE)
+            if boundary is not None:
+                boundary[size % self.PAGE:] = bytes(self.PAGE - size % self.PAGE)
+        self._size = size
+        return size
+
+    def _disk_bytes(self, start, count):
+        """`count` bytes of the disk file from `start`, zeros past what is kept of it."""
+        data = bytearray()
+        while len(data) < min(count, self._kept - start):
+            chunk = os.pread(self._descriptor, min(count, self._kept - start) - len(data), start + len(data))
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data.ljust(count, b"\0"))
+
+    def commit(self):
+        """Make the file on disk what HDF5 wrote: the growth reserved first (OSError ENOSPC there
+        leaves the file as it was), then the changed pages, then any truncation."""
+        if self._size > self._disk_size:
+            try:
+                os.posix_fallocate(self._descriptor, self._disk_size, self._size - self._disk_size)
+            except OSError as error:
+                os.ftruncate(self._descriptor, self._disk_size)
+                if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # no reservation here: write as it comes
+                    raise
+        for start, pages in self._changed_ranges():
+            for first in range(0, len(pages), _IOV_MAX):  # no copy of the pages: one system call per IOV_MAX of them
+                batch = pages[first:first + _IOV_MAX]
+                written = os.pwritev(self._descriptor, batch, start)
+                if written < sum(map(len, batch)):  # a short write: the rest one by one
+                    rest = b"".join(batch)[written:]
+                    while rest:
+                        count = os.pwrite(self._descriptor, rest, start + written)
+                        written, rest = written + count, rest[count:]
+                start += written
+        if self._size < self._disk_size:
+            os.ftruncate(self._descriptor, self._size)
+
+    def _changed_ranges(self):
+        """(offset, [page views]) of each run of consecutive changed pages, cut at the file's size: the
+        pages past the file's old end first, which nothing on disk points to until the others
+        are written."""
+        ranges, end = [], None
+        for index in sorted(self._pages, key=lambda index: (index * self.PAGE < self._disk_size, index)):  # new space first: a kill in between leaves it unlinked
+            start = index * self.PAGE
+            page = memoryview(self._pages[index])[:self._size - start]
+            if start == end:
+                ranges[-1][1].append(page)
+            else:
+                ranges.append((start, [page]))
+            end = start + self.PAGE
+        return ranges
 
 
 class _WriterLock:
@@ -130,9 +349,8 @@ class _WriterLock:
             try:
                 descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise ResultsError(
-                    f"cannot create the lock file {self.path}: {exc.strerror}"
-                ) from None
+                failure = _out_of_space(exc, self.path)
+                raise failure if failure is not exc else ResultsError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -152,9 +370,13 @@ class _WriterLock:
         if not re.fullmatch(rb"\d*\n?", os.pread(descriptor, 64, 0)):  # empty, or a writer's pid
             os.close(descriptor)
             raise ResultsError(f"{self.path} is in the way of {results_path}'s lock and is not a lock file; move it away or write to another file")
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         self._descriptor = descriptor
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk: no lock file is left behind
+            self.release()
+            raise _out_of_space(exc, self.path) from None
 
     def _is_current_lock_file(self, descriptor):
         try:

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import h5py
 import numpy as np
 
-from stochtp.errors import ConfigError, ResultsError
+from stochtp.errors import ConfigError, DiskFull, ResultsError
 
 from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
-from .storage import _check_name, _completed_hashes, _create_results_file, _open_checked, _WriterLock
+from .storage import _check_format, _check_layout, _check_name, _completed_hashes, _create_results_file, _open_checked, _staged_hdf5, _WriterLock
 from .trees import _flatten_checkpoint, _flatten_params, _read_checkpoint, _replace_tree, _write_checkpoint
 
 FINAL_STATUSES = ("completed", "failed", "interrupted")
@@ -130,14 +130,14 @@ class Writer:
             if os.path.exists(self.path):
                 if os.stat(self.path).st_nlink > 1:  # the lock is per name: another name's writer would not see it
                     raise ResultsError(f"{self.path} has other names (hard links), through which another writer could write it at the same time; write to a copy instead")
-                _open_checked(self.path, "r").close()
+                with _open_checked(self.path, "r") as h5file:
+                    _check_layout(h5file, self.path)
             else:
                 _create_results_file(self.path)
-        except OSError as exc:
+        except BaseException as exc:
             self._lock.release()
-            raise ResultsError(f"cannot open or create {self.path}: {exc}") from None
-        except BaseException:
-            self._lock.release()
+            if isinstance(exc, OSError) and not isinstance(exc, DiskFull):
+                raise ResultsError(f"cannot open or create {self.path}: {exc}") from None
             raise
 
     def __enter__(self):
@@ -153,18 +153,22 @@ class Writer:
     @contextlib.contextmanager
     def _open(self, mode):
         """The results file, opened for one short read ("r") or write ("r+") in a with-block; HDF5
-        finding its own structures damaged inside the block is a ResultsError."""
+        finding its own structures damaged inside the block is a ResultsError. A write reaches the
+        disk, all of it, only when the block ends without an exception (`storage._staged_hdf5`):
+        a full disk (DiskFull) or any other failure leaves the file as it was."""
         if not self._lock.held:
             raise ResultsError(f"the Writer for {self.path} is closed")
         try:
-            h5file = _open_checked(self.path, mode)
-        except OSError as exc:
-            raise ResultsError(f"cannot open {self.path}: {exc}") from None
-        try:
-            with h5file:
+            with _open_checked(self.path, mode) if mode == "r" else _staged_hdf5(self.path, mode) as h5file:
+                if mode != "r":
+                    _check_format(h5file, self.path)
                 yield h5file
         except RuntimeError as exc:  # e.g. "Link iteration failed (bad heap free list)"
             raise ResultsError(f"{self.path} is damaged ({exc}); write to another file") from None
+        except OSError as exc:
+            if isinstance(exc, DiskFull):
+                raise
+            raise ResultsError(f"cannot {'read' if mode == 'r' else 'write'} {self.path}: {exc}") from None
 
     def start_run(self, *, name, method, dataset, network, seed, config, provenance):
         """Add a run with status "running" and return its handle.
@@ -246,22 +250,16 @@ class Writer:
 
 
 def _create_run_group(h5file, attrs):
-    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups.
-
-    The status is written last: a process killed half-way leaves a run without one, which
-    nothing resumes; an exception (Ctrl-C included) removes the half-made run."""
-    runs = h5file.require_group("runs")
+    """(run id, group) of a new run under a fresh id, with `attrs` and its empty subgroups. The
+    status is written last; an exception (Ctrl-C included) leaves nothing, as the write is staged."""
+    runs = h5file["runs"]
     run_id = _new_run_id(max(runs, default=None))
     group = runs.create_group(run_id)
-    try:
-        # Metrics and diagnostics keep the order they were first logged in.
-        for subgroup in _RUN_SUBGROUPS:
-            group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
-        group.attrs.update({key: value for key, value in attrs.items() if key != "status"})
-        group.attrs["status"] = attrs["status"]
-    except BaseException:
-        del runs[run_id]
-        raise
+    # Metrics and diagnostics keep the order they were first logged in.
+    for subgroup in _RUN_SUBGROUPS:
+        group.create_group(subgroup, track_order=subgroup in ("metrics", "diagnostics"))
+    group.attrs.update({key: value for key, value in attrs.items() if key != "status"})
+    group.attrs["status"] = attrs["status"]
     return run_id, group
 
 
