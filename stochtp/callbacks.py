@@ -42,7 +42,7 @@ from .extras import require
 
 
 class Callback:
-    """Base class with hooks that do nothing; override the ones you need."""
+    """Base class with hooks that do nothing; override the ones you need (module docstring)."""
 
     def on_train_begin(self, run):
         """Before the first epoch that this call trains (`run.first_epoch`)."""
@@ -100,7 +100,15 @@ class History(Callback):
         return {name: np.stack([row[name] for row in self._diagnostics]) for name in names}
 
     def to_dataframe(self):
-        """The metrics as a pandas DataFrame indexed by epoch (needs pandas: `pip install 'stochtp[pandas]'`)."""
+        """The metrics as a pandas DataFrame indexed by epoch (needs pandas: `pip install 'stochtp[pandas]'`).
+
+        >>> import numpy as np, stochtp
+        >>> rng = np.random.default_rng(0)
+        >>> splits = [(rng.random((rows, 4)), rng.integers(0, 2, rows)) for rows in (60, 20, 20)]
+        >>> history = stochtp.fit(stochtp.Network.from_spec("4-3t-2s"), stochtp.methods.get("bp"), *splits, epochs=2, batch_size=10)
+        >>> history.to_dataframe()[["train_loss", "valid_error"]].shape
+        (2, 2)
+        """
         pandas = require("pandas", "pandas")
         return pandas.DataFrame(self.metrics).set_index("epoch")
 
@@ -163,7 +171,18 @@ class ProgressBar(Callback):
 
 class CSVLogger(Callback):
     """Writes each epoch's metrics as a row of a CSV file (header from the first epoch), flushed
-    every epoch. `append=True` adds to an existing file (a resumed run) instead of replacing it."""
+    every epoch. `append=True` adds to an existing file (a resumed run) instead of replacing it.
+
+    >>> import numpy as np, stochtp
+    >>> rng = np.random.default_rng(0)
+    >>> splits = [(rng.random((rows, 4)), rng.integers(0, 2, rows)) for rows in (60, 20, 20)]
+    >>> import csv, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "metrics.csv")
+    >>> _ = stochtp.fit(stochtp.Network.from_spec("4-3t-2s"), stochtp.methods.get("bp"), *splits, epochs=2, batch_size=10,
+    ...                 callbacks=[stochtp.callbacks.CSVLogger(path)])
+    >>> [row["epoch"] for row in csv.DictReader(open(path))]
+    ['1', '2']
+    """
 
     def __init__(self, path, append=False):
         self.path = Path(path)
@@ -195,7 +214,18 @@ def _csv_value(value):
 
 class TensorBoard(Callback):
     """Writes each epoch's metrics (and per-layer diagnostics) as scalars to TensorBoard event
-    files in `log_dir`, step = epoch. Needs the optional extra: `pip install 'stochtp[tensorboard]'`."""
+    files in `log_dir`, step = epoch. Needs the optional extra: `pip install 'stochtp[tensorboard]'`.
+
+    >>> import numpy as np, stochtp
+    >>> rng = np.random.default_rng(0)
+    >>> splits = [(rng.random((rows, 4)), rng.integers(0, 2, rows)) for rows in (60, 20, 20)]
+    >>> import os, tempfile
+    >>> logs = tempfile.mkdtemp()
+    >>> _ = stochtp.fit(stochtp.Network.from_spec("4-3t-2s"), stochtp.methods.get("bp"), *splits, epochs=2, batch_size=10,
+    ...                 callbacks=[stochtp.callbacks.TensorBoard(logs)])
+    >>> [name.startswith("events.out.tfevents") for name in os.listdir(logs)]
+    [True]
+    """
 
     def __init__(self, log_dir):
         self._summary = require("tensorboardX", "tensorboard")
@@ -225,7 +255,17 @@ class EarlyStopping(Callback):
     for `patience` measurements of it. The default metric is the one the run selects its best
     epoch on (the K-sample validation error for stochastic networks, measured every
     `eval_samples_every` epochs: epochs where a metric is NaN, not measured, are not counted).
-    Lower is better."""
+    Lower is better.
+
+    >>> import numpy as np, stochtp
+    >>> rng = np.random.default_rng(0)
+    >>> splits = [(rng.random((rows, 4)), rng.integers(0, 2, rows)) for rows in (60, 20, 20)]
+    >>> stop = stochtp.callbacks.EarlyStopping("valid_error", patience=1, min_delta=1.0)  # no change counts as progress
+    >>> history = stochtp.fit(stochtp.Network.from_spec("4-3t-2s"), stochtp.methods.get("bp"), *splits, epochs=50,
+    ...                       batch_size=10, callbacks=[stop])
+    >>> history.epochs, history.status
+    (2, 'completed')
+    """
 
     def __init__(self, metric=None, patience=10, min_delta=0.0):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:

@@ -170,7 +170,12 @@ class Network:
 
     @classmethod
     def from_spec(cls, spec, seed=0, init="glorot", dtype=np.float32, input_noise=0.0):
-        """Build a network from a spec string, weights drawn from stream ("init", layer) of `seed`, biases zero."""
+        """Build a network from a spec string, weights drawn from stream ("init", layer) of `seed`, biases zero.
+
+        >>> net = Network.from_spec("784-200b-200b-10s", seed=0, input_noise=0.3)
+        >>> net.layers[0].W.shape, net.layers[0].unit, net.layers[2].unit, net.input_noise
+        ((784, 200), 'bernoulli', 'softmax', 0.3)
+        """
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
@@ -239,6 +244,13 @@ class Network:
         stream_id(stream, "input-noise"). With `stop`, only layers 0..stop-1 run. `stream` may be
         a list of C streams for C mini-batches stacked as rows: each draws what it would alone.
         The result depends only on the parameters and the arguments.
+
+        >>> net = Network.from_spec("4-3b-2s", seed=0)
+        >>> trace = net.forward(np.ones((5, 4)), seed=1, stream=2)
+        >>> trace.h[0].shape, sorted(set(trace.h[0].ravel().tolist())), trace.output.sum(axis=1).round(6).tolist()
+        ((5, 3), [0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+        >>> bool((net.forward(np.ones((5, 4)), seed=1, stream=2).h[0] == trace.h[0]).all())
+        True
         """
         x = self.check_input(x).astype(self.dtype, copy=False)
         if train and self.input_noise > 0:
@@ -301,6 +313,13 @@ class Network:
 
     def predict_proba(self, x, seed=0, stream=0, samples=1):
         """Output averaged over `samples` forward passes in test mode (no input noise), float64.
+
+        >>> net = Network.from_spec("4-3b-2s", seed=0)
+        >>> proba = net.predict_proba(np.ones((2, 4)), samples=100)
+        >>> proba.shape, proba.sum(axis=1).round(6).tolist()
+        ((2, 2), [1.0, 1.0])
+        >>> bool((net.predict_proba(np.full((2, 4), 255, np.uint8), samples=100) == proba).all())  # uint8 pixels / 255
+        True
 
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
         stochastic one, and its probabilities, do not depend on the sample: computed once.

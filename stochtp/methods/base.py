@@ -29,7 +29,33 @@ class Method(abc.ABC):
     """Base class: option handling, epoch loop over `step`, optimiser state for checkpoints.
 
     Subclasses list their options with defaults in `OPTIONS` and implement `bind`, `step` and
-    `update`; `GradientMethod` is the base of estimators.
+    `update`; `GradientMethod` is the base of estimators. A target-style method, registered:
+
+    >>> import numpy as np, stochtp
+    >>> from stochtp.methods.backprop import backward
+    >>> from stochtp.methods.base import batch_stats
+    >>> @stochtp.methods.register
+    ... class SignDescent(stochtp.methods.Method):
+    ...     # every parameter steps lr against the sign of its back-propagated gradient
+    ...     name = "sign-descent"
+    ...     OPTIONS = {"lr": 0.01}
+    ...     def directions(self, net, batch, seed):
+    ...         trace = batch.forward(net, seed)
+    ...         return [(np.sign(dW), np.sign(db)) for dW, db in backward(net, trace, net.output_grad(trace, batch.y))], trace
+    ...     def update(self, net, x, y, seed, stream=0):
+    ...         return self.directions(net, stochtp.batching.MiniBatch(stream, *net.check_batch(x, y)), seed)[0]
+    ...     def step(self, net, batch, seed):
+    ...         directions, trace = self.directions(net, batch, seed)
+    ...         for layer, (dW, db) in zip(net.layers, directions):
+    ...             layer.W -= self.options["lr"] * dW
+    ...             layer.b -= self.options["lr"] * db
+    ...         return batch_stats(net, trace, batch.y)
+    >>> net = stochtp.Network.from_spec("4-5t-2s", seed=0)
+    >>> method = stochtp.methods.get("sign-descent", lr=0.05)
+    >>> method.bind(net)
+    >>> stats = method.train_epoch(net, [(k, np.eye(4)[[k % 4] * 8], np.full(8, k % 2)) for k in range(4)], seed=0, epoch=1)
+    >>> sorted(stats)
+    ['train_error', 'train_loss']
     """
 
     name = ""
@@ -203,7 +229,15 @@ def first_rows(trace, count):
 
 
 class GradientMethod(Method):
-    """A method that follows an estimate of the loss gradient with one optimiser over all layers.
+    """A method that follows an estimate of the loss gradient with one optimiser over all layers
+    (see `stochtp.methods.register` for one written from scratch).
+
+    >>> import numpy as np, stochtp
+    >>> net = stochtp.Network.from_spec("4-3b-2s", seed=0, dtype=np.float64)
+    >>> x, y = np.ones((8, 4)), np.zeros(8, int)
+    >>> reinforce = stochtp.methods.get("reinforce", baseline="loo", samples=2)
+    >>> [dW.shape for dW, db in reinforce.gradient(net, x, y, seed=1)]
+    [(4, 3), (3, 2)]
 
     Subclasses implement `estimate(net, batch, seed) -> (grads, trace)` for a `batching.MiniBatch`.
     With `samples` M > 1 they are given M copies of the mini-batch stacked as rows, row m B + b

@@ -28,7 +28,26 @@ _plugins_loaded = False
 def register(cls):
     """Class decorator: make `cls` (a concrete subclass of `Method` with a `name`) usable by that name.
 
-    Registering the same class again does nothing; another class under a taken name is refused."""
+    Registering the same class again does nothing; another class under a taken name is refused,
+    except a new definition of the same class (same module and qualified name: a notebook cell
+    run again), which replaces it.
+
+    >>> import numpy as np, stochtp
+    >>> from stochtp.methods.backprop import backward
+    >>> @stochtp.methods.register
+    ... class HalfStraightThrough(stochtp.methods.GradientMethod):
+    ...     # half the identity-surrogate straight-through gradient
+    ...     name = "half-st"
+    ...     def estimate(self, net, batch, seed):
+    ...         trace = batch.forward(net, seed)
+    ...         grads = backward(net, trace, net.output_grad(trace, batch.y), surrogate="identity")
+    ...         return [(dW / 2, db / 2) for dW, db in grads], trace
+    >>> method = stochtp.methods.get("half-st", lr=0.01)
+    >>> net = stochtp.Network.from_spec("4-3b-2s", seed=0)
+    >>> method.bind(net)
+    >>> [dW.shape for dW, db in method.gradient(net, np.ones((6, 4)), np.zeros(6, int), seed=0)]
+    [(4, 3), (3, 2)]
+    """
     if not (inspect.isclass(cls) and issubclass(cls, Method)):
         raise PluginError(f"cannot register {cls!r} as a method: it is not a class deriving from stochtp.methods.Method or GradientMethod")
     name = cls.__dict__.get("name")
@@ -38,7 +57,8 @@ def register(cls):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise PluginError(f"cannot register method {name!r}: class {cls.__qualname__} does not implement {missing}")
     known = _CLASSES.get(name)
-    if known is not None and known is not cls:
+    redefined = known is not None and (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__)
+    if known is not None and known is not cls and not redefined:
         raise PluginError(f"cannot register method {name!r} ({cls.__module__}.{cls.__qualname__}): the name is taken by {known.__module__}.{known.__qualname__}")
     _CLASSES[name] = cls
     return cls
@@ -79,7 +99,13 @@ def names():
 
 def get(name, **options):
     """The registered method called `name`, built with `options` (a ConfigError for an unknown name
-    or option)."""
+    or option).
+
+    >>> import stochtp
+    >>> dtp = stochtp.methods.get("dtp", eta_hat=58.44, lr_f=3.087e-3, lr_b=2.716e-6, sigma=0.5, sigma_tau=100)
+    >>> dtp.options["lr_f"], isinstance(dtp, stochtp.methods.GradientMethod)
+    (0.003087, False)
+    """
     known = classes()
     if name not in known:
         raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(sorted(known))}")

@@ -25,7 +25,22 @@ _UNITS = {}  # letter -> unit and name -> unit, one instance per class
 
 
 def register(cls):
-    """Class decorator: make the unit usable by name and spec letter (one lowercase letter, free)."""
+    """Class decorator: make the unit usable by name and spec letter (one lowercase letter, free).
+
+    >>> import numpy as np, stochtp
+    >>> from stochtp import units
+    >>> @units.register
+    ... class Softplus(units.Unit):
+    ...     # log(1 + exp(a)), whose derivative is sigmoid(a)
+    ...     name, letter = "softplus", "y"
+    ...     def forward(self, a):
+    ...         return np.logaddexp(0, a)
+    ...     def true_derivative(self, a, h):
+    ...         return units.sigmoid(a)
+    >>> net = stochtp.Network.from_spec("4-3y-2s", seed=0)
+    >>> net.layers[0].unit, net.forward(np.ones((2, 4))).h[0].shape
+    ('softplus', (2, 3))
+    """
     letter, name = cls.letter, cls.name
     if not (isinstance(letter, str) and len(letter) == 1 and letter.islower()):
         raise ValueError(f"unit {cls.__name__}: letter must be one lowercase letter, got {letter!r}")
@@ -64,7 +79,14 @@ def mean_slope(unit, a, p, slope):
 
 
 class Unit:
-    """A deterministic element-wise unit; subclasses set `name`, `letter` and `forward`."""
+    """A deterministic element-wise unit; subclasses set `name`, `letter` and `forward` (and
+    `derivative`; see `register` for a whole one).
+
+    >>> from stochtp import units
+    >>> tanh = units.get("t")
+    >>> tanh.name, tanh.stochastic, tanh.differentiable
+    ('tanh', False, True)
+    """
 
     name = None
     letter = None
@@ -114,7 +136,15 @@ class Unit:
 
 class StochasticUnit(Unit):
     """h = values(c), c ~ Bernoulli(p), p = sigmoid(k a) (module docstring); subclasses give
-    `values`, `bits`, `mean`, `probability_from_mean` and `mean_derivative`."""
+    `values`, `bits`, `mean`, `probability_from_mean` and `mean_derivative`.
+
+    >>> import numpy as np
+    >>> from stochtp import units
+    >>> sign = units.get("stochastic_sign")
+    >>> h, p = sign.activate(np.zeros((1, 4), np.float32), seed=0, stream=1)
+    >>> sorted(set(h.ravel().tolist()) | {-1.0, 1.0}), p.tolist(), sign.values(np.array([0.0, 1.0])).tolist()
+    ([-1.0, 1.0], [[0.5, 0.5, 0.5, 0.5]], [-1.0, 1.0])
+    """
 
     stochastic = True
     differentiable = False
