@@ -172,7 +172,7 @@ def extra_estimators():
         if issubclass(cls, methods.GradientMethod) and name not in trained:
             overrides = [f"method.name={name}"]
             with contextlib.suppress(ConfigError):  # left out where the method refuses the network
-                train.build_model(config_module.load(preset=ESTIMATOR_BASE, overrides=overrides))
+                experiment.build_model(config_module.load(preset=ESTIMATOR_BASE, overrides=overrides))
                 extras[f"paper-stochastic-{name}"] = (ESTIMATOR_BASE, overrides)
     return extras
 
