@@ -196,10 +196,9 @@ def test_the_peer_runs_without_the_thread_settings_stochtp_added(tmp_path, monke
 
 
 def test_the_command_records_the_variables_it_added():
-    """What the user set is theirs (kept for the peer); what the command set is listed, also in a
-    process the command re-executed."""
+    """What the user set is theirs (kept for the peer); what the command set is listed."""
     environment = {name: value for name, value in os.environ.items() if name not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", process.ADDED_VARIABLE)}
-    code = ("import os, sys; sys.argv = ['stochtp', 'show', 'no-such-file.h5']; from stochtp import cli, process; cli.main(); "
+    code = ("import os, sys; sys.argv = ['stochtp', 'show', 'no-such-file.h5']; from stochtp import __main__ as command, process; command.main(); "
             "print(process.environment_added(), os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])")
     out = subprocess.run([sys.executable, "-c", code], env={**environment, "OPENBLAS_THREAD_TIMEOUT": "18"}, check=True, capture_output=True, text=True)
     assert out.stdout.split() == ["('OMP_WAIT_POLICY',)", "PASSIVE", "18"]
