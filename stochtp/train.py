@@ -333,8 +333,9 @@ def _open_run(writer, config, net, method, resume, threads):
     return run_writer, 1, dict(NO_BEST)
 
 
-def start_run(writer, config, threads):
-    """A new run of `config` in `writer`'s file, status "running", provenance for `threads` threads."""
+def start_run(writer, config, threads, **attrs):
+    """A new run of `config` in `writer`'s file, status "running", provenance for `threads` threads
+    and the further run attributes `attrs` (a search trial's, from a sweep)."""
     return writer.start_run(
         name=config.name,
         method=config.method["name"],
@@ -342,7 +343,7 @@ def start_run(writer, config, threads):
         network=config.network,
         seed=config.seed,
         config=config.to_dict(),
-        provenance=results.provenance(threads),
+        provenance={**results.provenance(threads), **attrs},
     )
 
 
