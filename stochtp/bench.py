@@ -41,20 +41,23 @@ from . import config as config_module
 from . import data, train
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
-PRESETS = [  # every paper preset (a test checks), the stochastic network's first
+PRESETS = [  # every MNIST paper preset (a test checks), the stochastic network's first
     "paper-stochastic-dtp",
     "paper-stochastic-st",
     "paper-stochastic-reinforce",
     "paper-stochastic-reinforce-ema",
     "paper-stochastic-disarm",
+    "paper-stochastic-arm",
     "paper-discrete-dtp",
+    "paper-discrete-dtp-ortho",
     "paper-discrete-bp",
     "paper-discrete-bp-cont",
     "paper-deep-tanh-dtp",
     "paper-deep-tanh-tp",
     "paper-deep-tanh-bp",
+    "paper-deep-relu-dtp",
+    "paper-deep-relu-bp",
 ]
-EXTRA_ESTIMATORS = {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}  # ARM is DisARM's preset with the other weight
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
 SEED = 12345
 LIMIT_ROUNDS = 20  # rounds of a layer's three products each time the limit is measured beside a preset's epochs
@@ -160,18 +163,12 @@ def kernel_throughput(n=10_000_000, repeat=7):
 
 
 def bench_configs(names=None):
-    """name -> Config of every benchmarked preset (and ARM), or of the named ones."""
-    table = {name: (name, []) for name in PRESETS}
-    table.update(EXTRA_ESTIMATORS)
-    chosen = list(table) if not names else names
-    unknown = [name for name in chosen if name not in table]
+    """name -> Config of every benchmarked preset, or of the named ones."""
+    chosen = list(PRESETS) if not names else names
+    unknown = [name for name in chosen if name not in PRESETS]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(table)}")
-    configs = {}
-    for name in chosen:
-        preset, overrides = table[name]
-        configs[name] = config_module.load(preset=preset, overrides=overrides)
-    return configs
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(PRESETS)}")
+    return {name: config_module.load(preset=name) for name in chosen}
 
 
 def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):

@@ -87,7 +87,7 @@ def build_parser():
     scoring.add_argument("--seed", type=int, help="override the config's seed")
 
     bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory")
-    bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help=f"presets to time (default all: {', '.join(bench.PRESETS)}, paper-stochastic-arm)")
+    bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help=f"presets to time (default all: {', '.join(bench.PRESETS)})")
     bench_cmd.add_argument("--batches", type=int, default=200, help="mini-batches timed per epoch, extrapolated to the epoch (default 200)")
     bench_cmd.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is kept (default 5)")
     bench_cmd.add_argument("--kernel-n", type=int, default=10_000_000, help="values per kernel call (default 10^7)")
