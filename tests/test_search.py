@@ -153,3 +153,13 @@ def test_the_search_files_of_the_paper_protocol(tmp_path):
         else:
             trial = sweep._run_table(table, plan.values(0), path)
             train.build_method(config.from_dict(trial, str(path)))
+
+
+def test_a_failed_trial_keeps_its_search_attribute(tmp_path):
+    """A trial whose worker raises (here: fewer training examples than a mini-batch, found when the
+    data is loaded) is recorded as failed, with its trial."""
+    text = BASE + '[search]\ntrials = 1\n"data.n_train" = {low = 1, high = 3, scale = "linear", integer = true}\n'
+    summary = sweep.run(write_sweep(tmp_path, text), out=tmp_path / "s.h5", workers=1, say=None)
+    (run,) = results.open(tmp_path / "s.h5").runs
+    assert summary.failed == [run.id] and run.status == "failed" and "fewer than one mini-batch" in run.attrs["error"]
+    assert search.trial_of(run.attrs) == (0, 0, {"data.n_train": run.config["data"]["n_train"]})
