@@ -145,9 +145,10 @@ def expand(path):
     path = Path(path)
     table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
-    if (grid is not None or "search" not in table) and (not isinstance(grid, dict) or not grid):
+    searched_only = grid is None and "search" in table
+    if not searched_only and (not isinstance(grid, dict) or not grid):
         raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values, or a [search] table")
-    axes = _axes(grid, path) if grid is not None else []
+    axes = [] if searched_only else _axes(grid, path)
     trials = _trials(table, path, axes)
     planned, seen = [], set()
     for (searched, attrs), values in itertools.product(trials, itertools.product(*(values for _, values in axes))):
