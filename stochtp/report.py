@@ -321,19 +321,18 @@ def rank_trials(paths, metric=None, record_folders=()):
     each sorted on validation error, lowest first (ties and NaN: by trial index, NaN last).
     Never ranked on test: the test metric is carried along for information."""
     included, _ = _included_runs(load_runs(paths, record_folders), metric)
-    trials = {}
+    trials = {}  # (run name, search seed, trial) -> its runs (one per [sweep] combination, e.g. seed)
     for run in included:
-        found = search.trial_of(run.attrs)
-        if found is not None:
-            seed, trial, values = found
-            trials.setdefault((run.attrs.get("name"), seed, trial, json.dumps(values, sort_keys=True)), []).append(run)
+        if (found := search.trial_of(run.attrs)) is not None:
+            trials.setdefault((str(run.attrs.get("name")), *found[:2]), []).append(run)
     searches = {}
-    for (name, seed, trial, values), runs in sorted(trials.items(), key=lambda item: (str(item[0][0]), item[0][1], item[0][2])):
+    for (name, seed, trial), runs in sorted(trials.items()):
         group = Group(trial, runs, [outcome(run.metrics, metric) for run in runs])
         valid = statistics.fmean(group.per_seed("best_valid").values())
         test = statistics.fmean(group.per_seed("at_best").values())
         valid_metric = ", ".join(sorted({selection_metric(run.metrics, item.metric) for run, item in zip(runs, group.outcomes)}))
-        searches.setdefault((name, seed), []).append(Trial(name, seed, trial, json.loads(values), group.seeds, group.epochs, valid_metric, valid, group.metric, test))
+        values = search.trial_of(runs[0].attrs)[2]
+        searches.setdefault((name, seed), []).append(Trial(name, seed, trial, values, group.seeds, group.epochs, valid_metric, valid, group.metric, test))
     return [sorted(items, key=lambda item: (math.isnan(item.valid), item.valid, item.trial)) for items in searches.values()]
 
 
@@ -350,7 +349,7 @@ def format_ranking(searches, fmt="table"):
         keys = list(dict.fromkeys(key for item in trials for key in item.values))
         rows = [
             {"rank": rank, "trial": item.trial, "seeds": len(item.seeds), "epochs": item.epochs, **{key: item.values.get(key) for key in keys},
-             item.valid_metric: item.valid, f"{item.metric} at best valid": item.test}
+             first.valid_metric: item.valid, f"{first.metric} at best valid": item.test}
             for rank, item in enumerate(trials, 1)
         ]
         errors = list(rows[0])[-2:]
