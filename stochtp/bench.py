@@ -42,20 +42,22 @@ from . import batching, data, experiment, methods, process, train
 from .errors import ConfigError
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
-PRESETS = [  # every paper preset (a test checks), the stochastic network's first
+PRESETS = [  # every MNIST paper preset (a test checks), the stochastic network's first
     "paper-stochastic-dtp",
     "paper-stochastic-st",
     "paper-stochastic-reinforce",
     "paper-stochastic-reinforce-ema",
     "paper-stochastic-disarm",
+    "paper-stochastic-arm",
     "paper-discrete-dtp",
+    "paper-discrete-dtp-ortho",
     "paper-discrete-bp",
     "paper-discrete-bp-cont",
     "paper-deep-tanh-dtp",
     "paper-deep-tanh-tp",
     "paper-deep-tanh-bp",
-    "paper-stochsign-dtp",
-    "paper-stochsign-st",
+    "paper-deep-relu-dtp",
+    "paper-deep-relu-bp",
 ]
 ESTIMATOR_BASE = "paper-stochastic-disarm"  # the stochastic network, and its estimator preset, for the other estimators
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
@@ -184,12 +186,8 @@ def bench_configs(names=None):
     chosen = list(table) if not names else names
     unknown = [name for name in chosen if name not in table]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(table)}")
-    configs = {}
-    for name in chosen:
-        preset, overrides = table[name]
-        configs[name] = config_module.load(preset=preset, overrides=overrides)
-    return configs
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(PRESETS)}")
+    return {name: config_module.load(preset=name) for name in chosen}
 
 
 def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):

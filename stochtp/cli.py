@@ -75,7 +75,10 @@ def build_parser():
     _follow_options(show)
 
     report_cmd = commands.add_parser("report", help="mean ± std over seeds per group, paired comparisons, learning curves")
-    report_cmd.add_argument("files", nargs="+", metavar="FILE.h5")
+    report_cmd.add_argument("files", nargs="*", metavar="FILE.h5")
+    report_cmd.add_argument("--records", dest="record_folders", action="append", default=[], metavar="DIR", help="also report the run records (JSON) in DIR (experiments/results/)")
+    report_cmd.add_argument("--export-records", metavar="DIR", help="write a run record (JSON) of every completed run of the files into DIR, one per config")
+    report_cmd.add_argument("--rank", action="store_true", help="rank the trials of a random search ([search] sweep) on validation error")
     report_cmd.add_argument("--by", default="name", help="group by a run attribute or dotted config key (default name; method, method.lr...)")
     report_cmd.add_argument("--metric", help="test metric to report (default test_error_k for stochastic runs, else test_error)")
     report_cmd.add_argument("--format", default="table", choices=report.FORMATS)
@@ -221,9 +224,18 @@ def _run_line(run):
 
 
 def cmd_report(args):
+    if not args.files and not args.record_folders:
+        raise UsageError("stochtp report: name a results file (FILE.h5) or --records DIR")
     if args.follow:
         report.follow(args.files, args.interval)
-    summary = report.summarise(args.files, by=args.by, metric=args.metric, partial=args.partial)
+    if args.export_records:
+        for path in report.export_records(args.files, args.export_records):
+            print(f"written: {path}")
+        return 0
+    if args.rank:
+        print(report.format_ranking(report.rank_trials(args.files, metric=args.metric, record_folders=args.record_folders), args.format))
+        return 0
+    summary = report.summarise(args.files, by=args.by, metric=args.metric, partial=args.partial, record_folders=args.record_folders)
     if args.plot:
         report.plot(summary, args.plot)
     print(report.format_report(summary, args.format))

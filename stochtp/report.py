@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import extras, results
+from . import extras, records, results, search
 from .errors import ConfigError, StochtpError
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -212,9 +212,17 @@ def _sort_key(value):
     return (0, value, "") if is_number else (1, 0, str(value))
 
 
-def load_runs(paths):
-    """Every run of every file, in file order."""
-    return [run for path in paths for run in results.open(path).runs]
+def load_runs(paths, record_folders=()):
+    """Every run of every results file, in file order, then those of the run records in
+    `record_folders` (see `stochtp.records`)."""
+    return [run for path in paths for run in results.open(path).runs] + [run for folder in record_folders for run in records.load(folder)]
+
+
+def export_records(paths, folder):
+    """Write the record of every run a report of the results files `paths` would count (the
+    completed ones, one per config) into `folder`; return the records' paths."""
+    included, _ = _included_runs(load_runs(paths), None)
+    return [records.write(run, folder) for run in included]
 
 
 def _included_runs(runs, metric, partial=False):
@@ -244,14 +252,15 @@ def _preference(run):
     return run.status == "completed", run.id
 
 
-def summarise(paths, by="name", metric=None, partial=False):
-    """The Report of the completed runs in the results files `paths`, grouped by `by` (with
-    `partial`, unfinished runs count too, with the epochs they logged: the epochs column shows it).
+def summarise(paths, by="name", metric=None, partial=False, record_folders=()):
+    """The Report of the completed runs in the results files `paths` and the run records in
+    `record_folders`, grouped by `by` (with `partial`, unfinished runs count too, with the epochs
+    they logged: the epochs column shows it).
 
     Groups are compared in pairs only when they ran on the same dataset and network with the
     same metric: a comparison across networks says nothing about the methods.
     """
-    runs = load_runs(paths)
+    runs = load_runs(paths, record_folders)
     if metric is not None and runs and not any(metric in run.metrics for run in runs):
         known = sorted({name for run in runs for name in run.metrics})
         raise ConfigError(f"--metric {metric}: no run has this metric; metrics: {', '.join(known)}")
@@ -284,6 +293,84 @@ def compare(first, second):
     first_lower = sum(difference < 0 for difference in differences)
     second_lower = sum(difference > 0 for difference in differences)
     return Comparison(first.label, second.label, first.metric, seeds, mean, mean - half_width, mean + half_width, first_lower, second_lower, sign_test(first_lower, second_lower))
+
+
+# ------------------------------------------------------------------------------- searches
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a random search over its seeds: its values, and the mean over seeds of its
+    validation error at the best-validation epoch (what it is ranked on) and of the test metric there."""
+
+    name: str
+    search_seed: int
+    trial: int
+    values: dict
+    seeds: list
+    epochs: str
+    valid_metric: str
+    valid: float
+    metric: str
+    test: float
+
+
+def rank_trials(paths, metric=None, record_folders=()):
+    """The completed trials of the random searches in the results files `paths` (runs with a
+    `search` attribute, see `stochtp.search`), one list per search (run name and search seed),
+    each sorted on validation error, lowest first (ties and NaN: by trial index, NaN last).
+    Never ranked on test: the test metric is carried along for information."""
+    included, _ = _included_runs(load_runs(paths, record_folders), metric)
+    trials = {}  # (run name, search seed, trial) -> its runs (one per [sweep] combination, e.g. seed)
+    for run in included:
+        if (found := search.trial_of(run.attrs)) is not None:
+            trials.setdefault((str(run.attrs.get("name")), *found[:2]), []).append(run)
+    searches = {}
+    for (name, seed, trial), runs in sorted(trials.items()):
+        group = Group(trial, runs, [outcome(run.metrics, metric) for run in runs])
+        valid = statistics.fmean(group.per_seed("best_valid").values())
+        test = statistics.fmean(group.per_seed("at_best").values())
+        valid_metric = ", ".join(sorted({selection_metric(run.metrics, item.metric) for run, item in zip(runs, group.outcomes)}))
+        values = search.trial_of(runs[0].attrs)[2]
+        searches.setdefault((name, seed), []).append(Trial(name, seed, trial, values, group.seeds, group.epochs, valid_metric, valid, group.metric, test))
+    return [sorted(items, key=lambda item: (math.isnan(item.valid), item.valid, item.trial)) for items in searches.values()]
+
+
+def format_ranking(searches, fmt="table"):
+    """The ranked trials as text: per search a header saying what ranks them and which way, then
+    one row per trial (rank, trial, seeds, epochs, its values, validation error, test error)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if not searches:
+        raise ConfigError("no completed search trials (runs of a sweep file with a [search] table) in these files")
+    blocks, documents = [], []
+    for trials in searches:
+        first = trials[0]
+        keys = list(dict.fromkeys(key for item in trials for key in item.values))
+        rows = [
+            {"rank": rank, "trial": item.trial, "seeds": len(item.seeds), "epochs": item.epochs, **{key: item.values.get(key) for key in keys},
+             first.valid_metric: item.valid, f"{first.metric} at best valid": item.test}
+            for rank, item in enumerate(trials, 1)
+        ]
+        errors = list(rows[0])[-2:]
+        header = (
+            f"search {first.name} (search seed {first.search_seed}, {len(trials)} completed trials): ranked by {first.valid_metric} "
+            f"at each run's best-validation epoch, mean over seeds, ascending (lower is better, rank 1 is the lowest); "
+            f"{first.metric} is shown for information only and never ranks"
+        )
+        documents.append({"name": first.name, "search_seed": first.search_seed, "ranked_on": first.valid_metric, "order": "ascending",
+                          "trials": [{key: _json_number(value) for key, value in row.items()} for row in rows]})
+        if fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            blocks.append(f"# {header}\n" + buffer.getvalue().rstrip("\n"))
+        elif fmt != "json":
+            cells = [[str(value) if not isinstance(value, float) else _number(value) if key in errors else f"{value:.4g}" for key, value in row.items()] for row in rows]
+            table = _markdown_table(list(rows[0]), cells) if fmt == "markdown" else _plain_table(list(rows[0]), cells)
+            blocks.append("\n".join([header, "", *table]))
+    return json.dumps(documents, indent=2) if fmt == "json" else "\n\n".join(blocks)
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -11,6 +11,13 @@ keys are config keys and whose values are lists; the runs are the cartesian prod
     seed = [0, 1, 2]
     method.lr_f = [1e-3, 3e-3]     # dotted keys reach into [method] and [data]
 
+A `[search]` table (see `stochtp.search`) asks for a random search instead of, or beside, the
+grid: trial k's values of the searched keys, from the search's own seed, joined with every
+combination of the `[sweep]` lists (seeds, say); the runs are the product, trials first. Each
+trial's runs carry the run attribute `search` (JSON: the search's seed, the trial's index and its
+values), which `stochtp report --rank` reads; the config hash is the config's own, so a completed
+trial is skipped like any completed run, and a file whose `trials` was raised runs only the new ones.
+
 `preset` may be swept too (`preset = ["paper-stochastic-dtp", "paper-stochastic-st"]`); each
 run is then named after its preset (`<name>-<preset>` when the file sets a `name`), so that
 reports tell them apart. Otherwise a run's name is the file's `name`, else its preset's, else
@@ -53,20 +60,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_module
-from . import data, experiment, extras, report, results, train
+from . import data, experiment, extras, report, results, search, train
 from .process import configure_process
 from .errors import ConfigError, StochtpError, TrainingFailed
 
-SECTIONS = ("method", "data")  # the config tables a dotted sweep key can reach into
+SECTIONS = search.SECTIONS  # the config tables a dotted sweep key can reach into
 DASK_CONNECT_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a sweep: its resolved config and the swept values that made it."""
+    """One run of a sweep: its resolved config, the swept (and searched) values that made it,
+    and the run attributes the client adds to its record (a search trial's)."""
 
     config: config_module.Config
     label: str
+    attrs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -116,23 +125,35 @@ def _run_table(base, assignment, path):
     return table
 
 
-def _label(assignment):
-    return " ".join(f"{key}={value}" for key, value in assignment.items())
+def _trials(table, path, axes):
+    """(values, run attributes) of every trial of the file's [search] table; one empty trial without one."""
+    if "search" not in table:
+        return [({}, {})]
+    plan = search.parse(table.pop("search"), path, [key for key, _ in axes])
+    return [(plan.values(trial), {search.ATTRIBUTE: plan.attribute(trial)}) for trial in range(plan.trials)]
+
+
+def _label(assignment, attrs):
+    trial = search.trial_of(attrs)
+    prefix = [] if trial is None else [f"trial={trial[1]}"]
+    return " ".join(prefix + [f"{key}={value}" for key, value in assignment.items()])
 
 
 def expand(path):
-    """The runs of the sweep file at `path`, in grid order (the last key varies fastest), each
-    config once. Every config is checked here, method options and the method's fit to the
-    network included, so that a typo stops the sweep before any run starts."""
+    """The runs of the sweep file at `path`, in grid order (trials first, then the last [sweep]
+    key varies fastest), each config once. Every config is checked here, method options and the
+    method's fit to the network included, so that a typo stops the sweep before any run starts."""
     path = Path(path)
     table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
-    if not isinstance(grid, dict) or not grid:
-        raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values")
-    axes = _axes(grid, path)
+    searched_only = grid is None and "search" in table
+    if not searched_only and (not isinstance(grid, dict) or not grid):
+        raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values, or a [search] table")
+    axes = [] if searched_only else _axes(grid, path)
+    trials = _trials(table, path, axes)
     planned, seen = [], set()
-    for values in itertools.product(*(values for _, values in axes)):
-        assignment = dict(zip((key for key, _ in axes), values))
+    for (searched, attrs), values in itertools.product(trials, itertools.product(*(values for _, values in axes))):
+        assignment = {**searched, **dict(zip((key for key, _ in axes), values))}
         run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
         try:
             experiment.build_model(run_config)
@@ -140,7 +161,7 @@ def expand(path):
             raise ConfigError(f"{path}: {error}") from None
         if run_config.hash not in seen:
             seen.add(run_config.hash)
-            planned.append(PlannedRun(run_config, _label(assignment)))
+            planned.append(PlannedRun(run_config, _label(assignment, attrs), attrs))
     return planned
 
 
@@ -341,7 +362,7 @@ def default_out(path):
 
 def _store_failure(writer, planned_run, message):
     """Write a failed run of the planned run's config carrying `message`. Returns (run id, status, detail)."""
-    run_writer = train.start_run(writer, planned_run.config, threads=1)
+    run_writer = train.start_run(writer, planned_run.config, threads=1, **planned_run.attrs)
     run_writer.finish("failed", message)
     return run_writer.id, "failed", message
 
@@ -353,6 +374,7 @@ def _store(writer, planned_run, future):
         record = future.result()
     except Exception as error:  # raised in the worker
         return _store_failure(writer, planned_run, f"{type(error).__name__}: {error}")
+    record["attrs"].update(planned_run.attrs)
     status = record["attrs"]["status"]
     if status != "completed":
         return writer.add_record(record), status, record["attrs"].get("error", "")

@@ -276,8 +276,9 @@ def restore(checkpoint, net, method):
     return epoch, {key: float(checkpoint["best"][key]) for key in NO_BEST}
 
 
-def start_run(writer, config, threads):
-    """A new run of `config` in `writer`'s file, status "running", provenance for `threads` threads."""
+def start_run(writer, config, threads, **attrs):
+    """A new run of `config` in `writer`'s file, status "running", provenance for `threads` threads
+    and the further run attributes `attrs` (a search trial's, from a sweep)."""
     return writer.start_run(
         name=config.name,
         method=config.method["name"],
@@ -285,7 +286,7 @@ def start_run(writer, config, threads):
         network=config.network,
         seed=config.seed,
         config=config.to_dict(),
-        provenance=results.provenance(threads),
+        provenance={**results.provenance(threads), **attrs},
     )
 
 

@@ -20,12 +20,13 @@ def flops(name, spec, batch=10, **options):
 
 
 def test_bench_times_every_paper_preset_and_every_other_gradient_method():
-    """Every paper-* preset, and every registered gradient method that no preset trains (ARM), on
-    the stochastic network."""
-    assert sorted(bench.PRESETS) == [name for name in config.presets() if name.startswith("paper-")]
+    """Every paper-* preset on MNIST (CIFAR-10 is not on the machines), every estimator method on
+    the stochastic network, and every registered gradient method that no preset trains (none of
+    the built-ins: ARM has its preset)."""
+    assert sorted(bench.PRESETS) == [name for name in config.presets() if name.startswith("paper-") and config.load(preset=name).dataset == "mnist"]
     timed_methods = {config.load(preset=name).method["name"] for name in bench.PRESETS if "stochastic" in name}
-    assert timed_methods == {"dtp", "st", "reinforce", "disarm"}
-    assert bench.extra_estimators() == {"paper-stochastic-arm": ("paper-stochastic-disarm", ["method.name=arm"])}
+    assert timed_methods == {"dtp", "st", "reinforce", "disarm", "arm"}
+    assert bench.extra_estimators() == {}
 
 
 def test_flop_counts_of_the_methods_by_hand():

@@ -408,11 +408,11 @@ def test_cifar10_small_tarball(tmp_path, monkeypatch):
     train_x = np.concatenate([batches[f"data_batch_{i}"][0] for i in range(1, 6)])
     train_y = np.concatenate([batches[f"data_batch_{i}"][1] for i in range(1, 6)])
     assert (dataset.name, dataset.n_features, dataset.n_classes) == ("cifar10", 3072, 10)
-    assert (len(dataset.train), len(dataset.valid), len(dataset.test)) == (5, 5000, 3)
+    assert (len(dataset.train), len(dataset.valid), len(dataset.test)) == (4505, 500, 3)  # valid: the last tenth
     assert dataset.train.x.dtype == np.uint8 and dataset.train.y.dtype == np.int64
-    np.testing.assert_array_equal(dataset.train.x, train_x[:5])
-    np.testing.assert_array_equal(dataset.valid.x, train_x[5:])
-    np.testing.assert_array_equal(dataset.valid.y, train_y[5:])
+    np.testing.assert_array_equal(dataset.train.x, train_x[:4505])
+    np.testing.assert_array_equal(dataset.valid.x, train_x[4505:])
+    np.testing.assert_array_equal(dataset.valid.y, train_y[4505:])
     np.testing.assert_array_equal(dataset.test.x, batches["test_batch"][0])
     assert dataset.test.features().max() <= 1.0
 

@@ -3,8 +3,9 @@
 The tarball holds six pickled batches (`data_batch_1` .. `data_batch_5`, `test_batch`), each
 a dict with b"data" (10 000 x 3072 uint8, channel-major: 1024 red, 1024 green, 1024 blue
 values, each a 32 x 32 image row by row) and b"labels". Pixels are kept as uint8 in that
-order, scale 1/255. Split: train = the first 45 000 training images, valid = the last
-5 000, test = the official 10 000 test images.
+order, scale 1/255. Split: train = the first nine tenths of the training images, valid = the
+last tenth (45 000 and 5 000 of the official 50 000), test = the official 10 000 test images. A
+smaller file set of the same format (a test's) is split in the same proportions.
 
 The batches are Python pickles; they are only unpickled after the tarball's SHA-256 has been
 checked against the official value, which is what makes reading them safe.
@@ -29,7 +30,7 @@ TRAIN_BATCHES = tuple(f"data_batch_{number}" for number in range(1, 6))
 TEST_BATCH = "test_batch"
 N_FEATURES = 3 * 32 * 32
 N_CLASSES = 10
-N_VALID = 5_000
+VALID_FRACTION = 10  # valid = the last 1/10 of the training images: 5 000 of CIFAR-10's 50 000
 
 
 def read_cifar10(paths: dict[str, Path]) -> Dataset:
@@ -47,11 +48,12 @@ def read_cifar10(paths: dict[str, Path]) -> Dataset:
         raise DataError(f"{tarball} is not a readable tar.gz file ({error}); it is truncated or corrupt.") from None
     train_x = np.concatenate([x for x, _ in train])
     train_y = np.concatenate([y for _, y in train])
-    if len(train_y) <= N_VALID:
+    n_valid = len(train_y) // VALID_FRACTION
+    if n_valid == 0:
         raise DataError(
-            f"{tarball} holds only {len(train_y)} training images, too few to set {N_VALID} aside for validation."
+            f"{tarball} holds only {len(train_y)} training images, too few to set a tenth aside for validation."
         )
-    n_train = len(train_y) - N_VALID
+    n_train = len(train_y) - n_valid
     scale = 1.0 / 255.0
     return Dataset(
         name="cifar10",

@@ -1,0 +1,109 @@
+"""Run records: one run of a results file as a small JSON text file, to commit beside the code.
+
+The README's results table is produced from the records under `experiments/results/`
+(`stochtp report --records experiments/results/ --format markdown`), so every number in it is
+backed by text in the repository. A record holds what a report needs and what says where the
+run came from, nothing else (no parameters, no diagnostics)::
+
+    {
+      "format": "stochtp-run-record", "format_version": 1,
+      "run_id": ..., "name": ..., "method": ..., "dataset": ..., "network": ..., "seed": ...,
+      "status": ..., "error": ..., "started_at": ..., "finished_at": ...,
+      "config": {...}, "config_hash": ...,
+      "git_commit": ..., "git_dirty": ..., "stochtp_version": ...,
+      "search": ...,                       (a search trial's only: see stochtp.search)
+      "metrics": {"epoch": [1, 2, ...], "test_error": [...], ...}
+    }
+
+One value per logged epoch in every metric; null stands for NaN (an epoch where a metric was not
+evaluated). Floats are written at full precision, so a report from records gives the numbers a
+report from the results file gives. A record's file is `<name>-seed<seed>-<config hash, 12
+digits>.json`: one file per config, the newest completed run of it.
+"""
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import results
+from .errors import ResultsError
+
+FORMAT = "stochtp-run-record"
+FORMAT_VERSION = 1
+ATTRIBUTES = (
+    "name", "method", "dataset", "network", "seed", "status", "error", "started_at", "finished_at",
+    "config_hash", "git_commit", "git_dirty", "stochtp_version", "search",
+)
+
+
+def document(run):
+    """The record of a `results.Run` as a JSON-ready dict."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "run_id": run.id,
+        **{key: run.attrs[key] for key in ATTRIBUTES if key in run.attrs},
+        "config": run.config,
+        "metrics": {name: [_json_value(value) for value in column.tolist()] for name, column in run.metrics.items()},
+    }
+
+
+def file_name(run):
+    return f"{run.attrs.get('name', 'run')}-seed{run.attrs.get('seed', '')}-{run.attrs.get('config_hash', run.id)[:12]}.json"
+
+
+def write(run, folder):
+    """Write the record of `run` into `folder` (made if needed), replacing that config's earlier
+    record whole (a temporary file renamed into place); return its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file_name(run)
+    text = json.dumps(document(run), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; a record is for everyone to read
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return path
+
+
+def read(path):
+    """The run a record file holds, as a `results.Run` (no parameters; its path is the record's)."""
+    try:
+        content = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path} is not a readable run record ({error})") from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ResultsError(f"{path} is not a stochtp run record (no \"format\": \"{FORMAT}\")")
+    if content.get("format_version") != FORMAT_VERSION:
+        raise ResultsError(f"{path} is a run record of format version {content.get('format_version')}; this stochtp reads version {FORMAT_VERSION}")
+    metrics = {name: _column(values) for name, values in content["metrics"].items()}
+    attrs = {key: content[key] for key in ATTRIBUTES if key in content}
+    attrs["config"] = json.dumps(content["config"], sort_keys=True)
+    epochs = len(next(iter(metrics.values()))) if metrics else 0
+    return results.Run(os.fspath(path), content["run_id"], attrs, epochs, metrics, {})
+
+
+def load(folder):
+    """The runs of every record (`*.json`) in `folder`, in run-id order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"--records {folder}: no such folder")
+    return sorted((read(path) for path in sorted(folder.glob("*.json"))), key=lambda run: run.id)
+
+
+def _json_value(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _column(values):
+    """A metric's values as int64 when all are integers (epoch), else float64 with NaN for null."""
+    if values and all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        return np.asarray(values, dtype=np.int64)
+    return np.asarray([math.nan if value is None else value for value in values], dtype=np.float64)
