@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stochtp import config, records, report, results
+from stochtp import config, records, results
 from stochtp.cli import main
 from test_report import write_runs
 
