@@ -35,9 +35,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import callbacks as callbacks_module
-from .callbacks import network_arrays
 from . import kernels, losses, results
 from .batching import Batches
+from .callbacks import network_arrays
 from .config import Config
 from .data.dataset import Dataset, Split
 from .errors import ConfigError, ResultsError, TrainingFailed
