@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from stochtp import config, results, train
+from stochtp import config, experiment, results, train
 from stochtp.data import DATASETS, Dataset, Split, SyntheticDataset, load, locate
 from test_data import MNIST_FILES, SHARED_MNIST, trust_files, write_cifar_tarball
 
@@ -65,7 +65,7 @@ def test_preset_trains_one_epoch_on_small_data(name, tmp_path, monkeypatch, mnis
         trust_files(monkeypatch, "cifar10", cifar_root / "cifar10", mirrors=())
     out = tmp_path / "run.h5"
     with train.thread_limit(1):  # the network's initialisation too (orthogonal: SVDs)
-        summary = train.run(cfg, out=out, data_dir=cifar_root, threads=1, quiet=True)
+        summary = experiment.run(cfg, out=out, data_dir=cifar_root, threads=1, quiet=True)
     assert (summary.status, summary.epochs) == ("completed", 1)
     run = results.open(out).runs[0]
     assert run.config == config.load(preset=name, overrides=SHRINK).to_dict()

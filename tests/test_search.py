@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from stochtp import config, report, results, search, sweep, train
+from stochtp import config, experiment, report, results, search, sweep
 from stochtp.cli import main
 from test_sweep import BASE, write_sweep
 
@@ -152,7 +152,7 @@ def test_the_search_files_of_the_paper_protocol(tmp_path):
             assert {item.config.method["name"] for item in planned} == {path.stem.rsplit("-", 1)[1]}
         else:
             trial = sweep._run_table(table, plan.values(0), path)
-            train.build_method(config.from_dict(trial, str(path)))
+            experiment.build_method(config.from_dict(trial, str(path)))
 
 
 def test_a_failed_trial_keeps_its_search_attribute(tmp_path):
