@@ -11,12 +11,13 @@ stochtp uses `threads` Numba threads (default: all).
 import argparse
 import json
 
-import numba
-
 import stochtp
-from stochtp.bench import format_report, kernel_throughput
 
-stochtp.configure_process()  # the command's tunings; OMP_WAIT_POLICY acts since Numba starts its threads later
+stochtp.configure_process()  # the command's tunings, before anything loads NumPy (OpenBLAS reads them as it loads)
+
+import numba  # noqa: E402 (after the tunings)
+
+from stochtp.bench import format_report, kernel_throughput  # noqa: E402
 
 
 def main(argv=None):

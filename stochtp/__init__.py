@@ -11,16 +11,14 @@ prints nothing, and loads NumPy only when a name that needs it is first used (`s
 imported, applies every tuning the `stochtp` command uses (see `stochtp.process`).
 """
 import importlib
+import pkgutil
 
 from .process import configure_process
 
 __version__ = "0.1.0"
 
 _NAMES = {"Network": "network", "Layer": "network", "Trace": "network", "fit": "train"}  # name -> the module defining it
-_MODULES = (
-    "batching", "bench", "callbacks", "cli", "config", "data", "errors", "estimators", "exact", "experiment", "extras",
-    "kernels", "losses", "methods", "network", "optim", "process", "report", "results", "sweep", "train", "units",
-)
+_MODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__) if module.name != "__main__")  # stochtp.<module>
 __all__ = ["Network", "Layer", "Trace", "fit", "callbacks", "methods", "configure_process", "__version__"]
 
 

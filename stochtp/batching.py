@@ -22,7 +22,6 @@ from functools import cached_property
 import numpy as np
 
 from . import kernels
-from .network import Trace
 
 CHUNK = 50  # mini-batches prepared together: converted, noised, DTP's inverse-phase forward pass
 
@@ -73,16 +72,15 @@ class MiniBatch:
         return len(self.x)
 
     def inputs(self, net, seed):
-        """The training input: x + input_noise * N(0, 1) from stream_id(stream, "input-noise")."""
-        if not net.input_noise > 0:
-            return net.check_input(self.x).astype(net.dtype, copy=False)
-        if self.chunk is not None and self.chunk.noise_for(net, seed):
+        """The training input, `net.fed_input(x, seed, stream)`: x + input_noise * N(0, 1) from
+        stream_id(stream, "input-noise"), rows of the chunk's prepared array where there is one."""
+        if net.input_noise > 0 and self.chunk is not None and self.chunk.noise_for(net, seed):
             return self.chunk.noisy_inputs[self.rows]
-        return net.noisy_input(net.check_input(self.x).astype(net.dtype, copy=False), seed, self.stream)
+        return net.fed_input(self.x, seed, self.stream)
 
     def forward(self, net, seed, stop=None):
         """The training forward pass of this mini-batch (`net.forward(x, seed, stream)`)."""
-        return net.continue_forward(Trace(x=self.inputs(net, seed)), 0, len(net.layers) if stop is None else stop, seed, self.stream)
+        return net.forward_fed(self.inputs(net, seed), seed, self.stream, stop)
 
 
 class Chunk:
@@ -119,7 +117,7 @@ class Chunk:
     def noisy_inputs(self):
         """The whole chunk's training inputs, one kernel call with each mini-batch's stream."""
         net, seed = self._noise_source
-        return net.noisy_input(net.check_input(self.x).astype(net.dtype, copy=False), seed, self.streams)
+        return net.fed_input(self.x, seed, self.streams)
 
 
 def chunks(batches, size=CHUNK):

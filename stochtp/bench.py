@@ -186,8 +186,8 @@ def bench_configs(names=None):
     chosen = list(table) if not names else names
     unknown = [name for name in chosen if name not in table]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(PRESETS)}")
-    return {name: config_module.load(preset=name) for name in chosen}
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(table)}")
+    return {name: config_module.load(preset=table[name][0], overrides=table[name][1]) for name in chosen}
 
 
 def epoch_seconds(config, dataset, batches, repeat, between=lambda: None):

@@ -251,16 +251,17 @@ class TensorBoard(Callback):
 
 
 class EarlyStopping(Callback):
-    """Ends the run (status `completed`) when `metric` has not improved by more than `min_delta`
-    for `patience` measurements of it. The default metric is the one the run selects its best
-    epoch on (the K-sample validation error for stochastic networks, measured every
-    `eval_samples_every` epochs: epochs where a metric is NaN, not measured, are not counted).
-    Lower is better.
+    """Ends the run (status `completed`) once `metric` has not improved by more than `min_delta`
+    for `patience` measurements of it (lower is better). The default metric is the one the run
+    selects its best epoch on: the K-sample validation error for stochastic networks, measured
+    every `eval_samples_every` epochs (epochs where a metric is NaN, not measured, do not count).
+    The run ends on an epoch that measured its selection metric, so that its last epoch has every
+    error and its best epoch is chosen as in a full run.
 
     >>> import numpy as np, stochtp
     >>> rng = np.random.default_rng(0)
     >>> splits = [(rng.random((rows, 4)), rng.integers(0, 2, rows)) for rows in (60, 20, 20)]
-    >>> stop = stochtp.callbacks.EarlyStopping("valid_error", patience=1, min_delta=1.0)  # no change counts as progress
+    >>> stop = stochtp.callbacks.EarlyStopping("valid_error", patience=1, min_delta=1.0)  # only a drop of more than 1 would count
     >>> history = stochtp.fit(stochtp.Network.from_spec("4-3t-2s"), stochtp.methods.get("bp"), *splits, epochs=50,
     ...                       batch_size=10, callbacks=[stop])
     >>> history.epochs, history.status
@@ -273,24 +274,22 @@ class EarlyStopping(Callback):
         if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
             raise ConfigError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
         self.metric, self.patience, self.min_delta = metric, patience, float(min_delta)
+        self.watched = metric
         self.best = math.inf
         self.waited = 0
         self.stopped_epoch = None
 
     def on_train_begin(self, run):
-        self.metric = self.metric or run.selection
+        self.watched = self.metric or run.selection
         self.best, self.waited, self.stopped_epoch = math.inf, 0, None
 
     def on_epoch_end(self, run, epoch, metrics):
-        if self.metric not in metrics:
-            raise ConfigError(f"EarlyStopping: no metric {self.metric!r}; the run logs {', '.join(metrics)}")
-        value = metrics[self.metric]
-        if math.isnan(value):
-            return
-        if value < self.best - self.min_delta:
-            self.best, self.waited = value, 0
-            return
-        self.waited += 1
-        if self.waited >= self.patience:
+        if self.watched not in metrics:
+            raise ConfigError(f"EarlyStopping: no metric {self.watched!r}; the run logs {', '.join(metrics)}")
+        value = metrics[self.watched]
+        if not math.isnan(value):
+            improved = value < self.best - self.min_delta
+            self.best, self.waited = (value, 0) if improved else (self.best, self.waited + 1)
+        if self.waited >= self.patience and not math.isnan(metrics[run.selection]):
             run.stop_training = True
             self.stopped_epoch = epoch

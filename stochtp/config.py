@@ -22,7 +22,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from . import methods
 from .errors import ConfigError
 from .network import check_input_noise, parse_spec
 
@@ -74,7 +73,7 @@ def _has_control_characters(text):
     return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
-def _check_value(key, value, source):
+def check_value(key, value, source):
     expected = _FIELDS[key].type
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -149,13 +148,15 @@ def _set(resolved, key, value, source):
     already there (a method of another name starts with none of the old method's options)."""
     if key not in _FIELDS:
         raise ConfigError(f"{source}: unknown key {key!r}; known keys: preset, {', '.join(_FIELDS)}")
-    value = _check_value(key, value, source)
+    value = check_value(key, value, source)
     if key in ("method", "data"):
         current = resolved.get(key, _FIELDS[key].default_factory())
         if key == "method" and value.get("name", current.get("name")) != current.get("name"):
             current = {}
         value = {**current, **value}
         if key == "method" and not isinstance(value.get("name"), str):
+            from . import methods  # the registry's names, for this message only: configs load without the methods
+
             raise ConfigError(f"{source}: key 'method.name' must be a string, one of {', '.join(methods.names())}")
     resolved[key] = value
 

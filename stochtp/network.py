@@ -37,6 +37,9 @@ class Layer:
     unit: str
     transmission: str = "identity"
 
+    def __post_init__(self):
+        self.unit = units.get(self.unit).name  # a spec letter names its unit; an unknown one is a ConfigError
+
     @property
     def n_in(self):
         return self.W.shape[0]
@@ -159,7 +162,6 @@ class Network:
             if below.n_out != above.n_in:
                 raise ConfigError(f"layer {i} has {below.n_out} outputs but layer {i + 1} expects {above.n_in} inputs")
         for layer in layers:
-            layer.unit = units.get(layer.unit).name  # a spec letter names its unit
             if layer.transmission not in units.TRANSMISSIONS:
                 raise ConfigError(f"unknown transmission {layer.transmission!r}")
         self.layers = list(layers)
@@ -252,15 +254,20 @@ class Network:
         >>> bool((net.forward(np.ones((5, 4)), seed=1, stream=2).h[0] == trace.h[0]).all())
         True
         """
-        x = self.check_input(x).astype(self.dtype, copy=False)
-        if train and self.input_noise > 0:
-            x = self.noisy_input(x, seed, stream)
-        return self.continue_forward(Trace(x=x), 0, len(self.layers) if stop is None else stop, seed, stream)
+        return self.forward_fed(self.fed_input(x, seed, stream, train), seed, stream, stop)
 
-    def noisy_input(self, x, seed, stream):
-        """x + input_noise * N(0, 1), the noise from stream_id(stream, "input-noise"), in one kernel
-        pass: the training input `forward` feeds. `stream` may be a list (stacked mini-batches)."""
+    def fed_input(self, x, seed=0, stream=0, train=True):
+        """What a pass feeds its first layer: `x` in the network's dtype and, in training, plus
+        input_noise * N(0, 1) from stream_id(stream, "input-noise"), made in one kernel pass.
+        `stream` may be a list (stacked mini-batches)."""
+        x = self.check_input(x).astype(self.dtype, copy=False)
+        if not (train and self.input_noise > 0):
+            return x
         return kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype, loc=x, scale=self.input_noise)
+
+    def forward_fed(self, x_fed, seed=0, stream=0, stop=None):
+        """The forward pass from `x_fed`, an input as `fed_input` makes it (noise included)."""
+        return self.continue_forward(Trace(x=x_fed), 0, len(self.layers) if stop is None else stop, seed, stream)
 
     def continue_forward(self, trace, start, stop, seed, stream):
         """Run layers start..stop-1 on top of `trace` (which holds layers before `start`), e.g. to
@@ -301,7 +308,7 @@ class Network:
                 raise ConfigError(f"an mse output needs a differentiable unit, not {top.unit!r}")
         return losses.grad_output(self.loss_name, trace.output, y, dh_da)
 
-    def predict(self, x, samples=1, seed=0, stream=0):
+    def predict(self, x, *, samples=1, seed=0, stream=0):
         """Class indices (argmax of `predict_proba`) for a softmax output, else the averaged output.
 
         >>> net = Network.from_spec("4-3b-2s", seed=0)
@@ -311,7 +318,7 @@ class Network:
         proba = self.predict_proba(x, seed=seed, stream=stream, samples=samples)
         return proba.argmax(axis=1) if self.loss_name == "nll" else proba
 
-    def predict_proba(self, x, seed=0, stream=0, samples=1):
+    def predict_proba(self, x, *, samples=1, seed=0, stream=0):
         """Output averaged over `samples` forward passes in test mode (no input noise), float64.
 
         >>> net = Network.from_spec("4-3b-2s", seed=0)
@@ -324,9 +331,11 @@ class Network:
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
         stochastic one, and its probabilities, do not depend on the sample: computed once.
         """
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
         n = len(self.layers)
         first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
-        x = self.check_input(x).astype(self.dtype, copy=False)
+        x = self.fed_input(x, train=False)
         if first is None:
             return self.forward(x, seed, stream, train=False).output.astype(np.float64)
         shared = self.continue_forward(Trace(x=x), 0, first, seed, stream)
@@ -342,7 +351,7 @@ class Network:
         return total / samples
 
     def replace(self, slope=None, transmission=None):
-        """A network sharing this one's parameter arrays (every W and b) with another Bernoulli
+        """A network sharing this one's parameter arrays (every W and b) with another stochastic-unit
         `slope` and/or every layer's transmission set to `transmission`: how a method trains or
         evaluates a variant of the network (straight-through slope annealing, back-propagation
         without sign transmissions) without changing the network. Returns `self` when nothing changes.

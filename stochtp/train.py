@@ -38,9 +38,9 @@ from . import callbacks as callbacks_module
 from . import kernels, losses, results
 from .batching import Batches
 from .callbacks import network_arrays
-from .config import Config
+from .config import Config, check_value
 from .data.dataset import Dataset, Split
-from .errors import ConfigError, ResultsError, TrainingFailed
+from .errors import ConfigError, DiskFull, ResultsError, TrainingFailed
 from .network import PIXEL_SCALE
 
 EVAL_CHUNK = 2000
@@ -97,7 +97,7 @@ def error_rate(net, split, seed, stream, samples):
     wrong = 0.0
     for start in range(0, len(split), EVAL_CHUNK):
         index = slice(start, start + EVAL_CHUNK)
-        proba = net.predict_proba(split.features(index, net.dtype), seed, kernels.stream_id(stream, start), samples)
+        proba = net.predict_proba(split.features(index, net.dtype), samples=samples, seed=seed, stream=kernels.stream_id(stream, start))
         wrong += losses.errors(net.loss_name, proba, split.y[index]).sum()
     return wrong / len(split)
 
@@ -354,7 +354,7 @@ def _loop(run, callbacks, interrupts):
     except KeyboardInterrupt:
         _end(run, callbacks, "interrupted", f"interrupted with {run.epoch} of {config.epochs} epochs logged")
         raise
-    except OSError as error:  # the file system failed (a full disk): the last checkpoint is whole, so --resume can continue
+    except DiskFull as error:  # the results file's last complete write is whole, so --resume can continue
         _end(run, callbacks, "interrupted", f"stopped with {run.epoch} of {config.epochs} epochs logged: {error}")
         raise
     except Exception as error:
@@ -365,18 +365,18 @@ def _loop(run, callbacks, interrupts):
 
 
 def _end(run, callbacks, status, error):
-    """Tell every callback the run ended with `status`. When it did not complete, the error that
-    ended it is the one raised: a callback that fails to record the end (a full disk) does not
-    keep the others from being told."""
+    """Tell every callback the run ended with `status`, even when one of them fails to. When the
+    run did not complete, the error that ended it is the one raised; when it did, the first
+    callback's error is raised once all were told (the results file, told first, says completed)."""
     run.status, run.error = status, error
+    first_error = None
     for callback in callbacks:
-        if status == "completed":
-            callback.on_train_end(run, status)
-            continue
         try:
             callback.on_train_end(run, status)
-        except Exception:  # noqa: BLE001 (the run's own error is being raised)
-            pass
+        except Exception as callback_error:  # noqa: BLE001 (the others are told first)
+            first_error = first_error or callback_error
+    if first_error is not None and status == "completed":
+        raise first_error
 
 
 def summary(run, path, history, logged=None):
@@ -407,7 +407,9 @@ def fit(net, method, train, valid, test, *, epochs=10, batch_size=100, seed=0, e
     stream_id(e, k), the best epoch is chosen on validation error, K-sample
     (K = `eval_samples`, every `eval_samples_every` epochs and at the last) for stochastic
     networks. `out=PATH` also appends the run to a results file; `callbacks` (`stochtp.callbacks`)
-    are told of every epoch. A ValueError names a bad argument.
+    are told of every epoch. A ValueError names a bad argument. With straight-through slope
+    annealing the network is evaluated at the method's slope: `method.inference_network(net)` is
+    the network whose `predict` gives what the history measured.
 
     >>> import numpy as np, stochtp
     >>> rng = np.random.default_rng(0)
@@ -425,12 +427,20 @@ def fit(net, method, train, valid, test, *, epochs=10, batch_size=100, seed=0, e
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
     check_threads(threads)
+    check_value("name", name, "fit: name")
     if out is not None:
         results.check_results_path(out)
+    if not all(callable(getattr(method, hook, None)) for hook in ("bind", "train_epoch", "inference_network")):
+        raise ValueError(f"method must be a stochtp method (stochtp.methods.get(name, ...)), got {type(method).__name__}")
+    callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else callbacks
+    if not (isinstance(callbacks, list) and all(isinstance(callback, callbacks_module.Callback) for callback in callbacks)):
+        raise ValueError(f"callbacks must be a list of stochtp.callbacks.Callback objects, got {callbacks!r}")
     dataset = Dataset(
         "arrays", net.layers[0].n_in, net.layers[-1].n_out,
         _split(net, train, "train"), _split(net, valid, "valid"), _split(net, test, "test"),
     )
+    if batch_size > len(dataset.train):
+        raise ValueError(f"batch_size {batch_size} is larger than train, {len(dataset.train)} examples")
     config = Config(
         name=name, dataset="arrays", network=net.spec, init="given", input_noise=net.input_noise, dtype=net.dtype.name,
         seed=int(seed), epochs=int(epochs), batch_size=int(batch_size), eval_samples=int(eval_samples),

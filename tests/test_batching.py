@@ -104,3 +104,15 @@ def test_methods_train_views_and_leave_the_network_as_it_was(name, options):
         method.train_epoch(net, batches, 0, epoch)
     assert net.slope == 1.0 and [layer.transmission for layer in net.layers] == [("sign" if name == "bp" else "identity"), "identity", "identity"]
     assert not np.array_equal(before, net.parameters()[0])  # the shared parameters did train
+
+
+def test_straight_through_fires_at_its_configured_slope_from_the_start():
+    """The oracle scores a method before any epoch: st(slope=3) is then ST at slope 3."""
+    net = Network.from_spec("4-5b-3s", seed=0, dtype=np.float64)
+    x, y = np.random.default_rng(1).random((6, 4)), np.arange(6) % 3
+    sloped = methods.get("st", slope=3.0, slope_rate=0.0)
+    sloped.bind(net)
+    expected = methods.get("st").gradient(net.replace(slope=3.0), x, y, seed=2)
+    for (dW, db), (eW, eb) in zip(sloped.gradient(net, x, y, seed=2), expected):
+        np.testing.assert_array_equal(dW, eW)
+        np.testing.assert_array_equal(db, eb)

@@ -20,7 +20,7 @@ def flops(name, spec, batch=10, **options):
 
 
 def test_bench_times_every_paper_preset_and_every_other_gradient_method():
-    """Every paper-* preset on MNIST (CIFAR-10 is not on the machines), every estimator method on
+    """Every paper-* preset on MNIST (the bench reads MNIST only), every estimator method on
     the stochastic network, and every registered gradient method that no preset trains (none of
     the built-ins: ARM has its preset)."""
     assert sorted(bench.PRESETS) == [name for name in config.presets() if name.startswith("paper-") and config.load(preset=name).dataset == "mnist"]

@@ -16,10 +16,10 @@ def arrays(seed=0):
     return [(rng.random((rows, 6)).astype(np.float32), rng.integers(0, 3, rows)) for rows in (200, 60, 60)]
 
 
-def fit(*extra, epochs=3, out=None, net_spec="6-8b-3s", **options):
+def fit(*extra, epochs=3, out=None, net_spec="6-8b-3s", eval_samples_every=2, **options):
     net = stochtp.Network.from_spec(net_spec, seed=0)
     return stochtp.fit(net, stochtp.methods.get("st", lr=0.01), *arrays(), epochs=epochs, batch_size=20, eval_samples=3,
-                       eval_samples_every=2, callbacks=list(extra), out=out, **options)
+                       eval_samples_every=eval_samples_every, callbacks=list(extra), out=out, **options)
 
 
 class Recorder(callbacks.Callback):
@@ -118,7 +118,7 @@ def test_early_stopping_counts_only_the_epochs_that_measure_its_metric():
     """The stochastic net's default metric is valid_error_k, measured at epochs 2, 4, 6 here."""
     stopper = callbacks.EarlyStopping(patience=2, min_delta=1.0)
     history = fit(stopper, epochs=10)
-    assert stopper.metric == "valid_error_k" and history.epochs == 6
+    assert stopper.watched == "valid_error_k" and history.epochs == 6
 
 
 @pytest.mark.parametrize("arguments, message", [({"patience": 0}, "patience"), ({"min_delta": -1}, "min_delta"), ({"min_delta": math.nan}, "min_delta")])
@@ -130,3 +130,45 @@ def test_early_stopping_refuses_bad_settings(arguments, message):
 def test_early_stopping_names_a_metric_the_run_does_not_log():
     with pytest.raises(ConfigError, match="no metric 'valid_error_q'"):
         fit(callbacks.EarlyStopping("valid_error_q"))
+
+
+def test_early_stopping_ends_a_stochastic_run_on_an_epoch_with_its_k_sample_errors(tmp_path):
+    """Patience runs out at epoch 2, but the K-sample errors are measured at epochs 3, 6, ...: the run
+    ends at epoch 3, whose record has every error, its best epoch chosen on them."""
+    stopper = callbacks.EarlyStopping("valid_error", patience=1, min_delta=1.0)
+    history = fit(stopper, epochs=10, out=tmp_path / "r.h5", eval_samples_every=3)
+    run = results.open(tmp_path / "r.h5").runs[0]
+    assert history.epochs == 3 and stopper.stopped_epoch == 3
+    assert math.isfinite(run.metrics["test_error_k"][-1]) and history.best_epoch == 3 and run.best
+
+
+class Raises(callbacks.Callback):
+    def __init__(self, hook, error=RuntimeError):
+        self.hook, self.error = hook, error
+
+    def on_train_begin(self, run):
+        if self.hook == "begin":
+            raise self.error("raised at the beginning")
+
+    def on_train_end(self, run, status):
+        if self.hook == "end":
+            raise self.error("raised at the end")
+
+
+@pytest.mark.parametrize("error", [RuntimeError, OSError])
+def test_a_callback_raising_as_training_begins_fails_the_run(tmp_path, error):
+    """Whatever it raises (an OSError too: only a full results disk interrupts a run)."""
+    recorder = Recorder()
+    with pytest.raises(error, match="raised at the beginning"):
+        fit(Raises("begin", error), recorder, out=tmp_path / "r.h5")
+    run = results.open(tmp_path / "r.h5").runs[0]
+    assert run.status == "failed" and recorder.calls[-1][:2] == ("end", "failed")
+
+
+def test_a_callback_raising_at_the_end_still_lets_the_others_hear_of_it(tmp_path):
+    """The run completed (the results file says so); the error is raised after every callback was told."""
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="raised at the end"):
+        fit(Raises("end"), recorder, out=tmp_path / "r.h5")
+    assert results.open(tmp_path / "r.h5").runs[0].status == "completed"
+    assert recorder.calls[-1] == ("end", "completed", "")

@@ -158,7 +158,7 @@ def test_k_sample_prediction_is_the_mean_of_k_test_passes():
     net = Network.from_spec("7-5t-6b-4b-3s", seed=3, dtype=np.float64, input_noise=0.3)
     x = np.random.default_rng(2).random((9, 7))
     passes = [net.forward(x, 4, kernels.stream_id(8, "test-sample", k), train=False).output for k in range(5)]
-    np.testing.assert_allclose(net.predict_proba(x, 4, 8, samples=5), np.mean(passes, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(net.predict_proba(x, seed=4, stream=8, samples=5), np.mean(passes, axis=0), rtol=1e-12)
     assert not np.allclose(passes[0], passes[1])
 
 
@@ -197,3 +197,16 @@ def test_affine_refuses_a_bias_that_does_not_fit_the_product():
     x, W = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
     with pytest.raises(ValueError, match="one value per column"):
         affine(x, W, np.ones(4, np.float32))
+
+
+@pytest.mark.parametrize("samples", [0, -1, 1.5, True])
+def test_predict_proba_refuses_a_sample_count_that_is_not_a_positive_integer(samples):
+    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+        Network.from_spec("4-3b-2s").predict_proba(np.ones((2, 4)), samples=samples)
+
+
+def test_a_view_leaves_the_layers_of_the_network_it_shares_as_they_were():
+    net = Network.from_spec("4-3b:n-2s", seed=0)
+    layers = list(net.layers)
+    net.replace(transmission="identity", slope=2.0)
+    assert net.layers == layers and [layer.transmission for layer in net.layers] == ["sign", "identity"]

@@ -106,3 +106,8 @@ def test_the_command_applies_the_settings_before_numpy_loads():
 def test_import_stochtp_loads_no_numpy_until_a_name_needs_it():
     code = "import sys, stochtp; print('numpy' in sys.modules); stochtp.Network; print('numpy' in sys.modules)"
     assert python(code)[0].split() == ["False", "True"]
+
+
+def test_every_module_is_reached_from_the_lazy_package():
+    code = "import pkgutil, stochtp; print(all(getattr(stochtp, m.name).__name__ == 'stochtp.' + m.name for m in pkgutil.iter_modules(stochtp.__path__) if m.name != '__main__'))"
+    assert python(code)[0] == "True"

@@ -30,7 +30,7 @@ def entry_points_of(monkeypatch, **named):
 class Halved(GradientMethod):
     name = "halved"
 
-    def estimate(self, net, x, y, seed, stream):
+    def estimate(self, net, batch, seed):
         raise NotImplementedError
 
 
@@ -170,3 +170,12 @@ def test_a_plugin_method_trains_by_name_through_fit(method_plugin):
     finished = subprocess.run([sys.executable, "-c", FIT_PLUGIN], env=method_plugin.env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.split("\n")[:2] == ["plugin-grad completed 2 True", "plugin-target completed 2 True"]
+
+
+def test_the_bench_times_a_registered_gradient_method_on_the_stochastic_network(clean_registry):
+    from stochtp import bench
+
+    methods.register(Halved)
+    configs = bench.bench_configs(["paper-stochastic-halved"])
+    assert configs["paper-stochastic-halved"].method["name"] == "halved"
+    assert configs["paper-stochastic-halved"].network == bench.bench_configs(["paper-stochastic-disarm"])["paper-stochastic-disarm"].network

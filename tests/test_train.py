@@ -513,7 +513,9 @@ def test_fit_reads_uint8_pixels_as_the_datasets_do():
         ({"test": (np.zeros((10, 8)), np.zeros(9, int))}, "test: y must be integer class indices, one per row"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"seed": -1}, "seed must be an integer in"),
-        ({"batch_size": 1000}, "fewer than one mini-batch of 1000"),
+        ({"batch_size": 1000}, "batch_size 1000 is larger than train, 300 examples"),
+        ({"name": "a/b"}, "fit: name"),
+        ({"callbacks": "csv"}, "callbacks must be a list"),
     ],
 )
 def test_fit_names_the_bad_argument(change, message):

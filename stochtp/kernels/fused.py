@@ -1,6 +1,6 @@
 """Fused element-wise kernels for the training loop: one pass over memory instead of a chain of
 NumPy temporaries. Each kernel's NumPy reference, `<kernel>_reference`, sits right after it in this
-module (the agreed place: tests compare the two). The centred RMSprop kernels' reference is the
+module, and the tests compare the two. The centred RMSprop kernels' reference is the
 optimiser's own NumPy rule, `optim.CentredRMSprop.reference_update`.
 `error_model="numpy"` (IEEE results instead of Python's ZeroDivisionError check) lets the loops vectorise.
 """
@@ -56,13 +56,11 @@ def local_target_gradient(v, v_hat, dv_da, scale, grad_a, grad_b):
     returns the sum over rows of ||v - v_hat||.
 
     The gradient of a layer's local target loss ||v - v_hat||^2 (scale = 2 / B) w.r.t. its
-    pre-activation and bias, and its target distance. `dv_da` None: v is a sigmoid
-    probability, dv/da = v (1 - v).
+    pre-activation and bias, and its target distance.
     """
     for row in range(v.shape[0]):
         for k in range(v.shape[1]):
-            slope = v[row, k] * (_ONE - v[row, k]) if dv_da is None else dv_da[row, k]
-            grad_a[row, k] = scale * (v[row, k] - v_hat[row, k]) * slope
+            grad_a[row, k] = scale * (v[row, k] - v_hat[row, k]) * dv_da[row, k]
     column_sums(grad_a, grad_b)
     return row_distances(v, v_hat, True)
 
@@ -71,8 +69,7 @@ def local_target_gradient_reference(v, v_hat, dv_da, scale):
     """NumPy reference of `kernels.fused.local_target_gradient`: (scale (v - v_hat) dv_da, its column
     sums, sum of row norms of v - v_hat)."""
     diff = v - v_hat
-    slope = v * (1 - v) if dv_da is None else dv_da
-    grad_a = scale * diff * slope
+    grad_a = scale * diff * dv_da
     return grad_a, grad_a.sum(axis=0), float(np.sqrt((diff * diff).sum(axis=1)).sum())
 
 

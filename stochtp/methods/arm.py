@@ -30,7 +30,6 @@ from ..network import Trace
 from .base import GradientMethod, gemm_flops
 from .backprop import backward
 from .registry import register
-from .reinforce import check_estimator_network
 
 
 @register
@@ -39,9 +38,6 @@ class Arm(GradientMethod):
 
     name = "arm"
     needs_stochastic = True
-
-    def check_network(self, net):
-        check_estimator_network(self.name, net)
 
     @staticmethod
     def unit_weight(u, b, b_tilde, phi):

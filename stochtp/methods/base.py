@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .. import batching, losses
+from .. import batching, losses, units
 from ..errors import ConfigError
 from ..network import Trace
 from ..optim import make as make_optimiser
@@ -77,8 +77,15 @@ class Method(abc.ABC):
         self.optimisers = {}
 
     def check_network(self, net):
-        if self.needs_stochastic and not net.stochastic:
-            raise ConfigError(f"method {self.name!r} needs stochastic layers; network {net.spec} has none")
+        """ConfigError where `net` does not suit the method: a method that `needs_stochastic`
+        (the score-function estimators) needs stochastic hidden layers and a non-sampled output."""
+        if not self.needs_stochastic:
+            return
+        if not net.stochastic:
+            kinds = ", ".join(unit.name for unit in units.registered().values() if unit.stochastic)
+            raise ConfigError(f"method {self.name!r} needs stochastic layers ({kinds}); network {net.spec} has none")
+        if net.layers[-1].stochastic:
+            raise ConfigError(f"method {self.name!r}: the output layer of {net.spec} must not be stochastic ({net.layers[-1].unit})")
 
     def bind(self, net, seed=0):
         """Prepare to train `net`: check it suits the method, create optimisers and auxiliary

@@ -23,22 +23,12 @@ Baselines c:
         0 on the first batch; saved in `state_dict` for checkpoints;
   loo   for sample m of example b, c = mean loss of the other M - 1 samples of b (M >= 2).
 """
-from .. import units
 from ..errors import ConfigError
 from .backprop import backward
 from .base import GradientMethod
 from .registry import register
 
 BASELINES = ("none", "ema", "loo")
-
-
-def check_estimator_network(method, net):
-    """Score-function estimators need stochastic hidden layers and a loss on a non-sampled output."""
-    if not net.stochastic:
-        kinds = ", ".join(unit.name for unit in units.registered().values() if unit.stochastic)
-        raise ConfigError(f"method {method!r} needs stochastic layers ({kinds}); network {net.spec} has none")
-    if net.layers[-1].stochastic:
-        raise ConfigError(f"method {method!r}: the output layer of {net.spec} must not be stochastic ({net.layers[-1].unit})")
 
 
 @register
@@ -59,9 +49,6 @@ class Reinforce(GradientMethod):
         if not 0 <= o["ema_decay"] < 1:
             raise ConfigError(f"method 'reinforce': ema_decay must be in [0, 1), got {o['ema_decay']}")
         self.ema_mean, self.ema_steps = 0.0, 0
-
-    def check_network(self, net):
-        check_estimator_network(self.name, net)
 
     def estimate(self, net, batch, seed):
         self.check_network(net)

@@ -20,6 +20,7 @@ from .registry import register
 class StraightThrough(GradientMethod):
     name = "st"
     OPTIONS = {**GradientMethod.OPTIONS, "surrogate": "sigmoid", "slope": 1.0, "slope_rate": 0.0, "slope_max": 5.0}
+    slope = None  # the slope k stochastic layers fire with now; None: the network's own
 
     def bind(self, net, seed=0):
         super().bind(net, seed)
@@ -29,6 +30,7 @@ class StraightThrough(GradientMethod):
         annealed = (o["slope"], o["slope_rate"]) != (self.OPTIONS["slope"], self.OPTIONS["slope_rate"])
         if annealed and not net.stochastic:
             raise ConfigError(f"method 'st': slope annealing acts on stochastic layers; network {net.spec} has none")
+        self.slope = o["slope"] if annealed else None  # the first epoch's k from the start (the oracle scores before any epoch)
         surrogate = self.options["surrogate"]
         for i, layer in enumerate(net.layers):
             for unit in layer.surrogate_units:
@@ -37,8 +39,6 @@ class StraightThrough(GradientMethod):
                         f"method 'st': surrogate {surrogate!r} does not apply to the {unit.name} units of layer {i}; "
                         f"choose one of {', '.join(unit.surrogates)}"
                     )
-
-    slope = None  # the annealed slope k of the current epoch; None before the first: the network's own
 
     @classmethod
     def oracle_variants(cls, net, configured):
@@ -50,9 +50,9 @@ class StraightThrough(GradientMethod):
         self.slope = min(o["slope_max"], o["slope"] * (1 + o["slope_rate"] * (epoch - 1)))  # k grows linearly per epoch
 
     def inference_network(self, net):
-        """`net` with the current slope: Bernoulli layers fire with probability sigmoid(k a) in
-        training and at test time. Before the first epoch, and for a network without Bernoulli
-        layers, `net` as it is."""
+        """`net` with the current slope: stochastic layers fire with probability sigmoid(k a) in
+        training and at test time. For a network without stochastic layers, or before the first
+        epoch of a method that does not anneal (slope 1, rate 0), `net` as it is."""
         return net.replace(slope=self.slope) if net.stochastic and self.slope is not None else net
 
     def estimate(self, net, batch, seed):

@@ -25,7 +25,8 @@ _UNITS = {}  # letter -> unit and name -> unit, one instance per class
 
 
 def register(cls):
-    """Class decorator: make the unit usable by name and spec letter (one lowercase letter, free).
+    """Class decorator: make the unit usable by name and spec letter (one lowercase letter, free;
+    a new definition of the same class, as a notebook cell run again, replaces it).
 
     >>> import numpy as np, stochtp
     >>> from stochtp import units
@@ -47,8 +48,10 @@ def register(cls):
     if not (isinstance(name, str) and len(name) > 1):
         raise ValueError(f"unit {cls.__name__}: name must be a string of two characters or more, got {name!r}")
     for key in (letter, name):
-        if key in _UNITS:
-            raise ValueError(f"unit {cls.__name__}: {key!r} is already the {_UNITS[key].name} unit's")
+        known = _UNITS.get(key)
+        redefined = known is not None and (type(known).__module__, type(known).__qualname__) == (cls.__module__, cls.__qualname__)
+        if known is not None and not redefined:
+            raise ValueError(f"unit {cls.__name__}: {key!r} is already the {known.name} unit's")
     unit = cls()
     _UNITS[letter] = _UNITS[name] = unit
     return cls

@@ -15,8 +15,7 @@ def elementwise(kernel, a, *scalars):
 
 
 def tanh(a):
-    """tanh(a) by NumPy, whose float32 loop is SIMD (3x the Numba polynomial kernel stochtp had,
-    on the AVX-512 test machine); float64 for non-float input."""
+    """tanh(a) by NumPy, whose float32 loop is SIMD; float64 for non-float input."""
     return np.tanh(a)
 
 
