@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import REPO_ROOT
 from stochtp import results
 from stochtp.errors import ConfigError, ResultsError
 from stochtp.results import trees
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_ATTRS = (
     "name method dataset network seed status error started_at finished_at config config_hash"
 ).split()
