@@ -20,7 +20,6 @@ from dataset_files import MNIST_FILES, trust_files, write_cifar_tarball
 
 from stochtp.data import DATASETS, Dataset, Split, check, fetch, load, locate
 from stochtp.data import files as data_files
-from stochtp.kernels.fused import scaled_rows_reference
 from stochtp.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from stochtp.errors import ConfigError, DataError
 
@@ -420,18 +419,6 @@ def test_split_features_scale_and_copy():
     features[:] = 9
     assert split.x[0, 1] == 255 and len(split) == 3
     np.testing.assert_array_equal(split.features(), x.astype(np.float32) * np.float32(1 / 255))  # rounded as that
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [7, 600])  # the calling thread's kernel, and the parallel one (>= 2^16 values)
-def test_split_features_kernel_matches_numpy_reference(dtype, rows):
-    rng = np.random.default_rng(3)
-    split = Split(rng.integers(0, 256, (1000, 784), dtype=np.uint8), np.zeros(1000, dtype=np.int64), scale=1 / 255)
-    index = rng.integers(0, 1000, rows)
-    expected = scaled_rows_reference(split.x[index], np.dtype(dtype).type(split.scale))
-    got = split.features(index, dtype)
-    assert got.dtype == dtype and got.flags.c_contiguous
-    np.testing.assert_array_equal(got, expected)
 
 
 def test_split_features_out_of_range_rows_as_numpy_indexing():

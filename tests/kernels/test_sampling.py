@@ -672,38 +672,3 @@ def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype
 def test_streams_that_do_not_cut_the_array_into_equal_blocks_are_rejected(streams):
     with pytest.raises(ValueError, match="equal blocks"):
         normal((4, 5), SEED, streams)
-
-
-def test_tanh_keeps_float32_within_1e6_of_the_float64_value_and_the_special_values():
-    """The accuracy the DTP inverses and tanh layers rely on, whichever implementation units.tanh uses."""
-    from stochtp import units
-
-    x = np.concatenate([np.linspace(-20, 20, 400001), np.logspace(-30, 1, 3000), -np.logspace(-30, 1, 3000)])
-    single = units.tanh(x.astype(np.float32))
-    assert single.dtype == np.float32 and units.tanh(np.arange(3)).dtype == np.float64
-    np.testing.assert_allclose(single, np.tanh(x), rtol=1e-6, atol=0)
-    special = units.tanh(np.array([np.nan, np.inf, -np.inf, 0.0, 50.0, -50.0], np.float32))
-    np.testing.assert_array_equal(special, np.array([np.nan, 1, -1, 0, 1, -1], np.float32))
-    assert units.tanh(np.zeros((3, 4), np.float32)).shape == (3, 4)
-
-
-def test_fused_sign_is_plus_one_only_above_zero():
-    from stochtp import units
-
-    h = np.array([[0.0, -0.0, 1e-30, -1e-30], [3.0, -2.0, np.inf, -np.inf]], np.float32)
-    np.testing.assert_array_equal(units.sign(h), np.where(h > 0, 1, -1).astype(np.float32))
-    assert units.sign(h).dtype == np.float32 and units.sign(np.array([0, 2], np.uint8)).tolist() == [-1.0, 1.0]
-
-
-def test_fused_sigmoid_matches_numpy_and_is_the_sigmoid_bernoulli_probability():
-    """units.sigmoid is the sigmoid-Bernoulli kernels' function: float32 relative error below 1e-6
-    against float64 NumPy, float64 to the last bits, integers promoted to float64."""
-    from stochtp import units
-
-    a = np.concatenate([np.linspace(-80, 80, 200001), [-88.0, 88.0, 0.0]])
-    expected = 1 / (1 + np.exp(-a))
-    a32 = a.astype(np.float32)
-    np.testing.assert_allclose(units.sigmoid(a32), 1 / (1 + np.exp(-a32.astype(np.float64))), rtol=1e-6, atol=0)
-    np.testing.assert_allclose(units.sigmoid(a), expected, rtol=1e-15, atol=0)
-    np.testing.assert_array_equal(units.sigmoid(a32.reshape(-1, 1)), sigmoid_bernoulli(a32.reshape(-1, 1), SEED)[0])
-    assert units.sigmoid(np.array([0, 2])).dtype == np.float64
