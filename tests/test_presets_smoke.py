@@ -59,6 +59,7 @@ def test_the_paper_presets_are_all_here():
             "paper-cifar-dtp", "paper-cifar-bp", "paper-stochastic-arm"} <= set(PAPER_PRESETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_PRESETS)
 def test_preset_trains_one_epoch_on_small_data(name, tmp_path, monkeypatch, mnist_stand_in, cifar_root):
     cfg = config.load(preset=name, overrides=SHRINK)

@@ -91,6 +91,7 @@ print("exit", command.main(), "numpy saw", *spy.seen, "added", os.environ.get("S
 """
 
 
+@pytest.mark.slow
 def test_the_command_applies_the_settings_before_numpy_loads():
     """`python -m stochtp` and the `stochtp` script run `stochtp.__main__.main`: importing the
     package loads no NumPy, and the command sets the variables before it does; with the user's own

@@ -71,6 +71,7 @@ def test_inverse_training_drives_the_reconstruction_error_to_zero():
     assert np.mean(errors[-50:]) < 1e-9 * errors[0]
 
 
+@pytest.mark.slow
 def test_dtp_learns_parity_through_sign_units_where_zero_derivative_backprop_cannot():
     """3-bit parity through a layer that transmits sign(h): DTP trains the first layer, BP leaves it random."""
     ds = data.load("parity", n_bits=3, n_train=400, n_valid=8, n_test=8)

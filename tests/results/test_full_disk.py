@@ -180,6 +180,7 @@ def _stochtp(*argv):
     return done.returncode, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left_kib", [16, 40, 64])
 def test_a_real_full_disk_during_a_run(small_disk, reference, left_kib):
     """A tmpfs filled to within `left_kib` KiB, and a 40-epoch run on it: one line and exit 1,

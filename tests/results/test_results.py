@@ -248,6 +248,7 @@ def save_or_refuse(run, checkpoint, previous):
     return checkpoint
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=checkpoints, second=checkpoints)
 @example(first={"a": {"b": "text"}, "c": np.ones(3, np.float32)}, second={"0": "\ud800"})
