@@ -1,5 +1,6 @@
 # Quick start: `make demo` (sets up .venv, runs the default DTP / ST / REINFORCE comparison on MNIST),
-# `make test` (sets up .venv, runs the whole test suite).
+# `make test` (sets up .venv, runs the whole test suite), `make test-fast` (the tests marked neither
+# `slow` nor `mnist`: under two minutes on two cores, for the edit-test loop).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ ifneq ($(SHARED_MNIST),)
 export STOCHTP_DATA ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not mnist"
 
 bench: setup
 	$(BIN)/stochtp bench

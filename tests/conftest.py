@@ -17,7 +17,9 @@ settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
-SHARED_MNIST = Path(__file__).parents[1].parent / "shared/data/mnist"
+# The checkout the tests run from (test files sit one or two folders below it).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO_ROOT.parent / "shared/data/mnist"
 
 # A run that takes well under a second per epoch: a stochastic 8-6b-6b-3s network on the
 # teacher task, so the Bernoulli kernels, the K-sample evaluation and its schedule all run.
@@ -132,7 +134,7 @@ class MethodPlugin:
 
     @property
     def env(self):
-        paths = [str(self.folder), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        paths = [str(self.folder), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
         return {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
 
     def run(self, *argv):

@@ -343,6 +343,7 @@ RUN_ATTRIBUTES = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_mnist_bp_one_epoch_writes_the_documented_layout(capsys, tmp_path, mnist_dir):
     """`stochtp run --preset mnist-bp --epochs 1`: every attribute, metric and group of design §10
@@ -379,6 +380,7 @@ def catches(pid, signum):
     return bool(int(mask, 16) >> (signum - 1) & 1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the signal mask in /proc")
 def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
     """SIGTERM used to kill `stochtp estimators` outright (no message, exit -15), and Ctrl-C there

@@ -29,6 +29,7 @@ def scored(request):
     return estimators.score(net, x, y, estimators.standard_methods(net), draws=DRAWS, seed=11)
 
 
+@pytest.mark.slow
 def test_score_function_and_antithetic_estimators_are_unbiased(scored):
     for label in UNBIASED:
         stats = scored["methods"][label]
@@ -36,6 +37,7 @@ def test_score_function_and_antithetic_estimators_are_unbiased(scored):
         assert stats["bias_se"][-1] < 0.1 * scored["exact_norm"][-1], "too few draws for the test to see a bias"
 
 
+@pytest.mark.slow
 def test_the_same_test_detects_the_bias_of_straight_through_and_of_the_zero_derivative(scored):
     """ST's surrogates, and back-propagation, whose true zero derivative through the samples
     leaves every layer below the top stochastic one without gradient."""
@@ -117,6 +119,7 @@ def test_one_sample_sees_the_forward_pass_and_several_samples_train():
     assert all(array.dtype == np.float32 for array in net.parameters())
 
 
+@pytest.mark.slow
 def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys):
     out = tmp_path / "scores.h5"
     assert cli.main(["estimators", "--samples", "1000", "--out", str(out)]) == 0

@@ -1,24 +1,13 @@
-"""The nll output kernels (`kernels.fused.nll_gradient`, `nll_totals`) against their NumPy references."""
+"""The losses' totals and the labels the nll output kernels (`kernels.fused.nll_gradient`,
+`nll_totals`) take; the nll gradient against its NumPy reference is in tests/kernels/test_fused.py."""
 import numpy as np
 import pytest
 
 from stochtp import losses, units
-from stochtp.kernels import fused
 
 
 def softmax_batch(rng, dtype, batch=37, classes=10):
     return units.softmax(rng.normal(scale=3.0, size=(batch, classes)).astype(dtype))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("label_dtype", [np.int64, np.int32, np.uint8])
-def test_nll_gradient_is_the_numpy_reference_bit_for_bit(dtype, label_dtype):
-    rng = np.random.default_rng(3)
-    h = softmax_batch(rng, dtype)
-    y = rng.integers(0, 10, len(h)).astype(label_dtype)
-    grad = losses.grad_output("nll", h, y)
-    assert grad.dtype == dtype
-    np.testing.assert_array_equal(grad, fused.nll_gradient_reference(h, y))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

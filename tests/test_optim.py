@@ -251,34 +251,6 @@ def test_rules_act_element_wise(config, first, second):
     assert np.array_equal(np.concatenate(split), joined)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_centred_rmsprop_kernel_matches_the_numpy_reference(dtype):
-    """The Numba kernel the hot loop uses (one call for all parameters) and the ufunc chain compute
-    the same update, step after step; so does a step whose gradients the kernel cannot take."""
-    from stochtp.optim import CentredRMSprop
-
-    rng = np.random.default_rng(5)
-    shapes = [(30, 7), (7,), (7, 3)]
-    fused_params = [rng.normal(size=shape).astype(dtype) for shape in shapes]
-    reference_params = [param.copy() for param in fused_params]
-    fused, reference = CentredRMSprop(fused_params, 0.01), CentredRMSprop(reference_params, 0.01)
-    assert fused._flat is not None  # the parameters are ones the fused kernel takes
-    scratch = [np.empty_like(param) for param in reference_params]
-    for step in range(20):
-        grads = [rng.normal(size=shape).astype(dtype) for shape in shapes]
-        if step % 5 == 3:
-            grads[0] = np.asfortranarray(grads[0])  # not C-contiguous: the whole step takes the NumPy path
-        if step % 5 == 4:
-            grads[1].flags.writeable = False  # read-only: another Numba type, so the NumPy path too
-        fused.step(grads)
-        for param, grad, state, buffer in zip(reference_params, grads, reference._state, scratch):
-            reference.reference_update(param, grad, state, buffer)
-    tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    for fused_param, reference_param in zip(fused_params, reference_params):
-        np.testing.assert_allclose(fused_param, reference_param, rtol=tolerance, atol=tolerance)
-        assert fused_param.dtype == dtype
-
-
 # ---------------------------------------------------------------- options from a method's config
 
 

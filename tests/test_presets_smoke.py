@@ -8,15 +8,19 @@ data of the preset's shape:
 - CIFAR-10 presets: always a small file set in the official format, built here: the python
   tarball cifar-10-python.tar.gz with data_batch_1..5 and test_batch (60 images each), read by
   the real reader once the registry trusts its checksum (as a download is trusted).
+
+A cross-cutting test (presets, data, network, methods, training loop and results file together),
+so it sits at the top of tests/ rather than beside one module.
 """
 import os
 
 import numpy as np
 import pytest
+from conftest import SHARED_MNIST
+from dataset_files import MNIST_FILES, trust_files, write_cifar_tarball
 
 from stochtp import config, experiment, results, train
 from stochtp.data import DATASETS, Dataset, Split, SyntheticDataset, load, locate
-from test_data import MNIST_FILES, SHARED_MNIST, trust_files, write_cifar_tarball
 
 PAPER_PRESETS = [name for name in config.presets() if name.startswith("paper-")]
 SHRINK = ["epochs=1", "eval_samples=2", "eval_samples_every=1"]
@@ -55,6 +59,7 @@ def test_the_paper_presets_are_all_here():
             "paper-cifar-dtp", "paper-cifar-bp", "paper-stochastic-arm"} <= set(PAPER_PRESETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_PRESETS)
 def test_preset_trains_one_epoch_on_small_data(name, tmp_path, monkeypatch, mnist_stand_in, cifar_root):
     cfg = config.load(preset=name, overrides=SHRINK)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO_ROOT
 from stochtp import config, records, results
 from stochtp.cli import main
 from test_report import write_runs
 
-README = Path(__file__).parents[1] / "README.md"
+README = REPO_ROOT / "README.md"
 RECORDS = config.PRESET_DIR / "results"
 TABLE_BLOCK = re.compile(r"<!-- results-table:start -->\n(.*?)<!-- results-table:end -->", re.S)
 

@@ -203,6 +203,7 @@ def trained_file(tiny_config_path, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_plot_draws_curves_and_diagnostic_panels(capsys, trained_file, tmp_path):
     image = pytest.importorskip("matplotlib.image")
     png = tmp_path / "curves.png"
@@ -253,6 +254,7 @@ def test_follow_on_a_file_nobody_writes_prints_it_and_returns(capsys, runs_file)
     assert EPOCH_LINE.match(output) and "alpha − beta" in output
 
 
+@pytest.mark.slow
 def test_show_follow_prints_epochs_while_a_run_writes_them(tiny_config_path, tmp_path):
     """`stochtp show --follow` started on a run in progress prints its first epochs before the
     run ends, then every later epoch once, then how it ended, and exits by itself."""

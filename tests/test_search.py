@@ -87,6 +87,7 @@ def test_a_searched_key_may_not_be_swept_too(capsys, tmp_path):
     assert "[search] key 'method.lr' is also in [sweep]: a key is either swept or searched" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_trials_run_resume_and_rank_on_validation(capsys, tmp_path):
     """2 trials x 2 seeds run; raising trials to 3 runs only the new trial's 2 runs; every run
     records its trial; --rank orders on mean validation error and says so."""

@@ -101,6 +101,7 @@ def test_swept_presets_name_their_runs(tmp_path):
     assert [item.config.name for item in named] == [f"short-{preset}" for preset in presets]
 
 
+@pytest.mark.slow
 def test_reproduce_sweep_covers_every_paper_preset():
     """experiments/sweeps/reproduce.toml: every MNIST paper-* preset x 10 seeds (design section 8),
     distinct names; reproduce-cifar.toml: the CIFAR-10 ones (not expanded here: their networks
@@ -176,6 +177,7 @@ def test_a_record_copied_into_another_file_reads_back_the_same(tmp_path):
 # ------------------------------------------------------------------------------ executors
 
 
+@pytest.mark.slow
 def test_local_sweep_writes_every_run_and_a_rerun_skips_them(capsys, tmp_path):
     """Two local workers: one progress line per run, four completed runs trained on one thread each,
     the same numbers as `stochtp run`; running the sweep again trains nothing."""
@@ -203,6 +205,7 @@ def test_local_sweep_writes_every_run_and_a_rerun_skips_them(capsys, tmp_path):
     assert len(results.open(out).runs) == 4
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_records_of_local_workers(tmp_path):
     """The same sweep through --scheduler on a LocalCluster of two single-threaded worker
     processes and through local workers: the same records, bit for bit except the timings."""
@@ -232,6 +235,7 @@ def test_missing_or_unreachable_dask_is_a_usage_error(capsys, tmp_path, monkeypa
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_failed_runs_are_recorded_and_the_others_complete(capsys, tmp_path):
     """A run that diverges (its worker's record says failed, with its message) and runs whose
     worker raises (an impossible dataset option) are `failed` in the file; the rest completes; exit 1."""
@@ -250,6 +254,7 @@ def test_failed_runs_are_recorded_and_the_others_complete(capsys, tmp_path):
         assert raised.attrs["config_hash"] == config.from_dict(raised.config).hash
 
 
+@pytest.mark.slow
 def test_killed_sweep_trains_only_the_missing_runs(tmp_path):
     """SIGKILL to a sweep (client and worker) after its first run is in the file; running it again
     skips the runs written before, trains the others, and leaves one completed run per config."""
@@ -329,6 +334,7 @@ def worker_pids(child):
     return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_client_records_the_runs_in_progress_as_interrupted_starts_no_other_and_leaves_no_worker(tmp_path, signum):
     """Four runs on two workers: the pool has already handed a third run to a worker when the
@@ -347,6 +353,7 @@ def test_a_signal_to_the_client_records_the_runs_in_progress_as_interrupted_star
             os.killpg(child.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, name", [(signal.SIGKILL, "SIGKILL"), (signal.SIGRTMIN + 6, f"signal {signal.SIGRTMIN + 6}")])
 def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path, signum, name):
     """SIGKILL (what the out-of-memory killer sends), or a signal Python has no name for, to one of
@@ -370,6 +377,7 @@ def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path, sign
             os.killpg(child.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes_on(tmp_path):
     child, scratch = start_sweep(tmp_path, epochs=300)
     try:
@@ -412,6 +420,7 @@ def test_a_sweep_into_a_folder_is_refused_before_its_data_is_fetched(tmp_path, m
     assert not fetched and not (tmp_path / "newdir").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_with_nothing_left_to_run_needs_no_data(tmp_path, monkeypatch):
     """The data is completed only for runs still to do: a finished sweep re-run is 0 to run,
     with or without its dataset at hand."""

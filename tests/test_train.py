@@ -223,6 +223,7 @@ RESUMED_METHODS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", RESUMED_METHODS)
 def test_sigterm_interrupts_and_resume_finishes_like_an_uninterrupted_run(tiny_config_path, tmp_path, method):
     """SIGTERM: exit code 1, status "interrupted", epochs kept; --resume then ends with the numbers

@@ -71,6 +71,7 @@ def test_inverse_training_drives_the_reconstruction_error_to_zero():
     assert np.mean(errors[-50:]) < 1e-9 * errors[0]
 
 
+@pytest.mark.slow
 def test_dtp_learns_parity_through_sign_units_where_zero_derivative_backprop_cannot():
     """3-bit parity through a layer that transmits sign(h): DTP trains the first layer, BP leaves it random."""
     ds = data.load("parity", n_bits=3, n_train=400, n_valid=8, n_test=8)
@@ -178,41 +179,6 @@ def test_chunked_inverse_phase_takes_the_steps_of_one_mini_batch_at_a_time(spec)
         np.testing.assert_allclose(chunked.V[j], single.V[j], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(chunked.c[j], single.c[j], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(chunked.diagnostics()["inverse_error"], single.diagnostics()["inverse_error"], rtol=1e-10)
-
-
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_fused_local_target_gradient_matches_its_numpy_reference(dtype, rtol):
-    from stochtp.kernels.fused import local_target_gradient
-    from stochtp.kernels.fused import local_target_gradient_reference
-
-    rng = np.random.default_rng(3)
-    v, v_hat, dv_da = (rng.random((37, 23)).astype(dtype) for _ in range(3))
-    grad_a, grad_b = np.empty_like(v), np.empty(23, dtype)
-    distance = local_target_gradient(v, v_hat, dv_da, dtype(2 / 37), grad_a, grad_b)
-    expected_grad, expected_bias_grad, expected_distance = local_target_gradient_reference(v, v_hat, dv_da, dtype(2 / 37))
-    np.testing.assert_allclose(grad_a, expected_grad, rtol=rtol)
-    np.testing.assert_array_equal(grad_b, grad_a.sum(axis=0))  # the bias gradient: bit for bit NumPy's sum of grad_a
-    np.testing.assert_allclose(grad_b, expected_bias_grad, rtol=rtol, atol=rtol)
-    assert distance == pytest.approx(expected_distance, rel=rtol)
-
-
-@pytest.mark.parametrize("through_tanh", [False, True])
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_fused_reconstruction_gradient_matches_its_numpy_reference(dtype, rtol, through_tanh):
-    from stochtp.kernels.fused import reconstruction_gradient
-    from stochtp.kernels.fused import reconstruction_gradient_reference
-
-    rng = np.random.default_rng(4)
-    r, target = (rng.uniform(-1, 1, (29, 31)).astype(dtype) for _ in range(2))
-    grad_z, grad_c = np.empty_like(r), np.empty(31, dtype)
-    squares = reconstruction_gradient(r, target, dtype(2 / 29), through_tanh, grad_z, grad_c)
-    expected_grad, expected_bias_grad, expected_squares = reconstruction_gradient_reference(r, target, dtype(2 / 29), through_tanh)
-    np.testing.assert_allclose(grad_z, expected_grad, rtol=rtol)
-    np.testing.assert_array_equal(grad_c, grad_z.sum(axis=0))
-    np.testing.assert_allclose(grad_c, expected_bias_grad, rtol=rtol, atol=rtol)
-    assert squares == pytest.approx(expected_squares, rel=rtol)
-    if through_tanh:  # the tanh's derivative is applied: not the plain difference
-        assert not np.allclose(grad_z, reconstruction_gradient_reference(r, target, dtype(2 / 29), False)[0])
 
 
 @pytest.mark.parametrize(

@@ -1,97 +1,38 @@
-"""Tests for stochtp.kernels: Philox known answers, bit-exact re-derivation, thread invariance,
-distributions, independence of streams, and bad input.
+"""The sampling kernels (stochtp.kernels, stochtp.kernels.sampling): bit-exact re-derivation of
+the documented conversions from the NumPy Philox reference, thread invariance, distributions,
+independence of the lanes, and bad input.
 
-Statistical tests are deterministic (fixed seeds) and each is calibrated to a stated family-wise
-false-alarm rate ALPHA: a correct generator fails a given test with probability at most ALPHA
-over the choice of seed. Critical values are computed with NumPy and `math` only.
+The statistical tests are calibrated to the family-wise false-alarm rate ALPHA of
+kernel_statistics (fixed seeds: a correct generator fails a given test with probability at most
+ALPHA over the choice of seed).
 """
 
-import hashlib
-import json
 import math
 
 import numba
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from kernel_statistics import (
+    ALPHA,
+    SEED,
+    assert_uniform_bins,
+    chi_square_critical,
+    chi_square_equal_bins,
+    correlation_z,
+    kolmogorov_critical,
+    standard_normal_cdf,
+    two_sided_z_critical,
+    upper_normal_quantile,
+)
 
 from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sampling, sigmoid_bernoulli, stream_id, uniform
-from stochtp.kernels.philox import philox4x32
 
-ALPHA = 1e-3
-SEED = 20240611
 ODD_SIZES = [0, 1, 3, 5, 4097, 100_003]  # not multiples of 4; 4097 and 100_003 span several parallel tasks
 SEED_STREAM_PAIRS = [(0, 0), (12345, 7), (2**32, 2**32 + 5), (2**64 - 1, 2**64 - 1)]
 
-# Random123 kat_vectors for philox4x32-10: (counter, key, expected output), 32-bit words.
-PHILOX_KNOWN_ANSWERS = [
-    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    (
-        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
-        (0xA4093822, 0x299F31D0),
-        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
-    ),
-]
-
 
 # ---------------------------------------------------------------------------------------------
-# NumPy-only statistics
-
-
-def upper_normal_quantile(alpha):
-    """z with P(Z > z) = alpha for a standard normal Z (bisection on math.erfc)."""
-    low, high = 0.0, 40.0
-    for _ in range(200):
-        middle = 0.5 * (low + high)
-        if 0.5 * math.erfc(middle / math.sqrt(2.0)) > alpha:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
-def two_sided_z_critical(alpha, tests=1):
-    """Critical |z| for `tests` two-sided z-tests with family-wise false-alarm rate alpha (Bonferroni)."""
-    return upper_normal_quantile(alpha / (2 * tests))
-
-
-def chi_square_critical(degrees_of_freedom, alpha):
-    """Upper-alpha quantile of chi-square, Wilson-Hilferty approximation."""
-    k = degrees_of_freedom
-    z = upper_normal_quantile(alpha)
-    return k * (1.0 - 2.0 / (9.0 * k) + z * math.sqrt(2.0 / (9.0 * k))) ** 3
-
-
-def chi_square_equal_bins(bin_index, bins):
-    """Pearson chi-square statistic of integer bin indices against equally likely bins."""
-    observed = np.bincount(bin_index, minlength=bins)
-    assert observed.size == bins
-    expected = bin_index.size / bins
-    return float(((observed - expected) ** 2).sum() / expected)
-
-
-def assert_uniform_bins(bin_index, bins, alpha=ALPHA):
-    statistic = chi_square_equal_bins(bin_index, bins)
-    critical = chi_square_critical(bins - 1, alpha)
-    assert statistic < critical, f"chi-square {statistic:.1f} >= {critical:.1f} ({bins} bins, alpha={alpha})"
-
-
-def correlation_z(x, y):
-    """sqrt(n) * Pearson correlation: approximately N(0, 1) for independent x, y."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    return float(np.corrcoef(x, y)[0, 1] * math.sqrt(x.size))
-
-
-def standard_normal_cdf(x):
-    return 0.5 * (1.0 + np.frompyfunc(math.erf, 1, 1)(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
-
-
-def kolmogorov_critical(n, alpha):
-    """Critical KS distance for n samples at level alpha (Kolmogorov's asymptotic distribution)."""
-    return math.sqrt(-0.5 * math.log(alpha / 2.0)) / math.sqrt(n)
+# The statistics helpers
 
 
 def test_statistics_helpers_match_known_quantiles():
@@ -104,19 +45,6 @@ def test_statistics_helpers_match_known_quantiles():
 
 # ---------------------------------------------------------------------------------------------
 # NumPy re-derivation of the documented stream layout
-
-
-@numba.njit(cache=True)
-def philox_words_numba(counter, key):
-    """Calls the Numba Philox kernel on uint32 counter/key arrays; returns its four words."""
-    words = philox4x32(
-        np.uint64(counter[0]), np.uint64(counter[1]), np.uint64(counter[2]), np.uint64(counter[3]),
-        np.uint64(key[0]), np.uint64(key[1]),
-    )
-    result = np.empty(4, dtype=np.uint32)
-    for lane in range(4):
-        result[lane] = np.uint32(words[lane])
-    return result
 
 
 def reference_blocks(n_blocks, seed, stream):
@@ -164,33 +92,7 @@ def reference_normal_f64(n, seed, stream):
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. Known answers
-
-
-@pytest.mark.parametrize("counter, key, expected", PHILOX_KNOWN_ANSWERS)
-def test_philox_numpy_reference_matches_random123_vectors(counter, key, expected):
-    words = philox4x32_reference(np.array([counter], dtype=np.uint32), np.array(key, dtype=np.uint32))
-    assert words.dtype == np.uint32
-    assert [int(w) for w in words[0]] == list(expected)
-
-
-@pytest.mark.parametrize("counter, key, expected", PHILOX_KNOWN_ANSWERS)
-def test_philox_numba_kernel_matches_random123_vectors(counter, key, expected):
-    words = philox_words_numba(np.array(counter, dtype=np.uint32), np.array(key, dtype=np.uint32))
-    assert [int(w) for w in words] == list(expected)
-
-
-def test_philox_numba_kernel_matches_reference_on_random_inputs():
-    rng = np.random.default_rng(SEED)
-    counters = rng.integers(0, 2**32, size=(200, 4), dtype=np.uint32)
-    keys = rng.integers(0, 2**32, size=(200, 2), dtype=np.uint32)
-    for counter, key in zip(counters, keys):
-        expected = philox4x32_reference(counter[None, :], key)[0]
-        np.testing.assert_array_equal(philox_words_numba(counter, key), expected)
-
-
-# ---------------------------------------------------------------------------------------------
-# 2. Bit-exact agreement with the documented conversions
+# 1. Bit-exact agreement with the documented conversions
 
 
 @pytest.mark.parametrize("seed, stream", SEED_STREAM_PAIRS)
@@ -347,7 +249,7 @@ def test_sigmoid_bernoulli_saturates_at_infinite_and_extreme_inputs():
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Thread invariance, determinism, prefix property
+# 2. Thread invariance, determinism, prefix property
 
 
 @pytest.fixture
@@ -404,7 +306,7 @@ def test_a_prefix_of_a_stream_is_the_shorter_stream(prefix):
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Distributions
+# 3. Distributions
 
 
 @pytest.mark.parametrize("dtype, grid_bits", [(np.float32, 24), (np.float64, 53)])
@@ -522,60 +424,7 @@ def test_sigmoid_bernoulli_with_varied_inputs_has_the_expected_count():
 
 
 # ---------------------------------------------------------------------------------------------
-# 5. Independence of streams, seeds and lanes
-
-DISTINCT_DRAWS = [
-    ((SEED, 0), (SEED, 1)),
-    ((SEED, 0), (SEED, 2**32)),
-    ((0, 5), (1, 5)),
-    ((1, 5), (2**32 + 1, 5)),
-    ((SEED, stream_id(7, "forward-sample", 0)), (SEED, stream_id(7, "forward-sample", 1))),
-    ((SEED, stream_id(7, "input-noise")), (SEED, stream_id(8, "input-noise"))),
-]
-
-
-def test_distinct_streams_and_seeds_are_uncorrelated():
-    """Correlation z-test on 10^6 values per pair; family-wise ALPHA over all pairs and both kernels."""
-    critical = two_sided_z_critical(ALPHA, tests=2 * len(DISTINCT_DRAWS))
-    for first, second in DISTINCT_DRAWS:
-        for kernel in (uniform, normal):
-            z = correlation_z(kernel(10**6, *first), kernel(10**6, *second))
-            assert abs(z) < critical, f"{kernel.__name__} {first} vs {second}: z = {z:.2f}"
-
-
-def test_distinct_streams_and_seeds_share_no_values():
-    """53-bit uniforms of unrelated streams collide with probability ~1e-6: a shared value means overlapping streams."""
-    for first, second in DISTINCT_DRAWS:
-        assert np.intersect1d(uniform(10**5, *first, np.float64), uniform(10**5, *second, np.float64)).size == 0
-
-
-def test_stream_ids_differ_for_different_parts():
-    parts = [
-        (),
-        (0,),
-        (1,),
-        ("0",),
-        (2**64 - 1,),
-        ("forward-sample",),
-        ("input-noise",),
-        *[(epoch, batch) for epoch in range(20) for batch in range(50)],  # (0, 1) and (1, 0) among them
-        *[(base, purpose, layer) for base in (0, 1) for purpose in ("forward-sample", "inverse-noise") for layer in range(4)],
-    ]
-    ids = [stream_id(*part) for part in parts]
-    assert len(set(ids)) == len(parts)
-    assert all(isinstance(i, int) and 0 <= i < 2**64 for i in ids)
-    assert stream_id(3, "shuffle") == stream_id(3, "shuffle")
-
-
-def test_stream_id_is_pinned_so_streams_are_stable_across_processes():
-    assert stream_id(3, "forward-sample", 1) == 14935634200291496872
-    assert stream_id(0, "shuffle") == 2148183187870131442
-
-
-@given(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.text()), max_size=6))
-def test_stream_id_is_the_blake2b_of_the_json_list_of_its_parts(parts):
-    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).digest()
-    assert stream_id(*parts) == int.from_bytes(digest, "little")
+# 4. Independence of the lanes
 
 
 def test_lanes_within_and_across_blocks_are_uncorrelated():
@@ -597,7 +446,7 @@ def test_consecutive_pairs_are_uniform_on_the_square():
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. Bad input
+# 5. Bad input
 
 P = np.full(8, 0.5, dtype=np.float32)
 
@@ -745,18 +594,12 @@ def test_bad_stream_is_rejected(stream):
         bernoulli(P, SEED, stream)
 
 
-@pytest.mark.parametrize("part", [-1, 2**64, 1.5, True, None])
-def test_stream_id_rejects_bad_parts(part):
-    with pytest.raises(ValueError, match="stream part"):
-        stream_id(1, part)
-
-
 def test_numpy_integer_seeds_and_streams_are_accepted():
     np.testing.assert_array_equal(uniform(5, np.uint64(2**64 - 1), np.int64(3)), uniform(5, 2**64 - 1, 3))
 
 
 # ---------------------------------------------------------------------------------------------
-# Defects found in review, pinned so they stay fixed.
+# Edge cases pinned so that they stay handled.
 
 
 def test_bernoulli_and_sigmoid_bernoulli_keep_a_zero_dimensional_shape():
@@ -774,11 +617,6 @@ def test_bernoulli_rejects_an_unsupported_output_dtype(dtype):
 def test_non_integer_scalar_shape_is_rejected(shape):
     with pytest.raises(ValueError, match="shape must hold integers"):
         uniform(shape, SEED)
-
-
-def test_stream_id_parts_cannot_run_together():
-    assert stream_id("a\x1fsb") != stream_id("a", "b")
-    assert stream_id("1") != stream_id(1)
 
 
 @pytest.mark.parametrize("size", [1, 4097, 70001])
@@ -834,38 +672,3 @@ def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype
 def test_streams_that_do_not_cut_the_array_into_equal_blocks_are_rejected(streams):
     with pytest.raises(ValueError, match="equal blocks"):
         normal((4, 5), SEED, streams)
-
-
-def test_tanh_keeps_float32_within_1e6_of_the_float64_value_and_the_special_values():
-    """The accuracy the DTP inverses and tanh layers rely on, whichever implementation units.tanh uses."""
-    from stochtp import units
-
-    x = np.concatenate([np.linspace(-20, 20, 400001), np.logspace(-30, 1, 3000), -np.logspace(-30, 1, 3000)])
-    single = units.tanh(x.astype(np.float32))
-    assert single.dtype == np.float32 and units.tanh(np.arange(3)).dtype == np.float64
-    np.testing.assert_allclose(single, np.tanh(x), rtol=1e-6, atol=0)
-    special = units.tanh(np.array([np.nan, np.inf, -np.inf, 0.0, 50.0, -50.0], np.float32))
-    np.testing.assert_array_equal(special, np.array([np.nan, 1, -1, 0, 1, -1], np.float32))
-    assert units.tanh(np.zeros((3, 4), np.float32)).shape == (3, 4)
-
-
-def test_fused_sign_is_plus_one_only_above_zero():
-    from stochtp import units
-
-    h = np.array([[0.0, -0.0, 1e-30, -1e-30], [3.0, -2.0, np.inf, -np.inf]], np.float32)
-    np.testing.assert_array_equal(units.sign(h), np.where(h > 0, 1, -1).astype(np.float32))
-    assert units.sign(h).dtype == np.float32 and units.sign(np.array([0, 2], np.uint8)).tolist() == [-1.0, 1.0]
-
-
-def test_fused_sigmoid_matches_numpy_and_is_the_sigmoid_bernoulli_probability():
-    """units.sigmoid is the sigmoid-Bernoulli kernels' function: float32 relative error below 1e-6
-    against float64 NumPy, float64 to the last bits, integers promoted to float64."""
-    from stochtp import units
-
-    a = np.concatenate([np.linspace(-80, 80, 200001), [-88.0, 88.0, 0.0]])
-    expected = 1 / (1 + np.exp(-a))
-    a32 = a.astype(np.float32)
-    np.testing.assert_allclose(units.sigmoid(a32), 1 / (1 + np.exp(-a32.astype(np.float64))), rtol=1e-6, atol=0)
-    np.testing.assert_allclose(units.sigmoid(a), expected, rtol=1e-15, atol=0)
-    np.testing.assert_array_equal(units.sigmoid(a32.reshape(-1, 1)), sigmoid_bernoulli(a32.reshape(-1, 1), SEED)[0])
-    assert units.sigmoid(np.array([0, 2])).dtype == np.float64

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import REPO_ROOT
 from stochtp import results
 from stochtp.errors import ConfigError, ResultsError
 from stochtp.results import trees
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_ATTRS = (
     "name method dataset network seed status error started_at finished_at config config_hash"
 ).split()
@@ -248,6 +248,7 @@ def save_or_refuse(run, checkpoint, previous):
     return checkpoint
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=checkpoints, second=checkpoints)
 @example(first={"a": {"b": "text"}, "c": np.ones(3, np.float32)}, second={"0": "\ud800"})

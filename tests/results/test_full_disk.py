@@ -10,11 +10,10 @@ import shutil
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_RUN
+from conftest import REPO_ROOT, TINY_RUN
 
 from stochtp import results
 from stochtp.cli import main
@@ -176,12 +175,12 @@ def small_disk(tmp_path):
 
 def _stochtp(*argv):
     """`stochtp ARGV` in a child process (a crash would show as its exit status): (code, stderr)."""
-    root = Path(__file__).parents[1]
-    environment = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    environment = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run([sys.executable, "-m", "stochtp", *argv], capture_output=True, text=True, env=environment, timeout=300)
     return done.returncode, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left_kib", [16, 40, 64])
 def test_a_real_full_disk_during_a_run(small_disk, reference, left_kib):
     """A tmpfs filled to within `left_kib` KiB, and a 40-epoch run on it: one line and exit 1,

@@ -8,29 +8,20 @@ import gzip
 import hashlib
 import io
 import os
-import pickle
 import struct
-import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_MNIST
+from dataset_files import MNIST_FILES, trust_files, write_cifar_tarball
 
 from stochtp.data import DATASETS, Dataset, Split, check, fetch, load, locate
 from stochtp.data import files as data_files
-from stochtp.kernels.fused import scaled_rows_reference
 from stochtp.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from stochtp.errors import ConfigError, DataError
-
-MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-SHARED_MNIST = Path(__file__).parents[1].parent / "shared/data/mnist"
 
 
 # ---------------------------------------------------------------- helpers
@@ -46,10 +37,6 @@ def write_gzip(path: Path, payload: bytes) -> Path:
     return path
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_small_mnist(folder: Path, n_train: int = 10_012, n_test: int = 7) -> dict[str, np.ndarray]:
     """Write four MNIST-format files with 2x2 images; return the arrays written."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,13 +50,6 @@ def write_small_mnist(folder: Path, n_train: int = 10_012, n_test: int = 7) -> d
     for name, array in arrays.items():
         write_gzip(folder / name, idx_bytes(array, IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC))
     return arrays
-
-
-def trust_files(monkeypatch, name: str, folder: Path, **changes) -> None:
-    """Make the registry expect the checksums of the files now in `folder` (and `changes`)."""
-    entry = DATASETS[name]
-    checksums = {file_name: sha256(folder / file_name) for file_name in entry.files}
-    monkeypatch.setitem(DATASETS, name, dataclasses.replace(entry, files=checksums, **changes))
 
 
 @pytest.fixture
@@ -379,24 +359,6 @@ def test_argument_beats_environment(small_mnist, monkeypatch, tmp_path):
 # ---------------------------------------------------------------- CIFAR-10
 
 
-def write_cifar_tarball(path: Path, per_batch: int = 1001, n_test: int = 3, skip: str = "") -> dict:
-    """A CIFAR-10-format tarball with small batches; returns the batches written."""
-    batches = {}
-    with tarfile.open(path, "w:gz") as archive:
-        for number, batch_name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
-            count = n_test if batch_name == "test_batch" else per_batch
-            data = ((np.arange(count)[:, None] + np.arange(3072)[None, :] + number) % 256).astype(np.uint8)
-            labels = [(i + number) % 10 for i in range(count)]
-            batches[batch_name] = (data, labels)
-            if batch_name == skip:
-                continue
-            payload = pickle.dumps({b"batch_label": batch_name.encode(), b"data": data, b"labels": labels})
-            member = tarfile.TarInfo(f"cifar-10-batches-py/{batch_name}")
-            member.size = len(payload)
-            archive.addfile(member, io.BytesIO(payload))
-    return batches
-
-
 def test_cifar10_small_tarball(tmp_path, monkeypatch):
     folder = tmp_path / "cifar10"
     folder.mkdir()
@@ -457,18 +419,6 @@ def test_split_features_scale_and_copy():
     features[:] = 9
     assert split.x[0, 1] == 255 and len(split) == 3
     np.testing.assert_array_equal(split.features(), x.astype(np.float32) * np.float32(1 / 255))  # rounded as that
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [7, 600])  # the calling thread's kernel, and the parallel one (>= 2^16 values)
-def test_split_features_kernel_matches_numpy_reference(dtype, rows):
-    rng = np.random.default_rng(3)
-    split = Split(rng.integers(0, 256, (1000, 784), dtype=np.uint8), np.zeros(1000, dtype=np.int64), scale=1 / 255)
-    index = rng.integers(0, 1000, rows)
-    expected = scaled_rows_reference(split.x[index], np.dtype(dtype).type(split.scale))
-    got = split.features(index, dtype)
-    assert got.dtype == dtype and got.flags.c_contiguous
-    np.testing.assert_array_equal(got, expected)
 
 
 def test_split_features_out_of_range_rows_as_numpy_indexing():

@@ -6,11 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
 
 FAULTS_OF_A_REALLOCATION = """
 import resource
@@ -93,6 +91,7 @@ print("exit", command.main(), "numpy saw", *spy.seen, "added", os.environ.get("S
 """
 
 
+@pytest.mark.slow
 def test_the_command_applies_the_settings_before_numpy_loads():
     """`python -m stochtp` and the `stochtp` script run `stochtp.__main__.main`: importing the
     package loads no NumPy, and the command sets the variables before it does; with the user's own

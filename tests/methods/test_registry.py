@@ -105,6 +105,7 @@ def test_a_broken_plugin_stops_the_command_with_one_line(make_method_plugin, tin
     assert re.search(r"entry point 'broken' = 'stochtp_method_plugin:Nothing' .*RuntimeError: plugin import failed", finished.stderr)
 
 
+@pytest.mark.slow
 def test_a_plugin_method_trains_by_name_from_the_command(method_plugin, tiny_config_path, tmp_path):
     """Both kinds train through `stochtp run` (the tiny stochastic config), named by --set; the
     command's help lists them."""
@@ -138,6 +139,7 @@ lr = 0.5
 """
 
 
+@pytest.mark.slow
 def test_the_oracle_scores_a_plugin_by_its_kind(method_plugin, tmp_path):
     """`stochtp estimators` with a config naming the target-style plug-in scores it for direction
     (bias NaN, cosine finite), and the gradient plug-in, a registered GradientMethod, for bias and
