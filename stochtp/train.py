@@ -20,6 +20,7 @@ progress bar are callbacks like any other:
 `fit(net, method, train=(X, y), valid=..., test=...)` is the same loop for NumPy arrays.
 This module takes the method as built (`stochtp.experiment` builds it from a config).
 """
+import errno
 import gc
 import math
 import signal
@@ -354,7 +355,11 @@ def _loop(run, callbacks, interrupts):
     except KeyboardInterrupt:
         _end(run, callbacks, "interrupted", f"interrupted with {run.epoch} of {config.epochs} epochs logged")
         raise
-    except DiskFull as error:  # the results file's last complete write is whole, so --resume can continue
+    except OSError as error:
+        if not _disk_full(error):
+            _end(run, callbacks, "failed", str(error) or type(error).__name__)
+            raise
+        # a full disk: the results file's last complete write is whole, so --resume can continue
         _end(run, callbacks, "interrupted", f"stopped with {run.epoch} of {config.epochs} epochs logged: {error}")
         raise
     except Exception as error:
@@ -362,6 +367,11 @@ def _loop(run, callbacks, interrupts):
         raise
     with interrupts.held(raise_pending=False):
         _end(run, callbacks, "completed", "")
+
+
+def _disk_full(error):
+    """Whether an OSError says the disk (or the quota) is full: a fault that --resume recovers from."""
+    return isinstance(error, DiskFull) or error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _end(run, callbacks, status, error):
