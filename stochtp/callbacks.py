@@ -11,8 +11,9 @@ callback in order:
 `run` (`stochtp.train.Run`) exposes the network, the method, the resolved config, the run id,
 the best epoch so far, and `stop_training` (set it to end the run after this epoch). A callback
 that raises stops the run with status `failed`, its message kept, and what was recorded before
-stays recorded (an OSError saying the disk is full leaves it `interrupted`, for `--resume`). The results file (`ResultsFile`) and the progress bar (`ProgressBar`) are
-callbacks too; the results file always hears of an epoch first.
+stays recorded (an OSError saying the disk is full leaves it `interrupted`, for `--resume`).
+The results file (`ResultsFile`) and the progress bar (`ProgressBar`) are callbacks too; the
+results file always hears of an epoch first.
 
     >>> import numpy as np, stochtp
     >>> class Losses(stochtp.callbacks.Callback):
