@@ -383,8 +383,8 @@ def catches(pid, signum):
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the signal mask in /proc")
 def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
-    """SIGTERM used to kill `stochtp estimators` outright (no message, exit -15), and Ctrl-C there
-    offered a --resume it does not have: every command now ends with one line that fits it."""
+    """SIGTERM, like Ctrl-C, ends every command with one line that fits it (`stochtp estimators`
+    has no --resume to offer), not with a bare exit -15."""
     import signal
     import time
 

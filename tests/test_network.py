@@ -164,7 +164,7 @@ def test_k_sample_prediction_is_the_mean_of_k_test_passes():
 
 @pytest.mark.parametrize("noise", [float("nan"), -1.0, float("inf")])
 def test_input_noise_must_be_a_finite_non_negative_number(noise):
-    """NaN and negative noise used to switch the noise off silently (the config refused them)."""
+    """NaN and negative noise are refused, not taken as no noise (as the config refuses them)."""
     with pytest.raises(ValueError, match="input_noise must be a finite number >= 0"):
         Network.from_spec("8-6b-3s", input_noise=noise)
 

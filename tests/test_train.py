@@ -430,7 +430,7 @@ def test_a_signal_during_the_final_save_leaves_a_completed_run_completed(tiny_co
 
 def test_a_signal_dropped_after_the_final_save_is_not_raised_later():
     """`held(raise_pending=False)` drops a signal for good: the end of a later compilation does
-    not raise it (it used to stay pending)."""
+    not raise it (it does not stay pending)."""
 
     @numba.njit  # not cached: compiled here
     def double(x):

@@ -836,7 +836,7 @@ def test_a_file_in_the_way_of_the_lock_is_refused_and_left_whole(tmp_path):
 
 @pytest.mark.parametrize("name", ["newdir/", "existing"])
 def test_a_folder_is_not_taken_for_a_results_file(tmp_path, name):
-    """`--out newdir/` used to make an HDF5 file called newdir: a folder path is refused."""
+    """`--out newdir/` is a folder path, refused (not an HDF5 file called newdir)."""
     (tmp_path / "existing").mkdir()
     with pytest.raises(ResultsError, match="is a folder; give the results file's name"):
         results.Writer(os.path.join(tmp_path, name))
