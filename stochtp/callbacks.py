@@ -43,7 +43,15 @@ from .extras import require
 
 
 class Callback:
-    """Base class with hooks that do nothing; override the ones you need (module docstring)."""
+    """Base class with hooks that do nothing; override the ones you need.
+
+    >>> import stochtp
+    >>> class StopAtHalfError(stochtp.callbacks.Callback):
+    ...     # ends the run once the validation error falls below 0.5
+    ...     def on_epoch_end(self, run, epoch, metrics):
+    ...         run.stop_training = metrics["valid_error"] < 0.5
+    >>> StopAtHalfError().on_train_begin(None)  # the hooks it does not override do nothing
+    """
 
     def on_train_begin(self, run):
         """Before the first epoch that this call trains (`run.first_epoch`)."""

@@ -153,6 +153,11 @@ class Network:
     `input_noise` is the standard deviation of Gaussian noise added to the input in training
     (the stochastic experiment of the paper uses 0.3). `slope` k makes stochastic layers fire
     with probability sigmoid(k a), in training and test (straight-through slope annealing).
+
+    >>> layers = [Layer(np.zeros((3, 2)), np.zeros(2), "b"), Layer(np.zeros((2, 2)), np.zeros(2), "softmax")]
+    >>> net = Network(layers, input_noise=0.1)
+    >>> net.spec, net.loss_name, net.stochastic
+    ('3-2b-2s', 'nll', True)
     """
 
     def __init__(self, layers, input_noise=0.0, name=None, slope=1.0):

@@ -9,7 +9,7 @@ from stochtp.methods import registry
 from stochtp.units import base as unit_base
 
 PUBLIC = [
-    "stochtp", "stochtp.Network.from_spec", "stochtp.Network.forward", "stochtp.Network.predict", "stochtp.Network.predict_proba",
+    "stochtp", "stochtp.Network", "stochtp.callbacks.Callback", "stochtp.Network.from_spec", "stochtp.Network.forward", "stochtp.Network.predict", "stochtp.Network.predict_proba",
     "stochtp.Network.replace", "stochtp.fit", "stochtp.configure_process", "stochtp.methods.get", "stochtp.methods.register",
     "stochtp.methods.Method", "stochtp.methods.GradientMethod", "stochtp.callbacks", "stochtp.callbacks.History",
     "stochtp.callbacks.History.to_dataframe", "stochtp.callbacks.CSVLogger", "stochtp.callbacks.TensorBoard",
