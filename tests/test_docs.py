@@ -3,8 +3,9 @@ reference lists every command and option of the parser, and its pages stay about
 
 Example conventions (also stated in docs/index.md): every fenced ```python block of a page runs,
 in order, in one namespace per page, in a temporary working folder; an HTML comment on the line
-before the fence marks a block `<!-- skip -->` (shown, never run) or `<!-- mnist -->` (run only
-where the MNIST files are found). Shell, TOML and `pycon` blocks are not run here.
+before the fence marks a block `<!-- skip -->` (shown, never run) or `<!-- mnist -->` (run, with
+the page's other blocks, only by the test marked `mnist`, where the MNIST files are found; the
+unmarked blocks must not need it). Shell, TOML and `pycon` blocks are not run here.
 """
 import importlib.util
 import re
@@ -60,16 +61,27 @@ def test_pages_talk_about_the_project_only(page):
     assert not FORBIDDEN.findall(text), f"{page} mentions {sorted(set(FORBIDDEN.findall(text)))}"
 
 
-@pytest.mark.parametrize("page", [page for page in PAGES if (DOCS / page).is_file() and examples(page)])
-def test_python_examples_run(page, tmp_path, monkeypatch, registries_restored, request):
-    monkeypatch.chdir(tmp_path)
+def run_examples(page, marks):
+    """Run the page's ```python blocks that are unmarked or carry one of `marks`, in order, in one namespace."""
     namespace = {"__name__": f"docs_{page[:-3].replace('-', '_')}"}
     for number, (mark, code) in enumerate(examples(page), 1):
-        if mark == "skip":
-            continue
-        if mark == "mnist":
-            monkeypatch.setenv("STOCHTP_DATA", str(request.getfixturevalue("mnist_dir")))
-        exec(compile(code, f"{page} example {number}", "exec"), namespace)
+        if mark is None or mark in marks:
+            exec(compile(code, f"{page} example {number}", "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if (DOCS / page).is_file() and examples(page)])
+def test_python_examples_run(page, tmp_path, monkeypatch, registries_restored):
+    monkeypatch.chdir(tmp_path)
+    run_examples(page, marks=())
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [page for page in PAGES if (DOCS / page).is_file() and any(mark == "mnist" for mark, _ in examples(page))])
+def test_mnist_examples_run(page, tmp_path, monkeypatch, registries_restored, mnist_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STOCHTP_DATA", str(mnist_dir))
+    run_examples(page, marks=("mnist",))
 
 
 def test_the_skip_and_mnist_marks_are_found():
