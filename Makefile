@@ -1,5 +1,6 @@
 # Quick start: `make demo` (sets up .venv, runs the default DTP / ST / REINFORCE comparison on MNIST),
-# `make test` (sets up .venv, runs the whole test suite), `make test-fast` (the tests marked neither
+# `make test` (sets up .venv, runs the whole test suite and builds the documentation site with
+# `mkdocs build --strict`), `make docs` (the site alone, into site/), `make test-fast` (the tests marked neither
 # `slow` nor `mnist`: under two minutes on two cores, for the edit-test loop).
 VENV ?= .venv
 PYTHON ?= python3
@@ -9,11 +10,11 @@ ifneq ($(SHARED_MNIST),)
 export STOCHTP_DATA ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast docs bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -23,6 +24,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --quiet
+
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not mnist"
@@ -31,4 +36,4 @@ bench: setup
 	$(BIN)/stochtp bench
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results site
