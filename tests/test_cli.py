@@ -1,6 +1,8 @@
 """The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
 results files left untouched, `show` and `data check`, and one real MNIST run."""
+import argparse
 import errno
+import importlib.metadata
 import json
 import re
 import shutil
@@ -401,3 +403,72 @@ def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
         child.kill()
     assert child.returncode == 1
     assert err.strip().splitlines()[-1] == "stochtp: interrupted"
+
+
+def _actions(parser):
+    """Every argparse action of `parser` and of its subcommands' parsers, with the parser's prog."""
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):
+                yield from _actions(subparser)
+
+
+def test_every_option_of_every_command_has_help():
+    """Walks the parser: no argument of any command is left without a help text."""
+    missing = [f"{prog} {action.option_strings or action.dest}" for prog, action in _actions(cli.build_parser()) if not action.help]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("command", ["run", "show", "report", "sweep", "data", "estimators", "bench"])
+def test_every_command_has_examples_in_its_help(capsys, command):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    examples = text[text.index("examples:\n"):]
+    assert f"  stochtp {command}" in examples
+    assert max(len(line) for line in text.splitlines()) < 80
+
+
+def test_run_help_says_no_arguments_run_the_demo(capsys):
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "`stochtp run` runs the demo" in text
+    assert all(preset in text for preset in cli.DEFAULT_COMPARISON) and cli.DEFAULT_COMPARISON_OUT in text
+
+
+def test_run_offers_only_presets_it_can_train(capsys):
+    """`estimators` is the config of `stochtp estimators`: not in run's help, nor in its messages."""
+    assert "estimators" not in config.presets() and "paper-stochastic-dtp" in config.presets()
+    assert main(["run", "--help"]) == 0
+    assert "estimators" not in capsys.readouterr().out.split("presets (--preset NAME):")[1].split("methods")[0]
+    line = fails_with_usage_error(capsys, "run", "--preset", "estimators")
+    assert "the config of `stochtp estimators`" in line and "estimators," not in line and "paper-stochastic-dtp" in line
+    line = fails_with_usage_error(capsys, "run", "--preset", "mnist-pb")
+    assert "estimators" not in line
+
+
+def test_version_is_the_package_metadata_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stochtp {importlib.metadata.version('stochtp')}\n"
+
+
+@pytest.mark.parametrize("argv, line", [
+    ([], "stochtp: error: the following arguments are required: COMMAND"),
+    (["run", "--threads", "x"], "stochtp run: error: argument --threads: invalid int value: 'x'"),
+    (["report"], "stochtp report: error: name a results file (FILE.h5) or --records DIR"),
+    (["bench", "--repeat", "0"], "stochtp bench: error: --repeat must be positive"),
+])
+def test_usage_errors_name_the_command_once(capsys, argv, line):
+    assert fails_with_usage_error(capsys, *argv) == line
+
+
+def test_version_outside_an_installation_is_read_from_pyproject(monkeypatch):
+    """A checkout on the path, not installed: the version still comes from pyproject.toml."""
+    import stochtp
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = (Path(stochtp.__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{stochtp._version()}"' in pyproject
