@@ -4,8 +4,10 @@ Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no trac
 1 a run that failed or was interrupted.
 """
 import argparse
+import csv
 import dataclasses
 import functools
+import io
 import json
 import math
 import os
@@ -20,6 +22,7 @@ from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
 DEFAULT_COMPARISON_EPOCHS = 3
 DEFAULT_COMPARISON_OUT = "results/default-comparison.h5"
+SHOW_FORMATS = ("csv", "json")
 
 
 class UsageError(StochtpError):
@@ -123,6 +126,7 @@ RUN_EXAMPLES = """\
 SHOW_EXAMPLES = """\
   stochtp show results/run.h5                  list the runs
   stochtp show results/run.h5 RUN_ID           its provenance, config, metrics
+  stochtp show results/run.h5 RUN_ID --format csv --output metrics.csv
   stochtp show results/run.h5 --follow         print epochs as they are written"""
 
 REPORT_EXAMPLES = """\
@@ -173,6 +177,8 @@ def build_parser():
                                description=_wrapped("List the runs of a results file, or show one run: its provenance, config and per-epoch metrics.", ""))
     show.add_argument("file", metavar="FILE.h5", help="results file")
     show.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the run to show (default: list the runs)")
+    show.add_argument("--format", choices=SHOW_FORMATS, help="write the per-epoch metrics of RUN_ID (default: of every run) as CSV or JSON, every metric column, one row per epoch, the run id first")
+    show.add_argument("--output", metavar="PATH", help="with --format: write to PATH instead of stdout")
     _follow_options(show)
 
     report_cmd = commands.add_parser("report", help="mean ± std over seeds per group, paired comparisons, learning curves", examples=REPORT_EXAMPLES,
@@ -298,14 +304,29 @@ def _default_comparison(args):
 
 
 def cmd_show(args):
+    if args.output is not None and args.format is None:
+        raise UsageError("--output needs --format csv or json", "stochtp show")
+    if args.format is not None and args.follow:
+        raise UsageError("--format and --follow do not go together", "stochtp show")
     store = results.open(args.file)
     if args.follow:
         if args.run_id is not None:
             store[args.run_id]  # an unknown run id is bad input here too
         report.follow([args.file], args.interval, args.run_id)
         return 0
+    if args.format is not None:
+        text = _metrics_text(store.runs if args.run_id is None else [store[args.run_id]], args.format)
+        if args.output is None:
+            sys.stdout.write(text)
+            return 0
+        try:
+            Path(args.output).write_text(text)
+        except OSError as error:
+            raise UsageError(f"--output {args.output}: cannot write it ({error.strerror or error})", "stochtp show") from None
+        print(f"written: {args.output}")
+        return 0
     if args.run_id is None:
-        print(f"{'run':34} {'name':28} {'method':10} {'seed':>5} {'status':11} {'epochs':>6} {'best valid':>10} {'test@best':>9}")
+        print(f"{'run':34} {'name':28} {'method':10} {'seed':>5} {'status':11} {'epochs':>6} {'best valid':>10} {'test@best':>9} {'errors':>8}")
         for run in store.runs:
             print(_run_line(run))
         return 0
@@ -318,16 +339,45 @@ def cmd_show(args):
     print(json.dumps(run.config, indent=2, sort_keys=True))
     names = list(run.metrics)
     print("metrics:")
+    if sampled := [name for name in names if name.endswith("_error_k")]:
+        print(f"  {', '.join(sampled)}: K-sample errors, K = {run.config.get('eval_samples')} forward passes averaged (nan: not evaluated that epoch)")
     print("  " + " ".join(f"{name:>13}" for name in names))
     for row in zip(*(run.metrics[name] for name in names)):
         print("  " + " ".join(f"{_format(float(value)):>13}" for value in row))
     return 0
 
 
+def _metrics_text(runs, fmt):
+    """The per-epoch metrics of `runs` as CSV or JSON text: one row per epoch, a column per
+    metric (any run's; NaN, JSON null, where a run has none), the run id first."""
+    columns = list(dict.fromkeys(name for run in runs for name in run.metrics))
+    rows = [
+        {"run": run.id, **{name: _metric_value(run.metrics, name, row) for name in columns}}
+        for run in runs
+        for row in range(run.num_epochs)
+    ]
+    if fmt == "json":
+        return json.dumps([{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()} for row in rows], indent=1) + "\n"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["run", *columns], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: repr(value) if isinstance(value, float) else value for key, value in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def _metric_value(metrics, name, row):
+    """Row `row` of metric `name` as a Python int (the epoch) or float; NaN where the run has none."""
+    if name not in metrics or row >= len(metrics[name]):
+        return math.nan
+    value = metrics[name][row]
+    return int(value) if name == "epoch" else float(value)
+
+
 def _run_line(run):
     result = report.outcome(run.metrics)
     attrs = run.attrs
-    return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {run.num_epochs:>6} {_format(result.best_valid):>10} {_format(result.at_best):>9}"
+    samples = f"K={run.config.get('eval_samples')}" if result.metric.endswith("_k") else "1-sample"
+    return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {run.num_epochs:>6} {_format(result.best_valid):>10} {_format(result.at_best):>9} {samples:>8}"
 
 
 def cmd_report(args):

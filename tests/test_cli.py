@@ -1,8 +1,10 @@
 """The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
 results files left untouched, `show` and `data check`, and one real MNIST run."""
 import argparse
+import csv
 import errno
 import importlib.metadata
+import io
 import json
 import re
 import shutil
@@ -472,3 +474,44 @@ def test_version_outside_an_installation_is_read_from_pyproject(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     pyproject = (Path(stochtp.__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert f'version = "{stochtp._version()}"' in pyproject
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_show_writes_every_metric_of_every_epoch_as_csv_or_json(capsys, tiny_config_path, tmp_path, fmt):
+    """`show FILE RUN --format` gives one row per epoch and every metric column; the values are the file's."""
+    out = tmp_path / "results.h5"
+    assert main(["run", str(tiny_config_path), "--epochs", "3", "--out", str(out), *RUN_OPTIONS]) == 0
+    (run,) = results.open(out).runs
+    capsys.readouterr()
+    assert main(["show", str(out), run.id, "--format", fmt]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else json.loads(text)
+    assert len(rows) == 3 and list(rows[0]) == ["run", *run.metrics]
+    for name, values in run.metrics.items():
+        read = [float("nan") if row[name] is None else float(row[name]) for row in rows]
+        np.testing.assert_array_equal(read, values)
+    assert {row["run"] for row in rows} == {run.id}
+
+    assert main(["show", str(out), "--format", fmt, "--output", str(tmp_path / f"m.{fmt}")]) == 0
+    assert capsys.readouterr().out == f"written: {tmp_path / f'm.{fmt}'}\n"
+    assert (tmp_path / f"m.{fmt}").read_text() == text
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--output", "m.csv"], "--output needs --format"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["--format", "csv", "--follow"], "--format and --follow do not go together"),
+    (["--format", "csv", "--output", "missing/m.csv"], "--output missing/m.csv: cannot write it"),
+])
+def test_show_format_bad_usage_exits_2(capsys, results_file, tmp_path, monkeypatch, argv, pattern):
+    monkeypatch.chdir(tmp_path)
+    line = fails_with_usage_error(capsys, "show", str(results_file), *argv)
+    assert re.search(pattern, line), line
+
+
+def test_show_labels_k_sample_errors(capsys, results_file):
+    (run,) = results.open(results_file).runs
+    assert main(["show", str(results_file)]) == 0
+    assert "K=4" in capsys.readouterr().out.splitlines()[1]
+    assert main(["show", str(results_file), run.id]) == 0
+    assert "valid_error_k, test_error_k: K-sample errors, K = 4" in capsys.readouterr().out
