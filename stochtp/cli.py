@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, data, estimators, experiment, methods, report, results, sweep, train
+from . import bench, callbacks, data, estimators, experiment, methods, report, results, sweep, train
 from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -270,12 +270,23 @@ def _statuses(path, cfg):
 
 
 def _print_summary(summary):
+    errors = "test error" if summary.test_samples == 1 else f"test error (K={summary.test_samples} samples)"
     print(
         f"{summary.status}: run {summary.run_id} -> {summary.path}\n"
         f"  epochs {summary.epochs}, best validation epoch {summary.best_epoch}, "
-        f"test error at best {_format(summary.test_error_at_best)}, last {_format(summary.test_error_last)}, "
-        f"{summary.seconds_per_epoch:.2f} s/epoch"
+        f"{errors} at best {_format(summary.test_error_at_best)}, last {_format(summary.test_error_last)}\n"
+        f"  {_speed(summary)}"
     )
+
+
+def _speed(summary):
+    """The run's s/epoch (`callbacks.seconds_per_epoch`, the progress bar's figure), saying that
+    epoch 1, which compiles Numba's kernels, is left out of it."""
+    first = f"epoch 1 took {callbacks.seconds_text(summary.first_epoch_seconds)} s, Numba compilation included"
+    if math.isnan(summary.seconds_per_epoch):
+        return f"s/epoch: none from epoch 1 alone ({first})" if not math.isnan(summary.first_epoch_seconds) else "s/epoch: no epoch timed"
+    epochs = "epoch 2" if summary.epochs == 2 else f"epochs 2-{summary.epochs}"
+    return f"{callbacks.seconds_text(summary.seconds_per_epoch)} s/epoch, median of {epochs}" + (f" ({first})" if not math.isnan(summary.first_epoch_seconds) else "")
 
 
 def _default_comparison(args):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import extras, records, results, search
+from . import callbacks, extras, records, results, search
 from .errors import ConfigError, StochtpError
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -139,8 +139,8 @@ class Group:
 
     @property
     def seconds_per_epoch(self):
-        times = np.concatenate([run.metrics.get("epoch_time", np.zeros(0)) for run in self.runs])
-        times = times[np.isfinite(times)]
+        """The median epoch time of the group's runs, each run's epoch 1 left out (it compiles)."""
+        times = np.concatenate([callbacks.timed_epochs(run.metrics.get("epoch_time", [])) for run in self.runs])
         return float(np.median(times)) if times.size else math.nan
 
     def per_seed(self, field):
