@@ -154,9 +154,10 @@ BENCH_EXAMPLES = """\
   stochtp bench --json > bench.json"""
 
 PLOT_HELP = (
-    "draw learning curves and diagnostics into an image (.png, .pdf, .svg; needs matplotlib) and "
-    "print its path; per-epoch markers where a curve has few epochs, and training loss and "
-    "error beside the test metric, which a run may evaluate on few epochs"
+    "draw learning curves into an image (.png, .pdf, .svg; needs matplotlib) and print its path: "
+    "the test metric (its 1-sample counterpart where the K-sample one was evaluated on one epoch "
+    "only, as in runs of a few epochs), the training loss and the method's diagnostics, per epoch "
+    "(a marker on each where there are 30 or fewer; a lone epoch is a point with a min-max bar)"
 )
 
 
@@ -407,6 +408,8 @@ def cmd_report(args):
     if args.plot:
         report.plot(summary, args.plot)
     print(report.format_report(summary, args.format))
+    if args.plot:  # on stderr where stdout is CSV or JSON for a program to read
+        print(f"plot written: {args.plot}", file=sys.stdout if args.format in ("table", "markdown") else sys.stderr)
     return 0
 
 
