@@ -157,7 +157,8 @@ PLOT_HELP = (
     "draw learning curves into an image (.png, .pdf, .svg; needs matplotlib) and print its path: "
     "the test metric (its 1-sample counterpart where the K-sample one was evaluated on one epoch "
     "only, as in runs of a few epochs), the training loss and the method's diagnostics, per epoch "
-    "(a marker on each where there are 30 or fewer; a lone epoch is a point with a min-max bar)"
+    "(a marker on each where there are 30 or fewer); where every run has one epoch, a labelled "
+    "bar per group"
 )
 
 
