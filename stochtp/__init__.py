@@ -12,10 +12,10 @@ imported, applies every tuning the `stochtp` command uses (see `stochtp.process`
 """
 import importlib
 import pkgutil
+from pathlib import Path
 
 from .process import configure_process
 
-__version__ = "0.1.0"
 
 _NAMES = {"Network": "network", "Layer": "network", "Trace": "network", "fit": "train"}  # name -> the module defining it
 _MODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__) if module.name != "__main__")  # stochtp.<module>
@@ -24,7 +24,9 @@ __all__ = ["Network", "Layer", "Trace", "fit", "callbacks", "methods", "configur
 
 def __getattr__(name):
     """`stochtp.Network`, `stochtp.fit`, `stochtp.methods`, ...: imported on first use."""
-    if name in _NAMES:
+    if name == "__version__":
+        value = _version()
+    elif name in _NAMES:
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     elif name in _MODULES:
         value = importlib.import_module(f".{name}", __name__)
@@ -35,4 +37,25 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted({*globals(), *_NAMES, *_MODULES})
+    return sorted({*globals(), *_NAMES, *_MODULES, "__version__"})
+
+
+def _version():
+    """The version in pyproject.toml: from the installed package's metadata, else (a checkout on
+    the path, not installed) from the pyproject.toml beside the package, else "unknown"."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("stochtp")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return str(project["version"]) if project.get("name") == "stochtp" and "version" in project else "unknown"

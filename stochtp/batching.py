@@ -33,10 +33,14 @@ class Batches:
     chunk of CHUNK mini-batches at a time, in one call, so no float copy of the training set is
     held; their inputs are consecutive row blocks of one array (`stack_rows` takes them back
     without a copy). `limit` keeps only the first mini-batches (benchmarks time part of an epoch).
+    `progress(done)`, where given, is called as each chunk but a pass's first is prepared, with
+    the number of mini-batches handed out before it, counted over every pass (a progress bar's
+    count: once per CHUNK mini-batches, costing nothing next to them).
     """
 
-    def __init__(self, split, epoch, seed, batch_size, dtype, limit=None):
+    def __init__(self, split, epoch, seed, batch_size, dtype, limit=None, progress=None):
         self.split, self.epoch, self.batch_size, self.dtype, self.limit = split, epoch, batch_size, dtype, limit
+        self.progress, self.passes = progress, 0
         self.order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
 
     def __len__(self):
@@ -45,7 +49,10 @@ class Batches:
 
     def __iter__(self):
         size = self.batch_size
+        handed_out, self.passes = self.passes * len(self), self.passes + 1
         for first in range(0, len(self), CHUNK):
+            if first and self.progress is not None:
+                self.progress(handed_out + first)
             ks = range(first, min(first + CHUNK, len(self)))
             index = np.concatenate([np.sort(self.order[k * size:(k + 1) * size]) for k in ks])
             x = self.split.features(index, self.dtype)

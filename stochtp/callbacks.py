@@ -4,6 +4,8 @@ One small protocol serves `stochtp run` and `stochtp.fit` alike. The loop calls,
 callback in order:
 
     on_train_begin(run)                    before the first epoch it trains
+    on_batch_end(run, epoch, done, steps)  every few mini-batches (`batching.CHUNK`) of an
+                                           epoch: `done` of its `steps` mini-batch steps
     on_epoch_end(run, epoch, metrics)      after each epoch, `metrics` the epoch's record
                                            (the names of the results file's metrics/)
     on_train_end(run, status)              "completed", "failed" or "interrupted"
@@ -55,6 +57,11 @@ class Callback:
 
     def on_train_begin(self, run):
         """Before the first epoch that this call trains (`run.first_epoch`)."""
+
+    def on_batch_end(self, run, epoch, done, steps):
+        """While epoch `epoch` trains, every few mini-batches: `done` of its `steps` mini-batch
+        steps are done (a method that goes through the mini-batches twice, as DTP's alternating
+        schedule does, has twice as many steps as mini-batches). Not called at the epoch's end."""
 
     def on_epoch_end(self, run, epoch, metrics):
         """After epoch `epoch`, with its metrics (floats; NaN where not measured this epoch)."""
@@ -158,20 +165,79 @@ def layer_state(net):
     return {f"layer_{i}": {"W": layer.W, "b": layer.b} for i, layer in enumerate(net.layers)}
 
 
-class ProgressBar(Callback):
-    """A tqdm bar over epochs on a terminal; silent when `quiet` or when stderr is not a TTY."""
+def timed_epochs(epoch_times):
+    """The epoch times that measure training speed: all but epoch 1's, which pays the
+    compilation of the Numba kernels. `epoch_times[i]` is epoch i + 1's time; NaN ones are left out."""
+    timed = np.asarray(epoch_times, dtype=np.float64)[1:]
+    return timed[np.isfinite(timed)]
 
-    def __init__(self, quiet=False):
-        self.enabled = not quiet and sys.stderr.isatty()
+
+def seconds_per_epoch(epoch_times):
+    """The training speed a run reports everywhere (progress bar, run summary, report): the
+    median of its `timed_epochs`; NaN for a run of one epoch."""
+    timed = timed_epochs(epoch_times)
+    return float(np.median(timed)) if timed.size else math.nan
+
+
+def seconds_text(seconds):
+    """A time as the bar, the run summary and the report print it: three significant digits."""
+    return f"{seconds:.0f}" if seconds >= 100 else f"{seconds:.3g}"
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over a run's mini-batches on a terminal, moved every few mini-batches, and after
+    each epoch its status: "ep 3/10 loss 0.2345 valid 0.0456 1.23 s/ep", the training loss and
+    1-sample validation error of the epoch, and `seconds_per_epoch` (from epoch 2 on: epoch 1
+    compiles). The run's name is cut to what leaves the line within `WIDTH` columns. Silent
+    when `quiet` or when `file` (default stderr) is not a TTY."""
+
+    WIDTH = 80
+    MIN_BAR = 6
+    FORMAT = "{desc} |{bar}| {remaining} left{postfix}"
+    TIME_WIDTH = 5  # tqdm's time left, "01:23"; over an hour the bar gives up two columns
+
+    def __init__(self, quiet=False, file=None):
+        self.file = sys.stderr if file is None else file
+        self.enabled = not quiet and self.file.isatty()
         self.bar = None
+        self.name = ""
+        self.batches = 1  # mini-batches per epoch: the bar's unit
 
     def on_train_begin(self, run):
-        self.bar = tqdm(total=run.config.epochs, initial=run.first_epoch - 1, desc=run.config.name, unit="epoch", disable=not self.enabled, leave=True)
+        config = run.config
+        self.name, self.batches = config.name, max(len(run.dataset.train) // config.batch_size, 1)
+        status = f"ep {run.first_epoch - 1}/{config.epochs}"
+        self.bar = tqdm(total=config.epochs * self.batches, initial=(run.first_epoch - 1) * self.batches, desc=self._fitted_name(status), postfix=status,
+                        bar_format=self.FORMAT, ncols=self.WIDTH, disable=not self.enabled, leave=True, file=self.file)
+
+    def on_batch_end(self, run, epoch, done, steps):
+        if self.enabled:
+            self._move_to((epoch - 1) * self.batches + min(done, steps) * self.batches // steps)
 
     def on_epoch_end(self, run, epoch, metrics):
-        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k") if k in metrics and not math.isnan(metrics[k])}
-        self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
+        if not self.enabled:
+            return
+        status = self.status(run, epoch, metrics)
+        self.bar.set_postfix_str(status, refresh=False)
+        self.bar.set_description_str(self._fitted_name(status), refresh=False)
+        self._move_to(epoch * self.batches)
+
+    def status(self, run, epoch, metrics):
+        """What the bar says after `epoch`: "ep 3/10 loss 0.2345 valid 0.0456 1.23 s/ep"."""
+        shown = [f"ep {epoch}/{run.config.epochs}"]
+        shown += [f"{label} {metrics[name]:.4f}" for label, name in (("loss", "train_loss"), ("valid", "valid_error")) if math.isfinite(metrics.get(name, math.nan))]
+        if math.isfinite(speed := seconds_per_epoch(run.epoch_times)):
+            shown.append(f"{seconds_text(speed)} s/ep")
+        return " ".join(shown)
+
+    def _fitted_name(self, status):
+        """The run's name, cut (…) so that a bar of MIN_BAR and `status` fit in WIDTH columns."""
+        room = self.WIDTH - len(self.FORMAT.format(desc="", bar="", remaining="0" * self.TIME_WIDTH, postfix=f", {status}")) - self.MIN_BAR
+        return self.name if len(self.name) <= room else self.name[: max(room - 1, 0)] + "…"
+
+    def _move_to(self, position):
+        if position > self.bar.n:
+            self.bar.update(position - self.bar.n)
 
     def on_train_end(self, run, status):
         if self.bar is not None:

@@ -31,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import extras, records, results, search
+from . import callbacks, extras, records, results, search
 from .errors import ConfigError, StochtpError
 
 FORMATS = ("table", "markdown", "csv", "json")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 CONFIDENCE = 0.95
+MIN_PAIRED_SEEDS = 2  # a t interval and a sign test need two differences at least
 FOLLOWED_METRICS = ("train_loss", "train_error", "valid_error", "test_error", "valid_error_k", "test_error_k")
 LAYER_STYLES = ("-", "--", ":", "-.")
 
@@ -120,6 +121,20 @@ class Group:
         return ", ".join(sorted({item.metric for item in self.outcomes}))
 
     @property
+    def samples(self):
+        """The forward passes averaged in the group's metric: K (eval_samples, "K=4,100" where
+        its runs differ) for a K-sample metric, else "1"."""
+        if not all(item.metric.endswith("_k") for item in self.outcomes):
+            return "1"
+        ks = sorted({run.config.get("eval_samples") for run in self.runs}, key=_sort_key)
+        return "K" if None in ks else "K=" + ",".join(map(str, ks))
+
+    @property
+    def metric_label(self):
+        """The metric as the report prints it: "test_error_k (K=100)" for K-sample errors."""
+        return self.metric if self.samples == "1" else f"{self.metric} ({self.samples})"
+
+    @property
     def epochs(self):
         counts = sorted({run.num_epochs for run in self.runs})
         return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
@@ -139,8 +154,8 @@ class Group:
 
     @property
     def seconds_per_epoch(self):
-        times = np.concatenate([run.metrics.get("epoch_time", np.zeros(0)) for run in self.runs])
-        times = times[np.isfinite(times)]
+        """The median epoch time of the group's runs, each run's epoch 1 left out (it compiles)."""
+        times = np.concatenate([callbacks.timed_epochs(run.metrics.get("epoch_time", [])) for run in self.runs])
         return float(np.median(times)) if times.size else math.nan
 
     def per_seed(self, field):
@@ -169,7 +184,13 @@ class Comparison:
     high: float
     first_lower: int  # seeds on which `first` is lower
     second_lower: int
-    sign_p: float  # two-sided sign test, ties left out
+    sign_p: float  # two-sided sign test, ties left out (NaN with one seed)
+    metric_label: str = ""  # the metric as the report prints it: "test_error_k (K=100)"
+
+    @property
+    def tested(self):
+        """Whether the seeds are enough for the t interval and the sign test: 2 or more (MIN_PAIRED_SEEDS)."""
+        return len(self.seeds) >= MIN_PAIRED_SEEDS
 
 
 @dataclass
@@ -282,17 +303,19 @@ def summarise(paths, by="name", metric=None, partial=False, record_folders=()):
 
 
 def compare(first, second):
-    """The paired Comparison of two groups on their shared seeds."""
+    """The paired Comparison of two groups on their shared seeds; the t interval and the sign
+    test only with MIN_PAIRED_SEEDS shared seeds or more (NaN below)."""
     first_values, second_values = first.per_seed("at_best"), second.per_seed("at_best")
     seeds = tuple(sorted(first_values.keys() & second_values.keys(), key=_sort_key))
     differences = [first_values[seed] - second_values[seed] for seed in seeds]
     mean = statistics.fmean(differences)
-    half_width = math.nan
-    if len(differences) > 1:
-        half_width = t_quantile((1 + CONFIDENCE) / 2, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
     first_lower = sum(difference < 0 for difference in differences)
     second_lower = sum(difference > 0 for difference in differences)
-    return Comparison(first.label, second.label, first.metric, seeds, mean, mean - half_width, mean + half_width, first_lower, second_lower, sign_test(first_lower, second_lower))
+    half_width = sign_p = math.nan
+    if len(differences) >= MIN_PAIRED_SEEDS:
+        half_width = t_quantile((1 + CONFIDENCE) / 2, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+        sign_p = sign_test(first_lower, second_lower)
+    return Comparison(first.label, second.label, first.metric, seeds, mean, mean - half_width, mean + half_width, first_lower, second_lower, sign_p, first.metric_label)
 
 
 # ------------------------------------------------------------------------------- searches
@@ -376,50 +399,23 @@ def format_ranking(searches, fmt="table"):
 # ----------------------------------------------------------------------------- statistics
 
 
-def _t_central_probability(t, df):
-    """P(|T| <= t) for Student's t with integer `df` degrees of freedom, in closed form
-    (Abramowitz & Stegun 26.7.3 and 26.7.4: a finite series in cos(theta), theta = atan(t/sqrt(df)))."""
-    theta = math.atan(t / math.sqrt(df))
-    cos2 = math.cos(theta) ** 2
-    if df % 2 == 0:
-        term = total = 1.0
-        for k in range(1, df // 2):
-            term *= cos2 * (2 * k - 1) / (2 * k)
-            total += term
-        return math.sin(theta) * total
-    if df == 1:
-        return 2 * theta / math.pi
-    term = total = math.cos(theta)
-    for k in range(1, (df - 1) // 2):
-        term *= cos2 * (2 * k) / (2 * k + 1)
-        total += term
-    return 2 / math.pi * (theta + math.sin(theta) * total)
-
-
 def t_quantile(p, df):
-    """The `p` quantile (p > 1/2) of Student's t with integer `df` >= 1, by bisection on the CDF."""
-    if not (0.5 < p < 1 and int(df) == df >= 1):
-        raise ValueError(f"t_quantile needs 1/2 < p < 1 and an integer df >= 1, got p={p}, df={df}")
-    central = 2 * p - 1
-    low, high = 0.0, 1.0
-    while _t_central_probability(high, int(df)) < central:
-        low, high = high, 2 * high
-    for _ in range(200):
-        middle = (low + high) / 2
-        if middle in (low, high):
-            break
-        low, high = (middle, high) if _t_central_probability(middle, int(df)) < central else (low, middle)
-    return (low + high) / 2
+    """The `p` quantile (p > 1/2) of Student's t with `df` >= 1 degrees of freedom."""
+    if not (0.5 < p < 1 and df >= 1):
+        raise ValueError(f"t_quantile needs 1/2 < p < 1 and df >= 1, got p={p}, df={df}")
+    from scipy import stats  # imported when a report compares: the other commands start without it
+
+    return float(stats.t.ppf(p, df))
 
 
 def sign_test(wins, losses):
     """Two-sided exact sign test: the probability, under a fair coin, of a split at least as
-    uneven as `wins` against `losses`."""
-    n = wins + losses
-    if n == 0:
+    uneven as `wins` against `losses` (1 when there is no split)."""
+    if wins + losses == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    from scipy import stats
+
+    return float(stats.binomtest(wins, wins + losses, 0.5).pvalue)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -446,6 +442,7 @@ def _rows(report):
         rows.append({
             report.by: group.label,
             "metric": group.metric,
+            "samples": group.samples,
             "seeds": len(group.seeds),
             "epochs": group.epochs,
             "at_best_mean": best_mean,
@@ -459,9 +456,10 @@ def _rows(report):
 
 def _cells(report):
     """Header and text cells of the table (table and markdown)."""
-    header = [report.by, "metric", "seeds", "epochs", "at best valid (mean ± std)", "at last epoch", "s/epoch"]
+    header = [report.by, "metric", "samples", "seeds", "epochs", "at best valid (mean ± std)", "at last epoch", "s/epoch"]
     cells = [
-        [row[report.by], row["metric"], str(row["seeds"]), row["epochs"], _mean_std_text(row["at_best_mean"], row["at_best_std"]), _mean_std_text(row["last_mean"], row["last_std"]), _number(row["seconds_per_epoch"], 2)]
+        [row[report.by], row["metric"], row["samples"], str(row["seeds"]), row["epochs"], _mean_std_text(row["at_best_mean"], row["at_best_std"]),
+         _mean_std_text(row["last_mean"], row["last_std"]), callbacks.seconds_text(row["seconds_per_epoch"])]
         for row in _rows(report)
     ]
     return header, cells
@@ -473,17 +471,29 @@ def _notes(report):
     if report.comparisons:
         lines.append(f"Paired on shared seeds, at the best-validation epoch: difference of means, {CONFIDENCE:.0%} t interval, sign test")
         for item in report.comparisons:
-            interval = "" if math.isnan(item.low) else f" [{_signed(item.low)}, {_signed(item.high)}]"
-            lines.append(
-                f"{item.first} − {item.second} ({item.metric}): {_signed(item.difference)}{interval} over {len(item.seeds)} seeds; "
-                f"lower: {item.first} on {item.first_lower}, {item.second} on {item.second_lower}; sign test p = {item.sign_p:.3g}"
-            )
+            head = f"{item.first} − {item.second} ({item.metric_label or item.metric}): {_signed(item.difference)}"
+            if item.tested:
+                lines.append(
+                    f"{head} [{_signed(item.low)}, {_signed(item.high)}] over {len(item.seeds)} seeds; "
+                    f"lower: {item.first} on {item.first_lower}, {item.second} on {item.second_lower}; sign test p = {item.sign_p:.3g}"
+                )
+            else:
+                lines.append(f"{head} on {_untested(item)}")
     for group in report.groups:
         if keys := group.differing_keys:
             lines.append(f"{group.label}: its runs differ in {', '.join(keys)}, not only the seed (--by one of them splits the group)")
+    if report.groups:
+        lines.append("samples: the forward passes averaged in the metric (K for K-sample errors); "
+                     "s/epoch: the median epoch time, each run's epoch 1 left out (it compiles Numba's kernels)")
     if report.left_out:
         lines.append("left out: " + ", ".join(f"{count} {why}" for why, count in sorted(report.left_out.items())))
     return lines
+
+
+def _untested(item):
+    """Why a comparison has no t interval and no sign test."""
+    shared = ", ".join(map(str, item.seeds))
+    return f"{len(item.seeds)} shared seed ({shared}): no t interval or sign test, which need {MIN_PAIRED_SEEDS} shared seeds or more"
 
 
 def _plain_table(header, cells):
@@ -508,7 +518,7 @@ def format_report(report, fmt="table"):
         raise ConfigError(f"unknown report format {fmt!r}; formats: {', '.join(FORMATS)}")
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[report.by, "metric", "seeds", "epochs", "at_best_mean", "at_best_std", "last_mean", "last_std", "seconds_per_epoch"], lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=[report.by, "metric", "samples", "seeds", "epochs", "at_best_mean", "at_best_std", "last_mean", "last_std", "seconds_per_epoch"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(_rows(report))
         return buffer.getvalue().rstrip("\n")
@@ -520,7 +530,8 @@ def format_report(report, fmt="table"):
                 {
                     "first": item.first, "second": item.second, "metric": item.metric, "seeds": list(item.seeds),
                     "difference": _json_number(item.difference), "low": _json_number(item.low), "high": _json_number(item.high),
-                    "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": item.sign_p,
+                    "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": _json_number(item.sign_p),
+                    **({} if item.tested else {"untested": _untested(item)}),
                 }
                 for item in report.comparisons
             ],
@@ -570,9 +581,53 @@ def _diagnostic_names(groups):
     return list(names)
 
 
+def _evaluated_epochs(group, metric):
+    """The most epochs on which one of the group's runs has a value of `metric`."""
+    return max(int(np.isfinite(np.asarray(run.metrics.get(metric, []), dtype=np.float64)).sum()) for run in group.runs)
+
+
+def _plotted_metric(groups):
+    """The metric the first panel draws, and its title: the report's metric, or, where no group
+    has it on two epochs or more (a short run evaluates its K-sample errors at its last epoch
+    only), its 1-sample counterpart, logged every epoch."""
+    metrics = sorted({group.metric for group in groups})
+    labels = ", ".join(sorted({group.metric_label for group in groups}))
+    if len(metrics) == 1 and metrics[0].endswith("_k") and all(_evaluated_epochs(group, metrics[0]) < 2 for group in groups):
+        one_sample = metrics[0][: -len("_k")]
+        if any(_evaluated_epochs(group, one_sample) >= 2 for group in groups):
+            return one_sample, f"{one_sample}, 1-sample ({labels}: evaluated on one epoch only)"
+    return metrics[0], labels
+
+
+def _draw_curves(axis, groups, columns_of):
+    """Per group, the mean over its runs of the columns `columns_of(group)` gives (1-D metrics
+    aligned on epoch), with a min–max band and a marker on every epoch where there are 30 or
+    fewer; True. Where no group has two epochs with a value (runs of one epoch), a bar per
+    group instead, labelled with its value, with a min–max bar; False."""
+    series = []
+    for index, group in enumerate(groups):
+        if columns := columns_of(group):
+            mean, low, high = _mean_min_max(_stack(columns))
+            series.append((index, group, np.arange(1, len(mean) + 1), mean, low, high, np.isfinite(mean)))
+    if all(shown.sum() <= 1 for *_, shown in series):
+        points = [(index, group, epochs[shown], mean[shown], low[shown], high[shown]) for index, group, epochs, mean, low, high, shown in series if shown.any()]
+        for position, (index, group, epochs, mean, low, high) in enumerate(points):
+            bars = axis.bar([position], mean, yerr=[mean - low, high - mean], color=f"C{index % 10}", capsize=4, label=f"{group.label} (epoch {epochs[0]})")
+            axis.bar_label(bars, fmt="%.4f", label_type="center")
+        axis.set_xticks(range(len(points)), [group.label for _, group, *_ in points])
+        return False
+    for index, group, epochs, mean, low, high, shown in series:
+        colour = f"C{index % 10}"
+        axis.plot(epochs[shown], mean[shown], color=colour, marker="o" if shown.sum() <= 30 else None, markersize=4, label=group.label)
+        axis.fill_between(epochs[shown], low[shown], high[shown], color=colour, alpha=0.2, linewidth=0)
+    return True
+
+
 def plot(report, path):
-    """Learning curves of the report's metric (mean over seeds with a min–max band, per group)
-    and a panel per diagnostic (mean over seeds, per group and layer), written to `path`."""
+    """Learning curves, written to `path`: the report's metric (its 1-sample counterpart where
+    no group has it on two epochs, see `_plotted_metric`), the training loss, and a panel per
+    diagnostic; mean over seeds per group (diagnostics: per group and layer), min–max bands,
+    a marker on every epoch of curves of 30 epochs or fewer."""
     figure_module = extras.require("matplotlib.figure", "plot")
     ticker = extras.require("matplotlib.ticker", "plot")
     if Path(path).suffix.lower() not in PLOT_SUFFIXES:
@@ -580,29 +635,35 @@ def plot(report, path):
     if not report.groups:
         raise ConfigError("nothing to plot: no completed runs")
     diagnostics = _diagnostic_names(report.groups)
-    panels = 1 + len(diagnostics)
+    training = any(_has_values(run.metrics, "train_loss") for group in report.groups for run in group.runs)
+    panels = 1 + training + len(diagnostics)
     columns = min(panels, 2)
     rows = math.ceil(panels / columns)
     figure = figure_module.Figure(figsize=(6.4 * columns, 4.4 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    axes = list(figure.subplots(rows, columns, squeeze=False).ravel())
     for extra in axes[panels:]:
         extra.set_visible(False)
-    for axis in axes[:panels]:
-        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    last_epoch = max(run.num_epochs for group in report.groups for run in group.runs)
 
-    curves = axes[0]
-    for index, group in enumerate(report.groups):
-        columns = [run.metrics.get(item.metric, []) for run, item in zip(group.runs, group.outcomes)]
-        mean, low, high = _mean_min_max(_stack(columns))
-        epochs = np.arange(1, len(mean) + 1)
-        shown = np.isfinite(mean)
-        curves.plot(epochs[shown], mean[shown], color=f"C{index % 10}", marker="o" if shown.sum() <= 30 else None, markersize=3, label=group.label)
-        curves.fill_between(epochs[shown], low[shown], high[shown], color=f"C{index % 10}", alpha=0.2, linewidth=0)
-    metrics = sorted({group.metric for group in report.groups})
-    curves.set(title=f"{', '.join(metrics)}: mean over seeds, band min–max", xlabel="epoch", ylabel=", ".join(metrics))
+    def by_epoch(axis):
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
+        axis.set(xlabel="epoch", xlim=(0.5, last_epoch + 0.5))
+
+    metric, title = _plotted_metric(report.groups)
+    curves = axes.pop(0)
+    if _draw_curves(curves, report.groups, lambda group: [run.metrics.get(metric, []) for run in group.runs]):
+        by_epoch(curves)
+    curves.set(title=f"{title}\nmean over seeds, min–max range", ylabel=metric)
     curves.legend(title=report.by, fontsize="small")
+    if training:
+        losses = axes.pop(0)
+        if _draw_curves(losses, report.groups, lambda group: [run.metrics["train_loss"] for run in group.runs if "train_loss" in run.metrics]):
+            by_epoch(losses)
+        losses.set(title="training loss\nmean over seeds, min–max range", ylabel="train_loss")
+        losses.legend(title=report.by, fontsize="small")
 
-    for axis, name in zip(axes[1:], diagnostics):
+    for axis, name in zip(axes, diagnostics):
+        by_epoch(axis)
         for index, group in enumerate(report.groups):
             tables = [run.diagnostics[name] for run in group.runs if name in run.diagnostics]
             if not tables:
@@ -612,8 +673,9 @@ def plot(report, path):
             for layer in range(mean.shape[1]):
                 shown = np.isfinite(mean[:, layer])
                 if shown.any():
-                    axis.plot(epochs[shown], mean[shown, layer], color=f"C{index % 10}", linestyle=LAYER_STYLES[layer % len(LAYER_STYLES)], label=f"{group.label} layer {layer}")
-        axis.set(title=f"{name}: mean over seeds", xlabel="epoch", ylabel=name)
+                    axis.plot(epochs[shown], mean[shown, layer], color=f"C{index % 10}", linestyle=LAYER_STYLES[layer % len(LAYER_STYLES)],
+                              marker="o" if shown.sum() <= 30 else None, markersize=3, label=f"{group.label} layer {layer}")
+        axis.set(title=f"{name}: mean over seeds", ylabel=name)
         axis.legend(fontsize="x-small")
     try:
         figure.savefig(path, dpi=110)

@@ -52,7 +52,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import statistics
 import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -60,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_module
-from . import data, experiment, extras, report, results, search, train
+from . import callbacks, data, experiment, extras, report, results, search, train
 from .process import configure_process
 from .errors import ConfigError, StochtpError, TrainingFailed
 
@@ -379,8 +378,8 @@ def _store(writer, planned_run, future):
     if status != "completed":
         return writer.add_record(record), status, record["attrs"].get("error", "")
     result = report.outcome(record["metrics"])
-    seconds = statistics.median(record["metrics"]["epoch_time"])
-    detail = f"{result.metric} {result.at_best:.4f} at best epoch {result.best_epoch}, last {result.last:.4f}, {seconds:.2f} s/epoch"
+    seconds = callbacks.seconds_per_epoch(record["metrics"]["epoch_time"])
+    detail = f"{result.metric} {result.at_best:.4f} at best epoch {result.best_epoch}, last {result.last:.4f}, {callbacks.seconds_text(seconds)} s/epoch"
     return writer.add_record(record), status, detail
 
 

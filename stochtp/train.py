@@ -21,6 +21,7 @@ progress bar are callbacks like any other:
 This module takes the method as built (`stochtp.experiment` builds it from a config).
 """
 import errno
+import functools
 import gc
 import math
 import signal
@@ -59,8 +60,10 @@ class RunSummary:
     best_epoch: int
     test_error_at_best: float
     test_error_last: float
-    seconds_per_epoch: float  # median over the run's logged epochs (a resumed run's earlier ones too)
+    seconds_per_epoch: float  # `callbacks.seconds_per_epoch` of the run's logged epochs (a resumed run's earlier ones too)
     error: str = ""
+    test_samples: int = 1  # forward passes averaged in the test errors: K for a stochastic network
+    first_epoch_seconds: float = math.nan  # epoch 1's time, Numba's compilation included
 
 
 class Run:
@@ -69,13 +72,15 @@ class Run:
     `config` (the resolved `Config`), `dataset`, `net`, `method`, `run_id` (None when the run is
     not written to a results file), `epoch` (the last epoch recorded), `best` (the best epoch so
     far: its number, validation value, test errors), `best_improved` (whether the epoch just
-    ended is that best one), `status` and `error` (once it ends). A callback sets
-    `stop_training = True` to end the run after the current epoch (status `completed`).
+    ended is that best one), `epoch_times` (the training time of every epoch logged, from
+    epoch 1, a resumed run's earlier ones too), `status` and `error` (once it ends). A callback
+    sets `stop_training = True` to end the run after the current epoch (status `completed`).
     """
 
-    def __init__(self, config, dataset, net, method, run_id=None, first_epoch=1, best=None, wall_offset=0.0):
+    def __init__(self, config, dataset, net, method, run_id=None, first_epoch=1, best=None, wall_offset=0.0, epoch_times=()):
         self.config, self.dataset, self.net, self.method, self.run_id = config, dataset, net, method, run_id
         self.first_epoch, self.epoch, self.wall_offset = first_epoch, first_epoch - 1, wall_offset
+        self.epoch_times = [float(seconds) for seconds in epoch_times]
         self.best = dict(NO_BEST) if best is None else dict(best)
         self.best_improved = False
         self.stop_training = False
@@ -291,14 +296,19 @@ def start_run(writer, config, threads, **attrs):
     )
 
 
-def train_epoch(config, dataset, net, method, epoch):
+def train_epoch(config, dataset, net, method, epoch, progress=None):
     """Train one epoch; TrainingFailed when the training loss or the parameters are no longer
     finite (naming the first that is not), or when a kernel refuses what training produced (a
     ValueError: "a contains NaN"). NumPy's overflow and invalid-value warnings are kept off the
-    terminal: the check after the epoch says what went wrong, once."""
+    terminal: the check after the epoch says what went wrong, once. `progress(done, steps)` is
+    told every few mini-batches how many of the epoch's mini-batch steps are done."""
+    batches = Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype)
+    if progress is not None:
+        steps = len(batches) * method.passes_per_epoch()
+        batches.progress = lambda done: progress(done, steps)
     try:
         with np.errstate(all="ignore"):
-            stats = method.train_epoch(net, Batches(dataset.train, epoch, config.seed, config.batch_size, net.dtype), config.seed, epoch)
+            stats = method.train_epoch(net, batches, config.seed, epoch)
     except ValueError as error:
         raise TrainingFailed(f"training failed at epoch {epoch}: {error}") from error
     non_finite = first_non_finite(net, method, stats)
@@ -327,7 +337,7 @@ def train_run(config, dataset, net, method, out=None, callbacks=(), threads=None
             run_writer, first_epoch, best = _open_run(writer, config, net, method, resume, threads)
             earlier = run_writer.metrics_so_far()
             wall_offset = float(earlier["wall_time"][-1]) if len(earlier.get("wall_time", [])) else 0.0
-            run = Run(config, dataset, net, method, run_writer.id, first_epoch, best, wall_offset)
+            run = Run(config, dataset, net, method, run_writer.id, first_epoch, best, wall_offset, earlier.get("epoch_time", ()))
             _loop(run, [callbacks_module.ResultsFile(run_writer), *callbacks, history, callbacks_module.ProgressBar(quiet)], interrupts)
             return summary(run, Path(out), history, run_writer.metrics_so_far()), history
 
@@ -341,11 +351,12 @@ def _loop(run, callbacks, interrupts):
             callback.on_train_begin(run)
         for epoch in range(run.first_epoch, config.epochs + 1):
             tick = time.perf_counter()
-            stats = train_epoch(config, dataset, net, method, epoch)
+            stats = train_epoch(config, dataset, net, method, epoch, functools.partial(_tell_batches, run, callbacks, epoch))
             epoch_time = time.perf_counter() - tick
             metrics = {"epoch": epoch, "wall_time": run.wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats}
             metrics.update(evaluate(method.inference_network(net), dataset, config, epoch))
             with interrupts.held():
+                run.epoch_times.append(epoch_time)
                 run.update_best(metrics)
                 for callback in callbacks:
                     callback.on_epoch_end(run, epoch, metrics)
@@ -367,6 +378,11 @@ def _loop(run, callbacks, interrupts):
         raise
     with interrupts.held(raise_pending=False):
         _end(run, callbacks, "completed", "")
+
+
+def _tell_batches(run, callbacks, epoch, done, steps):
+    for callback in callbacks:
+        callback.on_batch_end(run, epoch, done, steps)
 
 
 def _disk_full(error):
@@ -393,7 +409,8 @@ def summary(run, path, history, logged=None):
     """The RunSummary of a finished run; `logged` is every epoch in its results file (a resumed
     run's earlier ones too), else the epochs of this call (`history`)."""
     logged = history.metrics if logged is None else logged
-    key = "test_error_k" if run.net.stochastic else "test_error"
+    stochastic = run.net.stochastic
+    key = "test_error_k" if stochastic else "test_error"
     return RunSummary(
         run_id=run.run_id,
         path=path,
@@ -402,7 +419,9 @@ def summary(run, path, history, logged=None):
         best_epoch=int(run.best["epoch"]),
         test_error_at_best=float(run.best[key]),
         test_error_last=float(logged[key][-1]) if len(logged.get(key, [])) else math.nan,
-        seconds_per_epoch=float(np.median(logged["epoch_time"])) if len(logged.get("epoch_time", [])) else math.nan,
+        seconds_per_epoch=callbacks_module.seconds_per_epoch(run.epoch_times),
+        test_samples=run.config.eval_samples if stochastic else 1,
+        first_epoch_seconds=run.epoch_times[0] if run.epoch_times else math.nan,
     )
 
 

@@ -172,3 +172,85 @@ def test_a_callback_raising_at_the_end_still_lets_the_others_hear_of_it(tmp_path
         fit(Raises("end"), recorder, out=tmp_path / "r.h5")
     assert results.open(tmp_path / "r.h5").runs[0].status == "completed"
     assert recorder.calls[-1] == ("end", "completed", "")
+
+
+class BatchRecorder(callbacks.Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_batch_end(self, run, epoch, done, steps):
+        self.calls.append((epoch, done, steps))
+
+
+@pytest.mark.parametrize("method, passes", [("st", 1), ("dtp", 2)])
+def test_the_loop_tells_of_mini_batches_as_an_epoch_trains(method, passes):
+    """Every batching.CHUNK mini-batch steps (DTP's alternating schedule: an inverse and a forward
+    pass), `done` counts up to the epoch's `steps`; the numbers are those of a run told nothing."""
+    rng = np.random.default_rng(0)
+    splits = [(rng.random((rows, 6)).astype(np.float32), rng.integers(0, 3, rows)) for rows in (2400, 60, 60)]
+    histories, recorder = [], BatchRecorder()
+    for extra in ([recorder], []):
+        net = stochtp.Network.from_spec("6-8b-8b-3s", seed=0)
+        histories.append(stochtp.fit(net, stochtp.methods.get(method), *splits, epochs=2, batch_size=20, eval_samples=3, callbacks=extra))
+    steps = 120 * passes
+    assert recorder.calls == [(epoch, 120 * done_passes + done, steps) for epoch in (1, 2) for done_passes in range(passes) for done in (50, 100)]
+    for name in ("train_loss", "valid_error", "test_error_k"):
+        np.testing.assert_array_equal(histories[0].metrics[name], histories[1].metrics[name])
+
+
+class Terminal:
+    """A stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def fake_run(name, epochs, times, first_epoch=1):
+    config = stochtp.train.Config(name=name, epochs=epochs, batch_size=100)
+    return type("FakeRun", (), {"config": config, "dataset": type("Data", (), {"train": range(60_000)}), "first_epoch": first_epoch, "epoch_times": times})
+
+
+@pytest.mark.parametrize("name, epochs, epoch", [("tiny", 3, 2), ("paper-stochastic-reinforce-ema", 1000, 999), ("paper-deep-relu-dtp", 100, 12)])
+@pytest.mark.parametrize("remaining", [0, 3 * 3600 + 5])
+def test_the_progress_line_fits_80_columns_with_its_whole_status(name, epochs, epoch, remaining):
+    terminal = Terminal()
+    bar = callbacks.ProgressBar(file=terminal)
+    run = fake_run(name, epochs, [12.0] + [123.456] * epoch)
+    bar.on_train_begin(run)
+    bar.on_batch_end(run, epoch, 150, 1200)
+    bar.on_epoch_end(run, epoch, {"train_loss": 12.3456, "valid_error": 0.0456, "test_error_k": 0.0432})
+    bar.on_batch_end(run, epoch + 1, 700, 1200)
+    status = f"ep {epoch}/{epochs} loss 12.3456 valid 0.0456 123 s/ep"
+    assert bar.status(run, epoch, {"train_loss": 12.3456, "valid_error": 0.0456}) == status
+    meter = bar.bar.format_dict
+    line = bar.bar.format_meter(**{**meter, "ncols": 80, "rate": (meter["total"] - meter["n"]) / remaining if remaining else None})
+    assert len(line) <= 80 and line.endswith(status), line
+    assert line.startswith(name[:3]) and line.count("|") == 2
+    assert bar.bar.n == epoch * 600 + 350  # per mini-batch: 700 of 1200 steps of an epoch of 600 mini-batches
+    bar.on_train_end(run, "completed")
+    assert status in terminal.text
+
+
+def test_seconds_per_epoch_leaves_epoch_1_out():
+    assert callbacks.seconds_per_epoch([30.0, 1.0, 3.0, 2.0]) == 2.0
+    assert math.isnan(callbacks.seconds_per_epoch([30.0]))
+    assert callbacks.seconds_per_epoch([30.0, math.nan, 4.0]) == 4.0
+
+
+def test_the_bar_and_the_run_summary_give_one_s_per_epoch(tiny_config_path, tmp_path, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    summary = stochtp.experiment.run(stochtp.config.load(tiny_config_path), out=tmp_path / "r.h5", threads=1, quiet=False)
+    (run,) = results.open(tmp_path / "r.h5").runs
+    assert summary.seconds_per_epoch == callbacks.seconds_per_epoch(run.metrics["epoch_time"]) == float(np.median(run.metrics["epoch_time"][1:]))
+    last_line = terminal.text.split("\r")[-1]
+    assert last_line.rstrip().endswith(f" {callbacks.seconds_text(summary.seconds_per_epoch)} s/ep"), last_line

@@ -1,6 +1,10 @@
 """The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
 results files left untouched, `show` and `data check`, and one real MNIST run."""
+import argparse
+import csv
 import errno
+import importlib.metadata
+import io
 import json
 import re
 import shutil
@@ -401,3 +405,122 @@ def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
         child.kill()
     assert child.returncode == 1
     assert err.strip().splitlines()[-1] == "stochtp: interrupted"
+
+
+def _actions(parser):
+    """Every argparse action of `parser` and of its subcommands' parsers, with the parser's prog."""
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):
+                yield from _actions(subparser)
+
+
+def test_every_option_of_every_command_has_help():
+    """Walks the parser: no argument of any command is left without a help text."""
+    missing = [f"{prog} {action.option_strings or action.dest}" for prog, action in _actions(cli.build_parser()) if not action.help]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("command", ["run", "show", "report", "sweep", "data", "estimators", "bench"])
+def test_every_command_has_examples_in_its_help(capsys, command):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    examples = text[text.index("examples:\n"):]
+    assert f"  stochtp {command}" in examples
+    assert max(len(line) for line in text.splitlines()) < 80
+
+
+def test_run_help_says_no_arguments_run_the_demo(capsys):
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "`stochtp run` runs the demo" in text
+    assert all(preset in text for preset in cli.DEFAULT_COMPARISON) and cli.DEFAULT_COMPARISON_OUT in text
+
+
+def test_run_offers_only_presets_it_can_train(capsys):
+    """`estimators` is the config of `stochtp estimators`: not in run's help, nor in its messages."""
+    assert "estimators" not in config.presets() and "paper-stochastic-dtp" in config.presets()
+    assert main(["run", "--help"]) == 0
+    assert "estimators" not in capsys.readouterr().out.split("presets (--preset NAME):")[1].split("methods")[0]
+    line = fails_with_usage_error(capsys, "run", "--preset", "estimators")
+    assert "the config of `stochtp estimators`" in line and "estimators," not in line and "paper-stochastic-dtp" in line
+    line = fails_with_usage_error(capsys, "run", "--preset", "mnist-pb")
+    assert "estimators" not in line
+
+
+def test_version_is_the_package_metadata_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stochtp {importlib.metadata.version('stochtp')}\n"
+
+
+@pytest.mark.parametrize("argv, line", [
+    ([], "stochtp: error: the following arguments are required: COMMAND"),
+    (["run", "--threads", "x"], "stochtp run: error: argument --threads: invalid int value: 'x'"),
+    (["report"], "stochtp report: error: name a results file (FILE.h5) or --records DIR"),
+    (["bench", "--repeat", "0"], "stochtp bench: error: --repeat must be positive"),
+])
+def test_usage_errors_name_the_command_once(capsys, argv, line):
+    assert fails_with_usage_error(capsys, *argv) == line
+
+
+def test_version_outside_an_installation_is_read_from_pyproject(monkeypatch):
+    """A checkout on the path, not installed: the version still comes from pyproject.toml."""
+    import stochtp
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = (Path(stochtp.__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{stochtp._version()}"' in pyproject
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_show_writes_every_metric_of_every_epoch_as_csv_or_json(capsys, tiny_config_path, tmp_path, fmt):
+    """`show FILE RUN --format` gives one row per epoch and every metric column; the values are the file's."""
+    out = tmp_path / "results.h5"
+    assert main(["run", str(tiny_config_path), "--epochs", "3", "--out", str(out), *RUN_OPTIONS]) == 0
+    (run,) = results.open(out).runs
+    capsys.readouterr()
+    assert main(["show", str(out), run.id, "--format", fmt]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else json.loads(text)
+    assert len(rows) == 3 and list(rows[0]) == ["run", *run.metrics]
+    for name, values in run.metrics.items():
+        read = [float("nan") if row[name] is None else float(row[name]) for row in rows]
+        np.testing.assert_array_equal(read, values)
+    assert {row["run"] for row in rows} == {run.id}
+
+    assert main(["show", str(out), "--format", fmt, "--output", str(tmp_path / f"m.{fmt}")]) == 0
+    assert capsys.readouterr().out == f"written: {tmp_path / f'm.{fmt}'}\n"
+    assert (tmp_path / f"m.{fmt}").read_text() == text
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--output", "m.csv"], "--output needs --format"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["--format", "csv", "--follow"], "--format and --follow do not go together"),
+    (["--format", "csv", "--output", "missing/m.csv"], "--output missing/m.csv: cannot write it"),
+])
+def test_show_format_bad_usage_exits_2(capsys, results_file, tmp_path, monkeypatch, argv, pattern):
+    monkeypatch.chdir(tmp_path)
+    line = fails_with_usage_error(capsys, "show", str(results_file), *argv)
+    assert re.search(pattern, line), line
+
+
+def test_show_labels_k_sample_errors(capsys, results_file):
+    (run,) = results.open(results_file).runs
+    assert main(["show", str(results_file)]) == 0
+    assert "K=4" in capsys.readouterr().out.splitlines()[1]
+    assert main(["show", str(results_file), run.id]) == 0
+    assert "valid_error_k, test_error_k: K-sample errors, K = 4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("epochs, speed", [(1, r"s/epoch: none from epoch 1 alone \(epoch 1 took \S+ s, Numba compilation included\)"),
+                                           (3, r"\S+ s/epoch, median of epochs 2-3 \(epoch 1 took \S+ s, Numba compilation included\)")])
+def test_run_summary_labels_k_sample_errors_and_leaves_epoch_1_out_of_s_per_epoch(capsys, tiny_config_path, tmp_path, epochs, speed):
+    assert main(["run", str(tiny_config_path), "--epochs", str(epochs), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"  epochs {epochs}, best validation epoch \d, test error \(K=4 samples\) at best \S+, last \S+", lines[1]), lines[1]
+    assert re.fullmatch(rf"  {speed}", lines[2]), lines[2]

@@ -31,12 +31,13 @@ RUNS = [
 # By hand. Best-validation epoch and test_error_k there / at the last epoch:
 #   alpha 0: epoch 2, 0.22 / 0.27    alpha 1: epoch 3, 0.18 / 0.18
 #   beta 0:  epoch 2, 0.20 / 0.35    beta 1:  epoch 3, 0.38 / 0.38
-# alpha: mean 0.20, std sqrt(2 * 0.02^2) = 0.028284; last 0.225, std 0.063640; median time 3.5
+# alpha: mean 0.20, std sqrt(2 * 0.02^2) = 0.028284; last 0.225, std 0.063640; median time of
+#        epochs 2 and 3 (epoch 1 compiles) 4.0
 # beta:  mean 0.29, std 0.127279; last 0.365, std 0.021213; median time 1.5
 # alpha - beta per seed: +0.02, -0.20 -> mean -0.09, sd 0.155563, se 0.11,
 #   95 % interval -0.09 -/+ 12.706205 * 0.11 = [-1.487683, +1.307683]; each lower on one seed: p = 1
 BY_NAME = {
-    "alpha": dict(seeds=2, at_best_mean=0.20, at_best_std=0.0282843, last_mean=0.225, last_std=0.0636396, seconds_per_epoch=3.5),
+    "alpha": dict(seeds=2, at_best_mean=0.20, at_best_std=0.0282843, last_mean=0.225, last_std=0.0636396, seconds_per_epoch=4.0),
     "beta": dict(seeds=2, at_best_mean=0.29, at_best_std=0.1272792, last_mean=0.365, last_std=0.0212132, seconds_per_epoch=1.5),
 }
 HALF_WIDTH = T_975_1 * 0.22 / math.sqrt(2) / math.sqrt(2)
@@ -108,18 +109,18 @@ def test_json_numbers_match_the_hand_computation(capsys, runs_file):
 def test_table_and_markdown_show_the_same_numbers_and_the_comparison(capsys, runs_file):
     lines = report_output(capsys, runs_file).splitlines()
     assert [re.split(r"\s{2,}", line.strip()) for line in lines[1:3]] == [
-        ["alpha", "test_error_k", "2", "3", "0.2000 ± 0.0283", "0.2250 ± 0.0636", "3.50"],
-        ["beta", "test_error_k", "2", "3", "0.2900 ± 0.1273", "0.3650 ± 0.0212", "1.50"],
+        ["alpha", "test_error_k", "K", "2", "3", "0.2000 ± 0.0283", "0.2250 ± 0.0636", "4"],
+        ["beta", "test_error_k", "K", "2", "3", "0.2900 ± 0.1273", "0.3650 ± 0.0212", "1.5"],
     ]
-    comparison = "alpha − beta (test_error_k): -0.0900 [-1.4877, +1.3077] over 2 seeds; lower: alpha on 1, beta on 1; sign test p = 1"
+    comparison = "alpha − beta (test_error_k (K)): -0.0900 [-1.4877, +1.3077] over 2 seeds; lower: alpha on 1, beta on 1; sign test p = 1"
     assert comparison in lines and "left out: 1 failed, 1 repeated config" in lines
 
     markdown = report_output(capsys, runs_file, "--format", "markdown").splitlines()
     assert markdown[:4] == [
-        "| name | metric | seeds | epochs | at best valid (mean ± std) | at last epoch | s/epoch |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-        "| alpha | test_error_k | 2 | 3 | 0.2000 ± 0.0283 | 0.2250 ± 0.0636 | 3.50 |",
-        "| beta | test_error_k | 2 | 3 | 0.2900 ± 0.1273 | 0.3650 ± 0.0212 | 1.50 |",
+        "| name | metric | samples | seeds | epochs | at best valid (mean ± std) | at last epoch | s/epoch |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| alpha | test_error_k | K | 2 | 3 | 0.2000 ± 0.0283 | 0.2250 ± 0.0636 | 4 |",
+        "| beta | test_error_k | K | 2 | 3 | 0.2900 ± 0.1273 | 0.3650 ± 0.0212 | 1.5 |",
     ]
     assert f"- {comparison}" in markdown
 
@@ -142,7 +143,8 @@ def test_by_dotted_config_key_averages_each_seed_first(capsys, runs_file):
     assert high_lr["at_best_std"] is None
     (comparison,) = document["comparisons"]
     assert comparison["seeds"] == [1] and comparison["difference"] == pytest.approx(-0.20)
-    assert comparison["low"] is None and comparison["sign_p"] == 1.0
+    assert comparison["low"] is None and comparison["sign_p"] is None
+    assert comparison["untested"] == "1 shared seed (1): no t interval or sign test, which need 2 shared seeds or more"
 
 
 def test_metric_option_selects_on_its_own_validation_counterpart(capsys, runs_file):
@@ -313,10 +315,10 @@ def test_partial_counts_interrupted_runs_as_far_as_they_got(capsys, tmp_path):
             run.append({"epoch": epoch + 1, "epoch_time": 1.0, "valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test})
         run.finish("interrupted")
     complete = report_output(capsys, path).splitlines()
-    assert re.split(r"\s{2,}", complete[1].strip())[:4] == ["alpha", "test_error_k", "2", "3"] and "left out: 1 failed, 1 interrupted" in complete
+    assert re.split(r"\s{2,}", complete[1].strip())[:5] == ["alpha", "test_error_k", "K", "2", "3"] and "left out: 1 failed, 1 interrupted" in complete
     partial = report_output(capsys, path, "--partial").splitlines()
     row = re.split(r"\s{2,}", partial[1].strip())
-    assert row[:4] == ["alpha", "test_error_k", "3", "2-3"] and row[4] == "0.1733 ± 0.0503"  # 0.22, 0.18, 0.12: mean 0.52 / 3, std sqrt(0.005067 / 2)
+    assert row[:5] == ["alpha", "test_error_k", "K", "3", "2-3"] and row[5] == "0.1733 ± 0.0503"  # 0.22, 0.18, 0.12: mean 0.52 / 3, std sqrt(0.005067 / 2)
     assert "left out: 1 failed" in partial
 
 
@@ -328,7 +330,7 @@ def test_partial_keeps_a_completed_run_over_a_newer_unfinished_one_of_its_config
         run.append({"epoch": 1, "epoch_time": 1.0, "valid_error": 0.05, "test_error": 0.05, "valid_error_k": 0.05, "test_error_k": 0.05})
         run.finish("interrupted")  # the same experiment started again and stopped after an epoch
     partial = report_output(capsys, path, "--partial").splitlines()
-    assert re.split(r"\s{2,}", partial[1].strip())[:5] == ["alpha", "test_error_k", "1", "3", "0.2200"]
+    assert re.split(r"\s{2,}", partial[1].strip())[:6] == ["alpha", "test_error_k", "K", "1", "3", "0.2200"]
     assert "left out: 1 failed, 1 repeated config" in partial
 
 
@@ -359,3 +361,64 @@ def test_runs_without_an_epoch_column_are_reported_by_row(tmp_path, capsys):
     assert main(["report", str(path)]) == 0
     assert main(["show", str(path)]) == 0
     assert report.outcome(results.open(path).runs[0].metrics).best_epoch == 2
+
+
+# Printed by the hand-written bisection on the closed-form t distribution and the hand-written
+# sign test that scipy.stats replaced: the report's numbers stay these.
+OLD_T_975 = {1: 12.706204736, 2: 4.30265273, 3: 3.182446305, 4: 2.776445105, 6: 2.446911851, 9: 2.262157163,
+             14: 2.144786688, 19: 2.093024054, 29: 2.045229642, 49: 2.009575237, 99: 1.984216952}
+OLD_SIGN_P = {(0, 1): 1.0, (1, 1): 1.0, (0, 5): 0.0625, (1, 4): 0.375, (2, 7): 0.1796875, (5, 5): 1.0, (0, 12): 0.00048828125, (3, 17): 0.0025768280029296875}
+
+
+def test_scipy_statistics_print_the_numbers_of_the_hand_written_ones():
+    for df, quantile in OLD_T_975.items():
+        assert f"{report.t_quantile(0.975, df):.6f}" == f"{quantile:.6f}"
+        assert report.t_quantile(0.975, df) == pytest.approx(quantile, rel=1e-8)
+    for (wins, losses), p in OLD_SIGN_P.items():
+        assert f"{report.sign_test(wins, losses):.3g}" == f"{p:.3g}" and f"{report.sign_test(losses, wins):.3g}" == f"{p:.3g}"
+
+
+def test_one_shared_seed_gets_no_interval_or_sign_test_and_the_report_says_why(capsys, runs_file):
+    lines = report_output(capsys, runs_file, "--by", "method.lr").splitlines()
+    (line,) = [line for line in lines if line.startswith("0.1 − 0.2")]
+    assert line == "0.1 − 0.2 (test_error_k (K)): -0.2000 on 1 shared seed (1): no t interval or sign test, which need 2 shared seeds or more"
+    assert "sign test p" not in line and "[" not in line
+
+
+def test_report_labels_k_sample_errors_with_k_and_says_what_s_per_epoch_leaves_out(capsys, tiny_config_path, tmp_path):
+    out = tmp_path / "r.h5"
+    experiment.run(config.load(tiny_config_path, epochs=2), out=out, threads=1)
+    lines = report_output(capsys, out).splitlines()
+    assert re.split(r"\s{2,}", lines[1].strip())[:3] == ["tiny", "test_error_k", "K=4"]
+    assert any("each run's epoch 1 left out" in line for line in lines)
+
+
+SHORT_RUNS = [  # K-sample errors at the last epoch only, as a short run evaluates them
+    ("alpha", 0, 0.1, [NAN, 0.30], [NAN, 0.27], [1, 2, 3], 0.11),
+    ("beta", 0, 0.1, [NAN, 0.35], [NAN, 0.38], [1, 1, 1], 0.13),
+]
+
+
+def test_plot_of_short_runs_draws_curves_per_epoch_and_prints_its_path(capsys, tmp_path):
+    """K-sample errors of one epoch: the test panel draws the 1-sample test error of every epoch instead."""
+    image = pytest.importorskip("matplotlib.image")
+    path = write_runs(tmp_path / "short.h5", SHORT_RUNS)
+    groups = report.summarise([path]).groups
+    assert report._plotted_metric(groups) == ("test_error", "test_error, 1-sample (test_error_k (K): evaluated on one epoch only)")
+    png = tmp_path / "curves.png"
+    lines = report_output(capsys, path, "--plot", png).splitlines()
+    assert lines[-1] == f"plot written: {png}"
+    assert image.imread(png).shape[:2] == (round(4.4 * 110), round(6.4 * 110))  # one panel: these runs log no training loss
+    assert main(["report", str(path), "--plot", str(png), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["groups"] and captured.err == f"plot written: {png}\n"
+
+
+def test_plot_of_one_epoch_runs_draws_a_bar_per_group():
+    figure = pytest.importorskip("matplotlib.figure")
+    runs = [type("OneEpoch", (), {"metrics": {"test_error": np.array([value])}}) for value in (0.3, 0.4)]
+    groups = [report.Group(label, [run], []) for label, run in zip(("a", "b"), runs)]
+    axis = figure.Figure().subplots()
+    assert report._draw_curves(axis, groups, lambda group: [run.metrics["test_error"] for run in group.runs]) is False
+    assert [patch.get_height() for patch in axis.patches] == [0.3, 0.4]
+    assert [text.get_text() for text in axis.get_xticklabels()] == ["a", "b"]

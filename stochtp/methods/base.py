@@ -121,6 +121,11 @@ class Method(abc.ABC):
         self.start_epoch(net, epoch)
         return epoch_stats(self.step(net, batch, seed) for chunk in batching.chunks(batches) for batch in chunk)
 
+    def passes_per_epoch(self):
+        """How many times `train_epoch` goes through the epoch's mini-batches (a progress bar
+        counts them); 1 unless a method's epoch has phases."""
+        return 1
+
     def flops_per_batch(self, net, batch):
         """Floating-point operations of the matrix products one training mini-batch of `batch`
         examples costs (2 per multiply-add; element-wise work is not counted): the work against

@@ -277,6 +277,10 @@ class TargetProp(Method):
         self.inverse_phase(net, batches, seed)
         return epoch_stats(self.forward_step(net, batch, seed) for chunk in batching.chunks(batches) for batch in chunk)
 
+    def passes_per_epoch(self):
+        """Two with the alternating schedule (the inverse phase, then the forward one), else one."""
+        return 2 if self.options["schedule"] == "alternating" and self.V else 1
+
     def _reset_diagnostics(self, n_layers, net):
         self._inverse_error = np.zeros(n_layers)
         self._target_distance = np.zeros(n_layers)
