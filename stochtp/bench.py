@@ -479,18 +479,20 @@ def format_user_epochs(report):
     grid = report["grid"]
     lines = ["(f) seconds per epoch of a real run (stochtp run): training (c), 1-sample evaluation, results-file writes,",
              "    and the K-sample evaluation (one, measured) spread over the epochs that run it",
-             f"  {'preset':<28} {'train':>7} {'eval 1':>7} {'record':>7} {'eval K':>7} {'runs':>5} {'per ep':>7} {'s/epoch':>8} {'epochs':>6} {'grid h':>7}"]
+             f"  {'preset':<30} {'train':>7} {'eval 1':>7} {'record':>7} {'eval K':>7} {'runs':>5} {'per ep':>7} {'s/epoch':>8} {'epochs':>6} {'grid h':>7}"]
     hours = {preset["name"]: preset["worker_hours"] / grid["workers"] for preset in grid["presets"]}
     for row in report["epochs"]:
         epoch = row["user_epoch"]
+        k_sample = f"{epoch['evaluate_k_s']:>7.2f} {epoch['k_evaluations']:>5} {epoch['evaluate_k_per_epoch_s']:>7.3f}" if epoch["k_evaluations"] else f"{'-':>7} {'-':>5} {'-':>7}"
         grid_hours = f"{hours[row['name']]:>7.1f}" if row["name"] in hours else ""
-        lines.append(f"  {row['name']:<28} {epoch['train_s']:>7.3f} {epoch['evaluate_1_s']:>7.3f} {epoch['record_s']:>7.3f} {epoch['evaluate_k_s']:>7.2f} "
-                     f"{epoch['k_evaluations']:>5} {epoch['evaluate_k_per_epoch_s']:>7.3f} {epoch['s']:>8.3f} {epoch['epochs']:>6} {grid_hours}".rstrip())
+        lines.append(f"  {row['name']:<30} {epoch['train_s']:>7.3f} {epoch['evaluate_1_s']:>7.3f} {epoch['record_s']:>7.3f} {k_sample} "
+                     f"{epoch['s']:>8.3f} {epoch['epochs']:>6} {grid_hours}".rstrip())
     for preset in grid["presets"]:
         if "estimated_from" in preset:
-            lines.append(f"  {preset['name']:<28} {preset['train_s']:>7.3f} {'estimated from ' + preset['estimated_from'] + ' (FLOPs)':<44} "
+            lines.append(f"  {preset['name']:<30} {preset['train_s']:>7.3f} {'estimated from ' + preset['estimated_from'] + ' (FLOPs)':<44} "
                          f"{preset['s']:>8.3f} {preset['epochs']:>6} {hours[preset['name']]:>7.1f}")
-    lines.append(f"  paper grid: {grid['hours']:.1f} h for every paper preset at its epochs, {grid['seeds']} seeds each, on {grid['workers']} one-thread workers"
+    covered = f"{len(grid['presets'])} of the {len(grid['presets']) + len(grid['not_measured'])} paper presets" if grid["not_measured"] else "every paper preset"
+    lines.append(f"  paper grid: {grid['hours']:.1f} h for {covered}, each at its epochs, {grid['seeds']} seeds each, on {grid['workers']} one-thread workers"
                  + (f" (epochs timed on {grid['timed_threads']} threads)" if grid["timed_threads"] != 1 else "")
                  + (f"; not measured, left out: {', '.join(grid['not_measured'])}" if grid["not_measured"] else ""))
     return "\n".join(lines)
