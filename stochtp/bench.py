@@ -14,8 +14,16 @@ One run measures, on this machine and in this order:
       those), so that the epochs and their limit see the same minutes of a machine whose speed
       drifts;
   (d) the peak resident memory of a one-epoch `paper-stochastic-dtp` run, in a child process;
-  (e) optionally, the PyTorch peer script's DTP and ST epochs (`--peer`), for the ratio: run
-      before and after (c), its faster time kept, so that load on the machine favours the peer.
+  (e) optionally, the PyTorch peer's DTP and ST epochs (`--peer`: benchmarks/torch_peer.py, or
+      another script), for the ratio: run before and after (c), its faster time kept, so that
+      load on the machine favours the peer;
+  (f) the epoch a real run pays, beside (c)'s training epoch: from a real `train.train_run`
+      writing a results file (`user_epoch`), its 1-sample evaluation, its results-file writes
+      and its K-sample evaluation, amortised over its schedule (every `eval_samples_every`
+      epochs and at the last); and from those the hours the paper's grid takes on this machine,
+      every paper preset at its epochs, `GRID_SEEDS` seeds each, on `GRID_WORKERS` one-thread
+      workers. The CIFAR-10 presets, whose data the bench does not read, are estimated from
+      their FLOPs at the rate of the MNIST preset of the same method and units (`CIFAR_STAND_INS`).
 Timings are best-of-`repeat` wall times (5 by default; the JSON keeps every epoch round); the
 machines are shared, so compare ratios taken in one run rather than absolute numbers. The limit
 is each product's best of 20 rounds at every measurement, a best case of the machine, which
@@ -25,6 +33,7 @@ OPENBLAS_CORETYPE forces a kernel set (some machines set it for older OpenBLAS b
 every rate, the limit included, follows it.
 """
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -32,13 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 from threadpoolctl import threadpool_info
 
 from . import config as config_module
-from . import batching, data, experiment, methods, process, train
+from . import batching, callbacks, data, experiment, methods, process, train
+from .data import cifar
 from .errors import ConfigError
 from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
 
@@ -61,6 +72,10 @@ PRESETS = [  # every MNIST paper preset (a test checks), the stochastic network'
 ]
 ESTIMATOR_BASE = "paper-stochastic-disarm"  # the stochastic network, and its estimator preset, for the other estimators
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}
+DEFAULT_PEER = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_peer.py"
+CIFAR_STAND_INS = {"paper-cifar-dtp": "paper-deep-tanh-dtp", "paper-cifar-bp": "paper-deep-tanh-bp"}  # same method, tanh layers
+CIFAR_TRAIN_EXAMPLES = len(cifar.TRAIN_BATCHES) * 10_000 * (cifar.VALID_FRACTION - 1) // cifar.VALID_FRACTION  # 45 000
+GRID_SEEDS, GRID_WORKERS = 10, 2
 SEED = 12345
 LIMIT_ROUNDS = 20  # rounds of a layer's three products each time the limit is measured beside a preset's epochs
 
@@ -265,16 +280,18 @@ def check_peer_python(python):
         raise ValueError(f"--peer-python {python} cannot import torch ({_last_line(error.stderr)}); give an interpreter that has it") from None
 
 
-def peer_epochs(script, python, threads):
+def peer_epochs(script, python, threads, data_dir=None):
     """The PyTorch peer's {"dtp_epoch_s": .., "st_epoch_s": ..} (best of its 2 epochs each), from
     the JSON object on the last line it prints; ValueError, with its last words, if it fails.
+    It is called as `SCRIPT --threads T --epochs 2`, with `--data-dir DIR` where one is given.
 
     It runs in the environment the bench was started with: without the thread settings that
     the stochtp command added (`process.environment_added()`), which are stochtp's, not torch's."""
     dropped = {*process.environment_added(), process.ADDED_VARIABLE}
     environment = {name: value for name, value in os.environ.items() if name not in dropped}
     try:
-        out = subprocess.run([python, script, "--threads", str(threads), "--epochs", "2"], check=True, capture_output=True, text=True, env=environment)
+        command = [python, str(script), "--threads", str(threads), "--epochs", "2", *(["--data-dir", str(data_dir)] if data_dir else [])]
+        out = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
         measured = json.loads((out.stdout.strip().splitlines() or [""])[-1])
     except subprocess.CalledProcessError as error:
         raise ValueError(f"the peer script {script} failed (exit {error.returncode}): {_last_line(error.stderr)}") from None
@@ -283,6 +300,83 @@ def peer_epochs(script, python, threads):
     if not isinstance(measured, dict):
         raise ValueError(f"the peer script {script} did not end its output with a JSON object of epoch times")
     return measured
+
+
+# ---------------------------------------------------------------------- (f) the user's epoch, the grid
+
+
+class PhaseSeconds(callbacks.Callback):
+    """Keeps the run's per-epoch phase times (`train.Run.phase_seconds`) for after the run."""
+
+    def on_train_begin(self, run):
+        self.epochs = run.phase_seconds
+
+
+def loop_phases(config, dataset, batches):
+    """Wall seconds of the phases of a real epoch ("train", "evaluate_1", "evaluate_k" where the
+    network is stochastic, "record"), from `train.train_run` into a results file: two epochs on
+    the first `batches` mini-batches of the training set and the whole validation and test sets.
+    The second is timed: the first loads the kernels and makes the file; the second, the last,
+    evaluates the K-sample errors too. Its training time is extrapolated to the whole epoch."""
+    per_epoch = len(dataset.train) // config.batch_size
+    rows = min(batches, per_epoch) * config.batch_size
+    train_split = dataset.train
+    short = dataclasses.replace(dataset, train=dataclasses.replace(train_split, x=train_split.x[:rows], y=train_split.y[:rows]))
+    net, method = experiment.build_model(config)
+    phases = PhaseSeconds()
+    with tempfile.TemporaryDirectory() as folder:
+        train.train_run(dataclasses.replace(config, epochs=2), short, net, method, out=Path(folder) / "bench.h5", callbacks=[phases])
+    seconds = dict(phases.epochs[-1])
+    seconds["train"] *= per_epoch * config.batch_size / rows
+    return seconds
+
+
+def k_evaluations(config):
+    """How many epochs of a run of `config` evaluate K-sample errors: every `eval_samples_every`-th, and the last."""
+    return config.epochs // config.eval_samples_every + (config.epochs % config.eval_samples_every > 0)
+
+
+def user_epoch(train_s, phases, config):
+    """The seconds of the epoch a run of `config` pays, by part: `train_s` (the training epoch),
+    the loop's 1-sample evaluation and results-file writes (`phases`, from `loop_phases`), and
+    its K-sample evaluation spread over the run's epochs."""
+    k_runs = k_evaluations(config) if "evaluate_k" in phases else 0
+    parts = {"train_s": train_s, "evaluate_1_s": phases["evaluate_1"], "record_s": phases["record"],
+             "evaluate_k_per_epoch_s": phases.get("evaluate_k", 0.0) * k_runs / config.epochs}
+    return {**parts, "s": sum(parts.values()), "evaluate_k_s": phases.get("evaluate_k", 0.0), "k_evaluations": k_runs,
+            "epochs": config.epochs, "loop_train_s": phases["train"]}
+
+
+def cifar_estimate(name, stand_in):
+    """The user's epoch of CIFAR preset `name`, estimated from the measured row `stand_in` of the
+    MNIST preset with its method and units: the training epoch from its FLOPs at that row's
+    GFLOP/s, the other parts in the same proportion to it as that row's."""
+    config = config_module.load(preset=name)
+    net, method = experiment.build_model(config)
+    flops = method.flops_per_batch(net, config.batch_size) * (CIFAR_TRAIN_EXAMPLES // config.batch_size)
+    train_s = flops / stand_in["gflops"] / 1e9
+    return {"train_s": train_s, "s": train_s * stand_in["user_epoch"]["s"] / stand_in["s_per_epoch"], "epochs": config.epochs,
+            "estimated_from": stand_in["name"], "gflop_per_epoch": flops / 1e9}
+
+
+def paper_grid(rows, threads, seeds=GRID_SEEDS, workers=GRID_WORKERS):
+    """Hours the paper's grid takes: every paper preset at its epochs, `seeds` seeds each, on
+    `workers` workers of one thread (the epochs were timed on `threads` threads), from the
+    measured user's epochs of `rows`; the CIFAR presets estimated (`cifar_estimate`); the
+    presets not measured are listed, left out of the total."""
+    measured = {row["name"]: row for row in rows}
+    presets, missing = [], []
+    for name in (preset for preset in config_module.presets() if preset.startswith("paper-")):
+        if name in measured:
+            epoch = {"s": measured[name]["user_epoch"]["s"], "epochs": measured[name]["user_epoch"]["epochs"]}
+        elif measured.get(CIFAR_STAND_INS.get(name)):
+            epoch = cifar_estimate(name, measured[CIFAR_STAND_INS[name]])
+        else:
+            missing.append(name)
+            continue
+        presets.append({"name": name, **epoch, "worker_hours": seeds * epoch["epochs"] * epoch["s"] / 3600})
+    return {"seeds": seeds, "workers": workers, "threads_per_worker": 1, "timed_threads": threads,
+            "hours": sum(preset["worker_hours"] for preset in presets) / workers, "presets": presets, "not_measured": missing}
 
 
 # ---------------------------------------------------------------------- the whole run
@@ -308,7 +402,7 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
     peer_runs = []
     if peer:
         progress("PyTorch peer (first of two runs) ...")
-        peer_runs.append(peer_epochs(peer, peer_python or sys.executable, threads))
+        peer_runs.append(peer_epochs(peer, peer_python or sys.executable, threads, data_dir))
     datasets = {}
     report["epochs"] = []
     for name, config in configs.items():
@@ -318,18 +412,21 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
             datasets[key] = data.load(config.dataset, data_dir, **config.data)
         rounds, per_epoch, flops, limit = epoch_and_limit(config, datasets[key], shapes[name], batches, repeat)
         seconds = min(rounds)
+        progress(f"real loop of {name} (evaluation, results file) ...")
         report["epochs"].append({
             "name": name, "method": config.method["name"], "network": config.network,
             "s_per_epoch": seconds, "rounds_s_per_epoch": rounds, "extrapolated_from_batches": min(batches, per_epoch), "batches_per_epoch": per_epoch,
             "gflop_per_epoch": flops / 1e9, "gflops": flops / seconds / 1e9, "gemm_limit_gflops": limit,
             "fraction_of_limit": flops / seconds / 1e9 / limit,
+            "user_epoch": user_epoch(seconds, loop_phases(config, datasets[key], batches), config),
         })
+    report["grid"] = paper_grid(report["epochs"], threads)
     if memory:
         progress("peak memory of a one-epoch paper-stochastic-dtp run ...")
         report["memory"] = {"preset": "paper-stochastic-dtp", "epochs": 1, "peak_rss_mb": peak_memory_mb("paper-stochastic-dtp", data_dir, threads)}
     if peer:
         progress("PyTorch peer (second of two runs) ...")
-        peer_runs.append(peer_epochs(peer, peer_python or sys.executable, threads))
+        peer_runs.append(peer_epochs(peer, peer_python or sys.executable, threads, data_dir))
         measured = {key: min(run[key] for run in peer_runs) for key in PEER_PRESETS.values() if all(key in run for run in peer_runs)}
         report["peer"] = {"script": str(peer), "runs": peer_runs, **measured}
         for row in report["epochs"]:
@@ -339,8 +436,8 @@ def run(names=None, batches=200, repeat=5, kernel_n=10_000_000, data_dir=None, p
     return report
 
 
-def format_report(report, parts="abcde"):
-    """The report as text tables: `parts` picks the sections (a) .. (e) present in it."""
+def format_report(report, parts="abcdef"):
+    """The report as text tables: `parts` picks the sections (a) .. (f) present in it."""
     sections = []
     if report.get("machine"):
         machine = report["machine"]
@@ -372,4 +469,30 @@ def format_report(report, parts="abcde"):
         peer = report["peer"]
         sections.append(f"(e) PyTorch peer ({peer['script']}), best of a run before and a run after (c): "
                         f"DTP {peer.get('dtp_epoch_s', float('nan')):.2f} s/epoch, ST {peer.get('st_epoch_s', float('nan')):.2f} s/epoch")
+    if "f" in parts and report.get("epochs"):
+        sections.append(format_user_epochs(report))
     return "\n\n".join(sections)
+
+
+def format_user_epochs(report):
+    """Section (f): each preset's epoch as a run pays it, by part, and the paper grid's hours."""
+    grid = report["grid"]
+    lines = ["(f) seconds per epoch of a real run (stochtp run): training (c), 1-sample evaluation, results-file writes,",
+             "    and the K-sample evaluation (one, measured) spread over the epochs that run it",
+             f"  {'preset':<30} {'train':>7} {'eval 1':>7} {'record':>7} {'eval K':>7} {'runs':>5} {'per ep':>7} {'s/epoch':>8} {'epochs':>6} {'grid h':>7}"]
+    hours = {preset["name"]: preset["worker_hours"] / grid["workers"] for preset in grid["presets"]}
+    for row in report["epochs"]:
+        epoch = row["user_epoch"]
+        k_sample = f"{epoch['evaluate_k_s']:>7.2f} {epoch['k_evaluations']:>5} {epoch['evaluate_k_per_epoch_s']:>7.3f}" if epoch["k_evaluations"] else f"{'-':>7} {'-':>5} {'-':>7}"
+        grid_hours = f"{hours[row['name']]:>7.1f}" if row["name"] in hours else ""
+        lines.append(f"  {row['name']:<30} {epoch['train_s']:>7.3f} {epoch['evaluate_1_s']:>7.3f} {epoch['record_s']:>7.3f} {k_sample} "
+                     f"{epoch['s']:>8.3f} {epoch['epochs']:>6} {grid_hours}".rstrip())
+    for preset in grid["presets"]:
+        if "estimated_from" in preset:
+            lines.append(f"  {preset['name']:<30} {preset['train_s']:>7.3f} {'estimated from ' + preset['estimated_from'] + ' (FLOPs)':<44} "
+                         f"{preset['s']:>8.3f} {preset['epochs']:>6} {hours[preset['name']]:>7.1f}")
+    covered = f"{len(grid['presets'])} of the {len(grid['presets']) + len(grid['not_measured'])} paper presets" if grid["not_measured"] else "every paper preset"
+    lines.append(f"  paper grid: {grid['hours']:.1f} h for {covered}, each at its epochs, {grid['seeds']} seeds each, on {grid['workers']} one-thread workers"
+                 + (f" (epochs timed on {grid['timed_threads']} threads)" if grid["timed_threads"] != 1 else "")
+                 + (f"; not measured, left out: {', '.join(grid['not_measured'])}" if grid["not_measured"] else ""))
+    return "\n".join(lines)

@@ -151,6 +151,7 @@ ESTIMATORS_EXAMPLES = """\
 BENCH_EXAMPLES = """\
   stochtp bench                                      everything
   stochtp bench paper-stochastic-dtp --repeat 3 --no-memory --threads 1
+  stochtp bench paper-stochastic-dtp paper-stochastic-st --peer --threads 1
   stochtp bench --json > bench.json"""
 
 PLOT_HELP = (
@@ -220,14 +221,16 @@ def build_parser():
     scoring.add_argument("--out", type=results_file, metavar="FILE.h5", help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, metavar="N", help="override the config's seed")
 
-    bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset, peak memory", examples=BENCH_EXAMPLES,
-                                    epilog_from=_bench_epilog, description=_wrapped("Time the matrix products, the kernels and a part of an epoch of each benchmark; measure peak memory.", ""))
+    bench_cmd = commands.add_parser("bench", help="GEMM limit, kernel throughput, s/epoch of every preset and of a real run, the paper grid's hours, peak memory",
+                                    examples=BENCH_EXAMPLES, epilog_from=_bench_epilog,
+                                    description=_wrapped("Time the matrix products, the kernels and a part of an epoch of each benchmark, the epoch a real run pays and the paper grid's hours; measure peak memory.", ""))
     bench_cmd.add_argument("names", nargs="*", metavar="PRESET", help="benchmarks to time (default all: every paper preset, and paper-stochastic-NAME for each other gradient method; listed below)")
     bench_cmd.add_argument("--batches", type=int, default=200, metavar="N", help="mini-batches timed per epoch, extrapolated to the epoch (default 200)")
     bench_cmd.add_argument("--repeat", type=int, default=5, metavar="N", help="timed repetitions; the best is kept (default 5)")
     bench_cmd.add_argument("--kernel-n", type=int, default=10_000_000, metavar="N", help="values per kernel call (default 10^7)")
     bench_cmd.add_argument("--threads", type=int, metavar="N", help="Numba and BLAS threads (default all)")
-    bench_cmd.add_argument("--peer", metavar="SCRIPT.py", help="also time a PyTorch peer script")
+    bench_cmd.add_argument("--peer", action="store_true", help="also time the PyTorch peer's DTP and ST epochs (benchmarks/torch_peer.py)")
+    bench_cmd.add_argument("--peer-script", metavar="SCRIPT.py", help="another peer script for --peer (implies --peer)")
     bench_cmd.add_argument("--peer-python", metavar="PYTHON", help="interpreter with torch for --peer (default this one)")
     bench_cmd.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     bench_cmd.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
@@ -445,13 +448,14 @@ def cmd_bench(args):
     for name in ("batches", "repeat", "kernel_n"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be positive", "stochtp bench")
-    if args.peer and not Path(args.peer).is_file():
-        raise UsageError(f"--peer {args.peer}: no such file", "stochtp bench")
-    if args.peer:
+    peer = args.peer_script or (bench.DEFAULT_PEER if args.peer else None)
+    if peer and not Path(peer).is_file():
+        raise UsageError(f"peer script {peer}: no such file" + ("" if args.peer_script else "; give one with --peer-script"), "stochtp bench")
+    if peer:
         bench.check_peer_python(args.peer_python or sys.executable)
     with train.thread_limit(args.threads):
         measured = bench.run(args.names, batches=args.batches, repeat=args.repeat, kernel_n=args.kernel_n, data_dir=args.data_dir,
-                             peer=args.peer, peer_python=args.peer_python, memory=not args.no_memory,
+                             peer=peer, peer_python=args.peer_python, memory=not args.no_memory,
                              progress=lambda line: print(line, file=sys.stderr))
     print(json.dumps(measured, indent=2) if args.json else bench.format_report(measured))
     return 0

@@ -75,6 +75,9 @@ class Run:
     ended is that best one), `epoch_times` (the training time of every epoch logged, from
     epoch 1, a resumed run's earlier ones too), `status` and `error` (once it ends). A callback
     sets `stop_training = True` to end the run after the current epoch (status `completed`).
+    `phase_seconds` holds, for each epoch trained, the wall seconds of its phases: "train",
+    "evaluate_1" (1-sample errors; every error of a deterministic network), "evaluate_k"
+    (K-sample errors, on the epochs they are due) and "record" (the callbacks, results file first).
     """
 
     def __init__(self, config, dataset, net, method, run_id=None, first_epoch=1, best=None, wall_offset=0.0, epoch_times=()):
@@ -85,6 +88,7 @@ class Run:
         self.best_improved = False
         self.stop_training = False
         self.status, self.error = "running", ""
+        self.phase_seconds = []
 
     @property
     def selection(self):
@@ -108,17 +112,33 @@ def error_rate(net, split, seed, stream, samples):
     return wrong / len(split)
 
 
-def evaluate(net, dataset, config, epoch):
-    """Validation and test errors after `epoch`: 1-sample, and K-sample on its schedule (else NaN)."""
+def evaluate(net, dataset, config, epoch, seconds=None):
+    """Validation and test errors after `epoch`: 1-sample, and K-sample on its schedule (else NaN).
+    The wall seconds of each kind are added to `seconds` ("evaluate_1", "evaluate_k") when given."""
     metrics = {}
+    seconds = {} if seconds is None else seconds
     stochastic = net.stochastic
     k_due = stochastic and (epoch % config.eval_samples_every == 0 or epoch == config.epochs)
     for name, split in (("valid", dataset.valid), ("test", dataset.test)):
         stream = kernels.stream_id(epoch, "evaluate", name)
-        metrics[f"{name}_error"] = error_rate(net, split, config.seed, stream, 1)
-        if stochastic:
-            metrics[f"{name}_error_k"] = error_rate(net, split, config.seed, stream, config.eval_samples) if k_due else math.nan
+        with timed(seconds, "evaluate_1"):
+            metrics[f"{name}_error"] = error_rate(net, split, config.seed, stream, 1)
+        if k_due:
+            with timed(seconds, "evaluate_k"):
+                metrics[f"{name}_error_k"] = error_rate(net, split, config.seed, stream, config.eval_samples)
+        elif stochastic:
+            metrics[f"{name}_error_k"] = math.nan
     return metrics
+
+
+@contextmanager
+def timed(seconds, phase):
+    """Add the block's wall seconds to `seconds[phase]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 def selection_metric(net):
@@ -354,13 +374,15 @@ def _loop(run, callbacks, interrupts):
             stats = train_epoch(config, dataset, net, method, epoch, functools.partial(_tell_batches, run, callbacks, epoch))
             epoch_time = time.perf_counter() - tick
             metrics = {"epoch": epoch, "wall_time": run.wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats}
-            metrics.update(evaluate(method.inference_network(net), dataset, config, epoch))
-            with interrupts.held():
+            seconds = {"train": epoch_time}
+            metrics.update(evaluate(method.inference_network(net), dataset, config, epoch, seconds))
+            with interrupts.held(), timed(seconds, "record"):
                 run.epoch_times.append(epoch_time)
                 run.update_best(metrics)
                 for callback in callbacks:
                     callback.on_epoch_end(run, epoch, metrics)
                 run.epoch = epoch
+            run.phase_seconds.append(seconds)
             if run.stop_training:
                 break
     except KeyboardInterrupt:

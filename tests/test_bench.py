@@ -71,8 +71,9 @@ def test_each_kernel_row_draws_into_buffers_made_once_and_both_sides_draw_the_sa
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--batches", "0"], "--batches must be positive"),
     (["bench", "no-such-preset", "--no-memory"], "unknown benchmark no-such-preset"),
-    (["bench", "--peer", "/no/such/peer.py"], "no such file"),
-    (["bench", "--peer", __file__, "--peer-python", "/no/such/python"], "cannot run it"),
+    (["bench", "--peer-script", "/no/such/peer.py"], "no such file"),
+    (["bench", "--peer-script", __file__, "--peer-python", "/no/such/python"], "cannot run it"),
+    (["bench", "--peer", "--peer-python", "/no/such/python"], "cannot run it"),
 ])
 def test_bad_bench_arguments_exit_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -94,7 +95,12 @@ def test_bench_reports_every_measurement_as_json(mnist_dir, capsys):
     assert epoch["gflops"] == pytest.approx(epoch["gflop_per_epoch"] / epoch["s_per_epoch"])
     assert epoch["s_per_epoch"] == min(epoch["rounds_s_per_epoch"]) and len(epoch["rounds_s_per_epoch"]) == 1
     assert epoch["fraction_of_limit"] == pytest.approx(epoch["gflops"] / epoch["gemm_limit_gflops"])
-    assert bench.format_report(report).count("paper-stochastic-st") == 1
+    user = epoch["user_epoch"]
+    assert user["train_s"] == epoch["s_per_epoch"] and user["k_evaluations"] == 100 and user["epochs"] == 1000
+    assert user["s"] == pytest.approx(user["train_s"] + user["evaluate_1_s"] + user["record_s"] + user["evaluate_k_s"] / 10)
+    assert [preset["name"] for preset in report["grid"]["presets"]] == ["paper-stochastic-st"]
+    assert "paper-stochastic-dtp" in report["grid"]["not_measured"]
+    assert bench.format_report(report).count("paper-stochastic-st") == 2  # (c) and (f)
 
 
 def test_the_limit_is_measured_between_the_timed_rounds_and_keeps_each_shapes_best(tiny_config_path, monkeypatch):
@@ -203,3 +209,103 @@ def test_the_command_records_the_variables_it_added():
             "print(process.environment_added(), os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])")
     out = subprocess.run([sys.executable, "-c", code], env={**environment, "OPENBLAS_THREAD_TIMEOUT": "18"}, check=True, capture_output=True, text=True)
     assert out.stdout.split() == ["('OMP_WAIT_POLICY',)", "PASSIVE", "18"]
+
+def test_a_real_loops_epoch_is_timed_by_phase_with_its_numbers_unchanged(tiny_config_path):
+    """The loop records each epoch's phases: training, 1-sample evaluation, K-sample evaluation
+    on the epochs it is due (2 and 4 of 4, every 2), the callbacks' recording; the run's metrics
+    are those of the same run without anyone reading the phases. `loop_phases` times the second
+    of two epochs, the last (K-sample due), and extrapolates its training to the whole set."""
+    from stochtp import data, experiment, train
+
+    cfg = config.load(tiny_config_path)
+    dataset = data.load(cfg.dataset, **cfg.data)
+    histories, phase_lists = [], []
+    for phases in (bench.PhaseSeconds(), None):
+        net, method = experiment.build_model(cfg)
+        _, history = train.train_run(cfg, dataset, net, method, callbacks=[phases] if phases else [])
+        histories.append(history.metrics)
+        phase_lists.append(phases and phases.epochs)
+    assert [sorted(epoch) for epoch in phase_lists[0]] == [["evaluate_1", "record", "train"], ["evaluate_1", "evaluate_k", "record", "train"]] * 2
+    assert all(seconds >= 0 for epoch in phase_lists[0] for seconds in epoch.values())
+    for key in histories[1]:
+        if key not in ("wall_time", "epoch_time"):
+            np.testing.assert_array_equal(histories[0][key], histories[1][key], err_msg=key)
+    phases = bench.loop_phases(cfg, dataset, batches=2)
+    assert sorted(phases) == ["evaluate_1", "evaluate_k", "record", "train"]
+    deterministic = config.load(tiny_config_path, overrides=["network='8-6t-3s'"])
+    assert sorted(bench.loop_phases(deterministic, dataset, batches=2)) == ["evaluate_1", "record", "train"]
+
+
+@pytest.mark.parametrize("epochs, every, runs", [(1000, 10, 100), (25, 10, 3), (4, 10, 1), (10, 10, 1)])
+def test_the_k_sample_evaluation_is_spread_over_the_epochs_that_run_it(epochs, every, runs):
+    """A run evaluates K-sample errors every `eval_samples_every` epochs and at its last: the
+    user's epoch pays one of those times their number over the epochs; parts add up to the whole."""
+    cfg = config.Config(epochs=epochs, eval_samples_every=every)
+    epoch = bench.user_epoch(2.0, {"train": 2.5, "evaluate_1": 0.5, "evaluate_k": 30.0, "record": 0.25}, cfg)
+    assert epoch["k_evaluations"] == runs and epoch["evaluate_k_per_epoch_s"] == pytest.approx(30.0 * runs / epochs)
+    assert epoch["s"] == pytest.approx(2.0 + 0.5 + 0.25 + 30.0 * runs / epochs) and epoch["loop_train_s"] == 2.5
+    assert bench.user_epoch(2.0, {"train": 2.5, "evaluate_1": 0.5, "record": 0.25}, cfg)["s"] == 2.75  # a deterministic network
+
+
+def user_row(name, seconds=2.0, gflops=5.0):
+    """A bench row with the fields the grid reads: a user's epoch of `seconds`, half of it training."""
+    return {"name": name, "s_per_epoch": seconds / 2, "gflops": gflops, "user_epoch": {"s": seconds, "epochs": config.load(preset=name).epochs}}
+
+
+def test_the_paper_grid_covers_every_paper_preset_the_cifar_ones_estimated():
+    """Every paper preset is in the grid, at its epochs, 10 seeds, on 2 workers; a CIFAR preset
+    (its data unread) from its FLOPs at its MNIST stand-in's rate, overhead in the same
+    proportion; a preset not measured is named and left out of the total."""
+    paper = [name for name in config.presets() if name.startswith("paper-")]
+    assert set(paper) == set(bench.PRESETS) | set(bench.CIFAR_STAND_INS)
+    assert set(bench.CIFAR_STAND_INS.values()) <= set(bench.PRESETS) and bench.CIFAR_TRAIN_EXAMPLES == 45_000
+    rows = [user_row(name) for name in bench.PRESETS if name != "paper-discrete-bp"]
+    grid = bench.paper_grid(rows, threads=1)
+    assert grid["not_measured"] == ["paper-discrete-bp"] and grid["seeds"] == 10 and grid["workers"] == 2
+    by_name = {preset["name"]: preset for preset in grid["presets"]}
+    assert set(by_name) == set(paper) - {"paper-discrete-bp"}
+    for name in bench.CIFAR_STAND_INS:
+        estimate = by_name[name]
+        assert estimate["estimated_from"] == bench.CIFAR_STAND_INS[name] and estimate["epochs"] == config.load(preset=name).epochs
+        assert estimate["train_s"] == pytest.approx(estimate["gflop_per_epoch"] / 5.0) and estimate["s"] == pytest.approx(2 * estimate["train_s"])
+    assert by_name["paper-stochastic-dtp"]["worker_hours"] == pytest.approx(10 * 1000 * 2.0 / 3600)
+    assert grid["hours"] == pytest.approx(sum(preset["worker_hours"] for preset in grid["presets"]) / 2)
+    text = bench.format_user_epochs({"grid": grid, "epochs": []})
+    assert "not measured, left out: paper-discrete-bp" in text and "estimated from paper-deep-tanh-dtp" in text
+
+
+def test_the_peer_is_the_repositorys_script_by_default_and_gets_the_data_folder(tmp_path, monkeypatch):
+    """`--peer` alone times benchmarks/torch_peer.py; the data folder the bench reads is passed on."""
+    assert bench.DEFAULT_PEER.is_file() and bench.DEFAULT_PEER.parent.name == "benchmarks"
+    peer = fake_interpreter(tmp_path, 'echo "{\\"args\\": \\"$*\\"}"')
+    assert bench.peer_epochs("peer.py", peer, 1, "/data")["args"] == "peer.py --threads 1 --epochs 2 --data-dir /data"
+    assert bench.peer_epochs("peer.py", peer, 1)["args"] == "peer.py --threads 1 --epochs 2"
+    timed = []
+    monkeypatch.setattr(bench, "check_peer_python", lambda python: None)
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: timed.append(kwargs["peer"]) or {})
+    monkeypatch.setattr(bench, "format_report", lambda report: "")
+    assert main(["bench", "--peer", "--no-memory"]) == 0 and main(["bench", "--peer-script", __file__]) == 0 and main(["bench"]) == 0
+    assert timed == [bench.DEFAULT_PEER, __file__, None]
+
+
+def test_the_peers_optimiser_is_stochtps_centred_rmsprop():
+    """The PyTorch peer's CentredRMSprop (eps inside the square root) takes stochtp's steps."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torch_peer", bench.DEFAULT_PEER)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    from stochtp import optim
+
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((3, 4))
+    ours = optim.make("centred_rmsprop", [theta.copy()], 0.01)
+    parameter = torch.nn.Parameter(torch.from_numpy(theta.copy()))
+    theirs = peer.CentredRMSprop([parameter], 0.01)
+    for _ in range(5):
+        grad = rng.standard_normal(theta.shape)
+        ours.step([grad])
+        parameter.grad = torch.from_numpy(grad)
+        theirs.step()
+    np.testing.assert_allclose(parameter.detach().numpy(), ours.params[0], rtol=1e-12, atol=1e-14)

@@ -169,7 +169,7 @@ def test_the_best_epoch_is_chosen_on_validation_never_on_test(tiny_config_path, 
     epoch, its saved parameters and the summary follow valid_error_k (epoch 4), not test (epoch 2)."""
     scripted = {2: (0.30, 0.10), 4: (0.20, 0.40)}  # epoch -> (valid_error_k, test_error_k)
 
-    def evaluate(net, dataset, cfg, epoch):
+    def evaluate(net, dataset, cfg, epoch, seconds=None):
         valid, test = scripted.get(epoch, (math.nan, math.nan))
         return {"valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test}
 
