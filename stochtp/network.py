@@ -284,16 +284,17 @@ class Network:
             self._activate(trace, i, affine(trace.input_of(i), self.layers[i].W, self.layers[i].b), seed, stream)
         return trace
 
-    def _activate(self, trace, i, a, seed, stream, p=None):
+    def _activate(self, trace, i, a, seed, stream, p=None, repeats=1):
         """Append layer i's pre-activation `a`, value, probability and transmitted value to `trace`.
-        `p`: the probabilities of stochastic layer i when already known (only the sample is drawn)."""
+        `p`: the probabilities of stochastic layer i when already known (only the sample is drawn,
+        for `repeats` passes stacked as rows, one stream each)."""
         layer = self.layers[i]
         unit = layer.kind
         if p is None:
             sample_stream = kernels.derive(stream, "forward-sample", i) if unit.stochastic else 0  # a deterministic unit draws nothing
             h, p = unit.activate(a, seed, sample_stream, self.slope)
         else:
-            h = unit.sample(p, seed, kernels.derive(stream, "forward-sample", i))
+            h = unit.sample(p, seed, kernels.derive(stream, "forward-sample", i), repeats)
         trace.a.append(a)
         trace.h.append(h)
         trace.p.append(p)
@@ -357,9 +358,9 @@ class Network:
         group = max(1, STACKED_ROWS // max(1, len(x)))
         for start in range(0, samples, group):
             streams = [kernels.stream_id(stream, "test-sample", k) for k in range(start, min(start + group, samples))]
-            # layers below `first` (and a[first]) hold the shared rows, layers from `first` on the group's stacked rows
+            # a[first], p[first] and the layers below hold the shared rows, the rest the group's stacked rows
             trace = Trace(shared.x, [*shared.a], [*shared.h], [*shared.p], [*shared.out])
-            self._activate(trace, first, a_first, seed, streams, np.tile(p_first, (len(streams), 1)))
+            self._activate(trace, first, a_first, seed, streams, p_first, repeats=len(streams))
             outputs = self.continue_forward(trace, first + 1, n, seed, streams).output
             for rows in np.split(outputs, len(streams)):
                 total += rows
