@@ -15,6 +15,8 @@ relies on are made by `stochtp/__init__.py`, which Python runs first).
 `stream` may also be a sequence of stream ids: the array is cut into that many equal blocks
 along its first axis and block k is drawn from stream[k], exactly as a separate call on the
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
+`bernoulli` also draws one block of probabilities for every stream of the sequence (an `out` of
+that many blocks): the same probabilities sampled for several stacked passes.
 """
 import functools
 
