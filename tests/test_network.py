@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stochtp import Network, exact, kernels, methods
+from stochtp import Network, data, exact, kernels, methods, network, train
 from stochtp.errors import ConfigError
 from stochtp.network import affine, parse_spec
 
@@ -160,6 +160,54 @@ def test_k_sample_prediction_is_the_mean_of_k_test_passes():
     passes = [net.forward(x, 4, kernels.stream_id(8, "test-sample", k), train=False).output for k in range(5)]
     np.testing.assert_allclose(net.predict_proba(x, seed=4, stream=8, samples=5), np.mean(passes, axis=0), rtol=1e-12)
     assert not np.allclose(passes[0], passes[1])
+
+
+def numpy_k_sample_reference(net, x, samples, seed, stream):
+    """`predict_proba` written out in NumPy, one pass at a time: pass k draws the bits of layer i
+    as 1[u < sigmoid(a)], u the float32 uniforms of stream ((stream, "test-sample", k), "forward-sample", i)."""
+    total = np.zeros((len(x), net.layers[-1].n_out))
+    for k in range(samples):
+        pass_stream = kernels.stream_id(stream, "test-sample", k)
+        h = x
+        for i, layer in enumerate(net.layers):
+            a = h @ layer.W + layer.b
+            if layer.unit == "bernoulli":
+                u = kernels.uniform(a.shape, seed, kernels.stream_id(pass_stream, "forward-sample", i))
+                h = (u < 1 / (1 + np.exp(-a))).astype(a.dtype)
+            elif layer.unit == "tanh":
+                h = np.tanh(a)
+            else:
+                e = np.exp(a - a.max(axis=1, keepdims=True))
+                h = e / e.sum(axis=1, keepdims=True)
+        total += h
+    return total / samples
+
+
+@pytest.mark.parametrize("stacked_rows", [1, 30, network.STACKED_ROWS])
+def test_k_sample_prediction_equals_a_pass_by_pass_numpy_reference(stacked_rows, monkeypatch):
+    """Stacking the passes (groups of 1, 3 with a shorter last group, all 10) draws every pass's
+    bits from its own stream: the probabilities equal the NumPy loop's to float64 precision (the
+    sigmoids differ in the last bits; one bit drawn otherwise would move them by about 1e-2)."""
+    monkeypatch.setattr(network, "STACKED_ROWS", stacked_rows)
+    net = Network.from_spec("9-7t-8b-6b-4s", seed=3, dtype=np.float64, input_noise=0.3)
+    x = np.random.default_rng(5).random((10, 9))
+    expected = numpy_k_sample_reference(net, x, 10, seed=6, stream=2)
+    np.testing.assert_allclose(net.predict_proba(x, samples=10, seed=6, stream=2), expected, rtol=1e-12)
+
+
+def test_k_sample_evaluation_keeps_the_numbers_of_one_pass_at_a_time():
+    """Errors and probabilities of a small float32 net on synthetic data, recorded from the
+    computation that ran one forward pass per sample: the errors exactly, the probabilities to
+    float32 precision (the stacked products give the same bits with OpenBLAS, not a promise of
+    every BLAS)."""
+    dataset = data.load("teacher", n_train=10, n_valid=300, n_test=300, seed=1)
+    net = Network.from_spec("8-12b-10b-3s", seed=2)
+    schedule = type("Schedule", (), {"seed": 5, "eval_samples": 100, "eval_samples_every": 1, "epochs": 1})
+    assert train.evaluate(net, dataset, schedule, 1) == {"valid_error": 0.63, "valid_error_k": 184 / 300, "test_error": 191 / 300, "test_error_k": 0.63}
+    proba = net.predict_proba(dataset.valid.features(None, net.dtype), samples=37, seed=4, stream=9)  # groups of 27 and 10 passes
+    expected = [[0.43512062728405, 0.3517492423589165, 0.21313012592695854], [0.4784887388751313, 0.3327962625268343, 0.18871498973788442],
+                [0.42370678927447347, 0.38101355066976034, 0.19527966508994232]]
+    np.testing.assert_allclose(proba[[0, 150, 299]], expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("noise", [float("nan"), -1.0, float("inf")])

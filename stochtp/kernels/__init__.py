@@ -15,6 +15,8 @@ relies on are made by `stochtp/__init__.py`, which Python runs first).
 `stream` may also be a sequence of stream ids: the array is cut into that many equal blocks
 along its first axis and block k is drawn from stream[k], exactly as a separate call on the
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
+`bernoulli` also draws one block of probabilities for every stream of the sequence (an `out` of
+that many blocks): the same probabilities sampled for several stacked passes.
 """
 import functools
 
@@ -135,8 +137,18 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=Non
 
 
 def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
-    """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise."""
+    """Samples 1[u < p] element-wise (p outside [0, 1] clips naturally); uint8 unless `out`/`dtype` say otherwise.
+
+    With a sequence of C streams, `out` may instead hold C times p's rows: block k of `out` is
+    what a call on p with stream[k] alone draws (the same probabilities drawn for C stacked
+    passes, without a C-fold copy of them).
+    """
     p = _float_input(p, "p")
+    if out is not None and is_stream_sequence(stream) and p.ndim and out.shape != p.shape:
+        _output(out, (len(stream) * p.shape[0], *p.shape[1:]), dtype, "out", inputs=(p,))
+        for one_stream, block in zip(stream, np.split(out, len(stream))):
+            bernoulli(p, seed, one_stream, out=block)
+        return out
     out = _output(out, p.shape, dtype, "out", inputs=(p,))
     kernel = sampling.driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
     if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream, p.shape)):

@@ -186,9 +186,11 @@ class StochasticUnit(Unit):
         p, bits = kernels.sigmoid_bernoulli(sloped(a, slope), seed, stream)
         return self.values(bits), p
 
-    def sample(self, p, seed, stream):
-        """A sample given the firing probability p (values of p's dtype), from (seed, stream)."""
-        return self.values(kernels.bernoulli(p, seed, stream, dtype=p.dtype))
+    def sample(self, p, seed, stream, repeats=1):
+        """A sample given the firing probability p (values of p's dtype), from (seed, stream);
+        `repeats` samples stacked as rows, given as many streams (`kernels.bernoulli`)."""
+        stacked = None if repeats == 1 else np.empty((repeats * len(p), *p.shape[1:]), p.dtype)
+        return self.values(kernels.bernoulli(p, seed, stream, out=stacked, dtype=p.dtype))
 
     def sample_from_mean(self, m, seed, stream):
         """A sample whose expectation is m (clipped to the unit's range), from (seed, stream)."""

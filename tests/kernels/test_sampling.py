@@ -668,6 +668,22 @@ def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype
         np.testing.assert_array_equal(got, np.concatenate(expected))
 
 
+@pytest.mark.parametrize("blocks, rows", [(1, 40), (3, 40), (4, 200)])
+def test_one_block_of_probabilities_draws_for_every_stream_what_it_draws_alone(blocks, rows):
+    """With C streams and an `out` of C times p's rows, block k of `out` is the draw of p from
+    stream s_k alone (4 x 200 x 130 values: each block takes the parallel driver)."""
+    streams = [stream_id(k, "repeat") for k in range(blocks)]
+    p = uniform((rows, 130), SEED + 7)
+    out = np.empty((blocks * rows, 130), np.float32)
+    assert bernoulli(p, SEED, streams, out=out) is out
+    np.testing.assert_array_equal(out, np.concatenate([bernoulli(p, SEED, s, dtype=np.float32) for s in streams]))
+
+
+def test_an_out_that_is_neither_p_nor_p_once_per_stream_is_refused():
+    with pytest.raises(ValueError, match=r"out has shape \(6, 5\), expected \(8, 5\)"):
+        bernoulli(np.full((4, 5), 0.5), SEED, [1, 2], out=np.empty((6, 5), np.uint8))
+
+
 @pytest.mark.parametrize("streams", [[], [1, 2, 3]])
 def test_streams_that_do_not_cut_the_array_into_equal_blocks_are_rejected(streams):
     with pytest.raises(ValueError, match="equal blocks"):
