@@ -65,6 +65,15 @@ def _float_input(array, name):
     return np.asarray(array, order="C")
 
 
+def _read_only(array):
+    """A read-only view of `array`. Numba compiles a kernel once per argument type, and whether
+    an array is writeable is part of its type: `normal` reads `loc` through such a view, so that
+    a read-only loc (the training inputs) and a writeable one (DTP's targets) share one kernel."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
     """`out` checked (a new array if None); it may not overlap `inputs`, which the kernels read as they write."""
     if out is None:
@@ -146,9 +155,9 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=Non
     """
     dtype, shape = _float_dtype(dtype), _shape(shape)
     if loc is None:
-        loc = np.empty(0, dtype=dtype)
+        loc = _read_only(np.empty(0, dtype=dtype))
     else:
-        loc = _float_input(loc, "loc")
+        loc = _read_only(_float_input(loc, "loc"))
         if loc.shape != shape or loc.dtype != dtype:
             raise ValueError(f"loc must be a {dtype} array of shape {shape}, got {loc.dtype} {loc.shape}")
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):
