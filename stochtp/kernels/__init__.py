@@ -16,17 +16,24 @@ relies on are made by `stochtp/__init__.py`, which Python runs first).
 `stream` may also be a sequence of stream ids: the array is cut into that many equal blocks
 along its first axis and block k is drawn from stream[k], exactly as a separate call on the
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
+
+Kernels are compiled on first use and cached (see `compiling`: where, and `compilations()`,
+what a block of code compiled and how long it took).
 """
 import functools
 import math
 
 import numpy as np
 
-from . import sampling
-from .philox import philox4x32_reference
-from .streams import check_uint64, derive, is_stream_sequence, split64, stream_id
+from .compiling import compilations, ensure_cache_location
 
-__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "uniform_reference", "stream_id", "derive", "philox4x32_reference"]
+ensure_cache_location()  # before the kernels are defined: Numba picks their cache folder then
+
+from . import sampling  # noqa: E402
+from .philox import philox4x32_reference  # noqa: E402
+from .streams import check_uint64, derive, is_stream_sequence, split64, stream_id  # noqa: E402
+
+__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "uniform_reference", "stream_id", "derive", "philox4x32_reference", "compilations"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
