@@ -41,7 +41,8 @@ class Batches:
     def __init__(self, split, epoch, seed, batch_size, dtype, limit=None, progress=None):
         self.split, self.epoch, self.batch_size, self.dtype, self.limit = split, epoch, batch_size, dtype, limit
         self.progress, self.passes = progress, 0
-        self.order = np.argsort(kernels.uniform(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64), kind="stable")
+        keys = kernels.uniform_reference(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64)  # drawn once an epoch: by NumPy
+        self.order = np.argsort(keys, kind="stable")
 
     def __len__(self):
         full = len(self.split) // self.batch_size

@@ -4,6 +4,7 @@ Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no trac
 1 a run that failed or was interrupted.
 """
 import argparse
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -16,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, callbacks, data, estimators, experiment, methods, report, results, sweep, train
+from . import bench, callbacks, data, estimators, experiment, kernels, methods, report, results, sweep, train
 from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -476,6 +477,17 @@ RESUMABLE = {  # how to go on once a full disk has room again, by command
 }
 
 
+@contextlib.contextmanager
+def compile_notice(quiet):
+    """After the block, unless `quiet`, one line on stderr if it compiled kernels (a fresh
+    install's first run): how many, how long. Nothing when the cache had them all, nor after an
+    error (whose message stays the one line)."""
+    with kernels.compilations() as compiled:
+        yield
+    if compiled.kernels and not quiet:
+        print(f"stochtp: {compiled}", file=sys.stderr)
+
+
 def main(argv=None):
     """Run the command `argv` (a list of arguments; default: this process's command line). The
     process tunings are the caller's: `python -m stochtp` and the `stochtp` script apply them
@@ -485,7 +497,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         command = args.command
-        with train.Interrupts():  # SIGTERM ends every command as Ctrl-C does
+        with train.Interrupts(), compile_notice(getattr(args, "quiet", False)):  # SIGTERM ends every command as Ctrl-C does
             return COMMANDS[command](args)
     except TrainingFailed as failure:
         print(f"stochtp: run failed: {failure}", file=sys.stderr)

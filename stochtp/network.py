@@ -122,9 +122,10 @@ def parse_spec(spec):
 
 def init_weights(n_in, n_out, seed, stream, init, dtype):
     """Glorot uniform U[-r, r], r = sqrt(6 / (n_in + n_out)), drawn from (seed, stream);
-    `orthogonal` replaces the draw by its orthogonal (polar) factor."""
+    `orthogonal` replaces the draw by its orthogonal (polar) factor. Drawn once, by NumPy
+    (`kernels.uniform_reference`: the kernel's numbers without compiling it)."""
     r = np.sqrt(6.0 / (n_in + n_out))
-    u = kernels.uniform((n_in, n_out), seed, stream, dtype=np.float64)
+    u = kernels.uniform_reference((n_in, n_out), seed, stream, dtype=np.float64)
     W = (2 * u - 1) * r
     if init == "orthogonal":
         left, _, right = np.linalg.svd(W, full_matrices=False)

@@ -79,7 +79,7 @@ class Search:
 
 def draw(seed, trial, key):
     """u in [0, 1) for `key` in trial `trial` of the search `seed`: position 0 of stream ("search", trial, key)."""
-    return float(kernels.uniform(1, seed, kernels.stream_id("search", trial, key), dtype=np.float64)[0])
+    return float(kernels.uniform_reference(1, seed, kernels.stream_id("search", trial, key), dtype=np.float64)[0])
 
 
 def trial_of(attrs):

@@ -4,7 +4,7 @@ import pytest
 
 from stochtp import Network, data, exact, kernels, methods, network, train
 from stochtp.errors import ConfigError
-from stochtp.network import affine, parse_spec
+from stochtp.network import affine, init_weights, parse_spec
 
 
 def test_spec_round_trip_and_layer_shapes():
@@ -61,6 +61,19 @@ def test_init_is_deterministic_in_seed():
     a, b, c = (Network.from_spec("20-10t-3s", seed=s) for s in (1, 1, 2))
     assert np.array_equal(a.layers[0].W, b.layers[0].W)
     assert not np.array_equal(a.layers[0].W, c.layers[0].W)
+
+
+@pytest.mark.parametrize("init", ["glorot", "orthogonal"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_init_weights_are_those_of_the_uniform_kernel_bit_for_bit(init, dtype):
+    """init_weights draws by NumPy the numbers the Numba `uniform` kernel draws: the weights of
+    a fixed seed are those the kernel gave."""
+    n_in, n_out, stream = 784, 200, kernels.stream_id("init", 0)
+    W = (2 * kernels.uniform((n_in, n_out), 3, stream, dtype=np.float64) - 1) * np.sqrt(6.0 / (n_in + n_out))
+    if init == "orthogonal":
+        left, _, right = np.linalg.svd(W, full_matrices=False)
+        W = left @ right
+    np.testing.assert_array_equal(init_weights(n_in, n_out, 3, stream, init, dtype), np.ascontiguousarray(W, dtype=dtype))
 
 
 def test_float64_is_selectable_and_float32_default():

@@ -5,6 +5,7 @@
     (each also takes out=, an array of the shape and dtype to fill instead of a new one)
     bernoulli(p, seed, stream=0, out=None)              1[u < p], uint8 by default
     sigmoid_bernoulli(a, seed, stream=0)                (p, h) = (sigmoid(a), 1[u < p])
+    uniform_reference(shape, seed, stream=0, dtype=float32)   uniform's values, by NumPy
 
 The value at position i of stream (seed, stream) is a pure function of (seed, stream, i)
 (Philox4x32-10, see `philox`), so results do not depend on `numba.set_num_threads`, and the
@@ -17,16 +18,24 @@ along its first axis and block k is drawn from stream[k], exactly as a separate 
 block would draw it. A chunk of mini-batches, each with its own stream, is drawn in one call.
 `bernoulli` also draws one block of probabilities for every stream of the sequence (an `out` of
 that many blocks): the same probabilities sampled for several stacked passes.
+
+Kernels are compiled on first use and cached (see `compiling`: where, and `compilations()`,
+what a block of code compiled and how long it took).
 """
 import functools
+import math
 
 import numpy as np
 
-from . import sampling
-from .philox import philox4x32_reference
-from .streams import check_uint64, derive, is_stream_sequence, split64, stream_id
+from .compiling import compilations, ensure_cache_location
 
-__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "stream_id", "derive", "philox4x32_reference"]
+ensure_cache_location()  # before the kernels are defined: Numba picks their cache folder then
+
+from . import sampling  # noqa: E402
+from .philox import philox4x32_reference  # noqa: E402
+from .streams import check_uint64, derive, is_stream_sequence, split64, stream_id  # noqa: E402
+
+__all__ = ["uniform", "normal", "bernoulli", "sigmoid_bernoulli", "uniform_reference", "stream_id", "derive", "philox4x32_reference", "compilations"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.bool_), *_FLOATS)
@@ -63,6 +72,15 @@ def _float_input(array, name):
     if array.dtype not in _FLOATS:
         raise ValueError(f"{name} must be a float32 or float64 array, got dtype {array.dtype}")
     return np.asarray(array, order="C")
+
+
+def _read_only(array):
+    """A read-only view of `array`. Numba compiles a kernel once per argument type, and whether
+    an array is writeable is part of its type: `normal` reads `loc` through such a view, so that
+    a read-only loc (the training inputs) and a writeable one (DTP's targets) share one kernel."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _output(out, shape, default_dtype, name, allowed=_SAMPLE_DTYPES, inputs=()):
@@ -113,6 +131,29 @@ def uniform(shape, seed, stream=0, dtype=np.float32, out=None):
     return out
 
 
+def uniform_reference(shape, seed, stream=0, dtype=np.float32):
+    """`uniform`'s values, bit for bit, computed by NumPy on the Philox reference (one stream).
+
+    The tests compare the kernel with it, and draws made once (a run's initial weights, an
+    epoch's permutation) use it: NumPy draws them in milliseconds, where compiling the kernel
+    for them would take seconds in a fresh install. The conversions are `sampling`'s, in integers:
+    float32 (w >> 8) 2**-24 from word k of block l at position 4 l + k; float64
+    ((w0 >> 5) 2**26 + (w1 >> 6)) 2**-53 from words 0-1 and 2-3 of block l at 2 l and 2 l + 1.
+    """
+    dtype, shape = _float_dtype(dtype), _shape(shape)
+    key = np.array(split64(check_uint64(seed, "seed")), dtype=np.uint32)
+    stream0, stream1 = split64(check_uint64(stream, "stream"))
+    size = math.prod(shape)
+    block = np.arange(-(-size * (dtype.itemsize // 4) // 4), dtype=np.uint64)  # 4 words a block; float64 takes 2 a value
+    counters = np.stack([block & np.uint64(0xFFFFFFFF), block >> np.uint64(32), np.full_like(block, stream0), np.full_like(block, stream1)], axis=1)
+    words = philox4x32_reference(counters, key).astype(np.uint64)
+    if dtype == np.float64:
+        values = ((words[:, 0::2] >> np.uint64(5)) * np.uint64(2**26) + (words[:, 1::2] >> np.uint64(6))).astype(np.float64) * 2.0**-53
+    else:
+        values = (words >> np.uint64(8)).astype(np.float32) * np.float32(2.0**-24)
+    return values.reshape(-1)[:size].reshape(shape)
+
+
 def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=None):
     """N(0, 1) values at positions 0..size-1 of stream (seed, stream), C order; into `out` if given
     (as `uniform`'s).
@@ -123,9 +164,9 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=Non
     """
     dtype, shape = _float_dtype(dtype), _shape(shape)
     if loc is None:
-        loc = np.empty(0, dtype=dtype)
+        loc = _read_only(np.empty(0, dtype=dtype))
     else:
-        loc = _float_input(loc, "loc")
+        loc = _read_only(_float_input(loc, "loc"))
         if loc.shape != shape or loc.dtype != dtype:
             raise ValueError(f"loc must be a {dtype} array of shape {shape}, got {loc.dtype} {loc.shape}")
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):

@@ -103,7 +103,8 @@ def column_sums(a, out):
     of a C-ordered array with more than one column (a single column NumPy sums pairwise)."""
     out[:] = 0
     if a.shape[0]:
-        out[:] = a[0]
+        for k in range(a.shape[1]):  # element by element: an array assignment compiles a shape check and its message
+            out[k] = a[0, k]
     for row in range(1, a.shape[0]):
         for k in range(a.shape[1]):
             out[k] += a[row, k]

@@ -20,7 +20,10 @@ rounds vectorise, one row per word: position 4 l + k of the group is words[k, l]
 converted in one pass; the last group of an array that it does not fill goes through a
 group-sized buffer. The uniform, normal and Bernoulli kernels are each one
 `_*_groups(first, stop, ...)` routine run either by a parallel driver (tasks of
-`_GROUPS_PER_TASK` groups over Numba's threads) or serially; the sigmoid-Bernoulli kernels are
+`_GROUPS_PER_TASK` groups over Numba's threads) or serially; the routine is compiled once, not
+inlined into each driver, and the float32 or float64 conversion in it is chosen when Numba
+compiles, so that a kernel compiles the one precision it is called with (compiling is what a
+fresh install waits for: seconds per kernel). The sigmoid-Bernoulli kernels are
 a sigmoid pass followed by the Bernoulli driver. A flat array may be cut into equal blocks with
 one stream each (a chunk of mini-batches, each drawing its own numbers in one call).
 Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values costs more than the
@@ -88,18 +91,31 @@ def _groups_of(n_words):
     return (n_words + GROUP - 1) // GROUP
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
 def _uniform_from_words(words, out):
     """One group's uniforms into `out`, a group's worth of values: float32 one word each (position
-    4 l + k from words[k, l]), float64 two words each (positions 2 l, 2 l + 1 from words 0-1, 2-3 of l)."""
-    if out.itemsize == 8:
-        for lane in range(LANES):
-            out[2 * lane] = _u53(words[0, lane], words[1, lane])
-            out[2 * lane + 1] = _u53(words[2, lane], words[3, lane])
-    else:
-        for lane in range(LANES):
-            for k in range(4):
-                out[4 * lane + k] = _u24(words[k, lane])
+    4 l + k from words[k, l]), float64 two words each (positions 2 l, 2 l + 1 from words 0-1, 2-3
+    of l). The precision is chosen when Numba compiles (the overload below), as `_exp`'s."""
+
+
+@overload(_uniform_from_words, inline="always")
+def _uniform_from_words_for_type(words, out):
+    if out.dtype == types.float64:
+        return lambda words, out: _uniform_from_words_f64(words, out)
+    return lambda words, out: _uniform_from_words_f32(words, out)
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _uniform_from_words_f64(words, out):
+    for lane in range(LANES):
+        out[2 * lane] = _u53(words[0, lane], words[1, lane])
+        out[2 * lane + 1] = _u53(words[2, lane], words[3, lane])
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _uniform_from_words_f32(words, out):
+    for lane in range(LANES):
+        for k in range(4):
+            out[4 * lane + k] = _u24(words[k, lane])
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -188,33 +204,43 @@ def _cos_sin_f32(word):
     return x, y
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
 def _normal_from_words(words, out, buffer, loc, scale):
     """One group's Box-Muller pairs into `out`, the group's view of the output (shorter for the
     last group of an array that it does not fill), in the precision of `out`: loc + scale z
     (`loc` the group's view of it), or scale z where `loc` is empty (scale 1 leaves z exact).
-    A float32 pair takes words 0-1 or 2-3 of a block, a float64 pair all four.
+    A float32 pair takes words 0-1 or 2-3 of a block, a float64 pair all four; the precision is
+    chosen when Numba compiles (the overload below).
 
     The values go to `buffer` first, one row per value of a lane as `words` holds them, so that
     the lane loop stores whole vectors (stores into `out` directly were scattered, 4 apart)."""
-    if out.itemsize == 8:
-        for lane in range(LANES):
-            radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[0, lane], words[1, lane])))
-            angle = 2.0 * math.pi * _u53(words[2, lane], words[3, lane])
-            buffer[0, lane] = radius * math.cos(angle)
-            buffer[1, lane] = radius * math.sin(angle)
-        _interleave(buffer, 2, out, loc, scale)
-    else:
-        for lane in range(LANES):
-            radius = _radius_f32(words[0, lane])
-            cos, sin = _cos_sin_f32(words[1, lane])
-            buffer[0, lane] = radius * cos
-            buffer[1, lane] = radius * sin
-            radius = _radius_f32(words[2, lane])
-            cos, sin = _cos_sin_f32(words[3, lane])
-            buffer[2, lane] = radius * cos
-            buffer[3, lane] = radius * sin
-        _interleave(buffer, 4, out, loc, scale)
+
+
+@overload(_normal_from_words, inline="always")
+def _normal_from_words_for_type(words, out, buffer, loc, scale):
+    if out.dtype == types.float64:
+        return lambda words, out, buffer, loc, scale: _normal_from_words_f64(words, out, buffer, loc, scale)
+    return lambda words, out, buffer, loc, scale: _normal_from_words_f32(words, out, buffer, loc, scale)
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _normal_from_words_f64(words, out, buffer, loc, scale):
+    for lane in range(LANES):
+        radius = math.sqrt(-2.0 * math.log(1.0 - _u53(words[0, lane], words[1, lane])))
+        angle = 2.0 * math.pi * _u53(words[2, lane], words[3, lane])
+        buffer[0, lane] = radius * math.cos(angle)
+        buffer[1, lane] = radius * math.sin(angle)
+    _interleave(buffer, 2, out, loc, scale)
+
+
+@numba.njit(inline="always", cache=True, nogil=True)
+def _normal_from_words_f32(words, out, buffer, loc, scale):
+    for lane in range(LANES):
+        for k in range(0, 4, 2):  # both pairs through one call site: Numba copies the IR it inlines at each
+            radius = _radius_f32(words[k, lane])
+            cos, sin = _cos_sin_f32(words[k + 1, lane])
+            buffer[k, lane] = radius * cos
+            buffer[k + 1, lane] = radius * sin
+    _interleave(buffer, 4, out, loc, scale)
 
 
 @numba.njit(inline="always", cache=True, nogil=True)
@@ -243,7 +269,7 @@ def _values_per_group(out):
     return GROUP // 2 if out.itemsize == 8 else GROUP
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
     words = _scratch()
     per_group = _values_per_group(out)
@@ -253,7 +279,9 @@ def _uniform_groups(first, stop, out, key0, key1, stream0, stream1):
         if base + per_group <= out.size:
             _uniform_from_words(words, out[base:base + per_group])
         else:
-            out[base:] = _partial_group_uniforms(words, np.empty(per_group, out.dtype), out.size - base)
+            uniforms = _partial_group_uniforms(words, np.empty(per_group, out.dtype), out.size - base)
+            for i in range(uniforms.size):
+                out[base + i] = uniforms[i]
     return False
 
 
@@ -265,7 +293,7 @@ def _partial_group_uniforms(words, group, count):
     return group[:count]
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
     words = _scratch()
     buffer = np.empty((4, LANES), out.dtype)  # float64 uses rows 0-1
@@ -278,14 +306,13 @@ def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
     return False
 
 
-@numba.njit(inline="always", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
     """out = 1[u < p] on groups first..stop-1; True if one of their p is NaN.
 
     A whole group is compared on views of it (`_bernoulli_group`), indexed from 0: indexed as
-    p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (the parallel driver's
-    tasks), the loop kept Numba's negative-index wraparound and did not vectorise (2.2x slower
-    than the serial driver, whose `first` is the literal 0)."""
+    p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (an argument), the loop
+    kept Numba's negative-index wraparound and did not vectorise (2.2x slower)."""
     words = _scratch()
     nan = False
     for g in range(first, stop):
@@ -337,6 +364,9 @@ def _task_range(task, tasks_per_block, groups_per_block):
 
 # Drivers: `stream0s`, `stream1s` hold one stream per block; block b is positions
 # b*block..(b+1)*block-1 of the flat arrays, drawn from position 0 of stream b.
+# The serial drivers start at group _FIRST_GROUP, an int64 as the parallel drivers' first
+# groups are: a literal 0 would make Numba compile the group routine a second time.
+_FIRST_GROUP = np.int64(0)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -352,7 +382,7 @@ def uniform_kernel(out, key0, key1, stream0s, stream1s):
 def uniform_serial(out, key0, key1, stream0s, stream1s):
     block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
     for b in range(stream0s.size):
-        _uniform_groups(0, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
+        _uniform_groups(_FIRST_GROUP, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -371,7 +401,7 @@ def normal_serial(out, loc, scale, key0, key1, stream0s, stream1s):
     block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
     for b in range(stream0s.size):
         sl = slice(b * block, (b + 1) * block)
-        _normal_groups(0, groups, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
+        _normal_groups(_FIRST_GROUP, groups, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -392,7 +422,7 @@ def bernoulli_serial(p, out, key0, key1, stream0s, stream1s):
     nan = False
     for b in range(stream0s.size):
         sl = slice(b * block, (b + 1) * block)
-        nan |= _bernoulli_groups(0, groups, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
+        nan |= _bernoulli_groups(_FIRST_GROUP, groups, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
     return nan
 
 

@@ -25,7 +25,7 @@ from kernel_statistics import (
     upper_normal_quantile,
 )
 
-from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sampling, sigmoid_bernoulli, stream_id, uniform
+from stochtp.kernels import bernoulli, derive, normal, philox4x32_reference, sampling, sigmoid_bernoulli, stream_id, uniform, uniform_reference
 
 ODD_SIZES = [0, 1, 3, 5, 4097, 100_003]  # not multiples of 4; 4097 and 100_003 span several parallel tasks
 SEED_STREAM_PAIRS = [(0, 0), (12345, 7), (2**32, 2**32 + 5), (2**64 - 1, 2**64 - 1)]
@@ -109,6 +109,16 @@ def test_uniform_float64_is_the_documented_conversion(n, seed, stream):
     values = uniform(n, seed, stream, dtype=np.float64)
     assert values.dtype == np.float64 and values.shape == (n,)
     np.testing.assert_array_equal(values, reference_uniform_f64(n, seed, stream))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed, stream", SEED_STREAM_PAIRS)
+@pytest.mark.parametrize("shape", [*ODD_SIZES, (784, 200), (3, 5, 7)])
+def test_uniform_reference_is_the_kernel_bit_for_bit(shape, seed, stream, dtype):
+    values = uniform_reference(shape, seed, stream, dtype=dtype)
+    expected = uniform(shape, seed, stream, dtype=dtype)
+    assert values.dtype == expected.dtype and values.shape == expected.shape
+    np.testing.assert_array_equal(values, expected)
 
 
 @pytest.mark.parametrize("n", ODD_SIZES)
