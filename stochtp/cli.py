@@ -1,4 +1,4 @@
-"""The `stochtp` command (design section 11).
+"""The `stochtp` command (docs/cli.md).
 
 Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no traceback),
 1 a run that failed or was interrupted.
@@ -112,7 +112,7 @@ def build_parser():
     bench_cmd.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is kept (default 5)")
     bench_cmd.add_argument("--kernel-n", type=int, default=10_000_000, help="values per kernel call (default 10^7)")
     bench_cmd.add_argument("--threads", type=int, help="Numba and BLAS threads (default all)")
-    bench_cmd.add_argument("--peer", metavar="SCRIPT.py", help="also time the PyTorch peer script (../shared/bench/torch_peer.py)")
+    bench_cmd.add_argument("--peer", metavar="SCRIPT.py", help="also time a PyTorch peer script (its DTP and ST epochs on the stochastic network)")
     bench_cmd.add_argument("--peer-python", metavar="PYTHON", help="interpreter with torch for --peer (default this one)")
     bench_cmd.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     bench_cmd.add_argument("--data-dir", help="dataset folder (default $STOCHTP_DATA, then data/)")

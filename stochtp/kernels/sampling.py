@@ -284,7 +284,7 @@ def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
 
     A whole group is compared on views of it (`_bernoulli_group`), indexed from 0: indexed as
     p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (the parallel driver's
-    tasks), the loop kept Numba's negative-index wraparound and did not vectorise (2.2x slower
+    tasks), the loop would keep Numba's negative-index wraparound and not vectorise (2.2x slower
     than the serial driver, whose `first` is the literal 0)."""
     words = _scratch()
     nan = False
