@@ -2,13 +2,10 @@
 # `make test` (sets up .venv, runs the whole test suite and builds the documentation site with
 # `mkdocs build --strict`), `make docs` (the site alone, into site/), `make test-fast` (the tests marked neither
 # `slow` nor `mnist`: under two minutes on two cores, for the edit-test loop).
+# Datasets are read from $STOCHTP_DATA when it is set, else from data/ (downloaded there on first use).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-SHARED_MNIST := $(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz)
-ifneq ($(SHARED_MNIST),)
-export STOCHTP_DATA ?= $(abspath ../shared/data/mnist)
-endif
 
 .PHONY: setup demo test test-fast docs bench clean
 

@@ -1,4 +1,4 @@
-"""`stochtp bench`: how fast each method trains, against the machine's own limit (design section 13).
+"""`stochtp bench`: how fast each method trains, against the machine's own limit (docs/performance.md).
 
 One run measures, on this machine and in this order:
   (a) the float32 GEMM rate of the BLAS in use at the shapes the presets train with: for each

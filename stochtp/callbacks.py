@@ -130,7 +130,7 @@ class History(Callback):
 
 
 class ResultsFile(Callback):
-    """Records the run in a results file (design section 10) through its `results.RunWriter`:
+    """Records the run in a results file (docs/results-format.md) through its `results.RunWriter`:
     each epoch's metrics and diagnostics, the parameters of the best epoch, the checkpoint that
     `--resume` reads; at the end the final parameters and the status."""
 

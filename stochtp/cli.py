@@ -1,4 +1,4 @@
-"""The `stochtp` command (design section 11).
+"""The `stochtp` command (docs/cli.md).
 
 Exit codes: 0 success, 2 bad usage or invalid input (one line on stderr, no traceback),
 1 a run that failed or was interrupted.

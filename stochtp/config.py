@@ -1,4 +1,4 @@
-"""Experiment configuration (design sections 8 and 11): TOML in, a validated `Config` out.
+"""Experiment configuration (docs/cli.md): TOML in, a validated `Config` out.
 
 A config file may start from a preset (`preset = "paper-stochastic-dtp"`); its other keys
 override the preset's, so a user's file can be three lines. Presets are the TOML files in

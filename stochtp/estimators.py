@@ -1,4 +1,4 @@
-"""Scoring credit-assignment methods against the exact oracle (design section 6.6).
+"""Scoring credit-assignment methods against the exact oracle (`stochtp.exact`).
 
 `score(net, x, y, methods, draws, seed)` draws every method's gradient estimate `draws` times on
 one mini-batch, with COMMON RANDOM NUMBERS: draw k of every method uses stream
@@ -25,7 +25,7 @@ A cosine is NaN where g is zero.
 the variants each declares, plug-ins included; a [method] table of tp or dtp, as in
 experiments/estimators.toml, sets both's options, any other method it configures is scored beside
 them unless a variant equals it) on the first `batch_size` training examples,
-and `write` appends the scores to a results file (section 10) as one run:
+and `write` appends the scores to a results file (docs/results-format.md) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
               {"methods": [labels], "layers": ["0", ..., "all"], "draws": N, "expected_loss": E[L]}
     metrics/  one row per method: method_index (into config["estimators"]["methods"]), draws,

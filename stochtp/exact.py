@@ -1,4 +1,4 @@
-"""Exact oracle (design section 6.6): E[L] and its gradient for small stochastic networks.
+"""Exact oracle (docs/concepts.md): E[L] and its gradient for small stochastic networks.
 
 Everything is summed over all configurations of the stochastic units, in float64, with no
 sampling: the expectation is over the hidden units for the inputs given (no input noise).

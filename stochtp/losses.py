@@ -1,4 +1,4 @@
-"""Output losses (design section 3): summed over units, averaged over the mini-batch.
+"""Output losses: summed over units, averaged over the mini-batch.
 
 `nll` is the negative log-likelihood of a softmax output given integer labels; `mse` is the
 squared error of any other output given target rows. Each returns the per-example loss and,

@@ -1,4 +1,4 @@
-"""Dense networks of continuous, discrete and stochastic units (design section 5).
+"""Dense networks of continuous, discrete and stochastic units (docs/concepts.md).
 
 Layer i computes a_i = t_{i-1}(h_{i-1}) @ W_i + b_i and h_i = s_i(a_i), with W_i of shape
 (n_in, n_out) and mini-batches as rows. `Network.forward` returns a `Trace` holding what every

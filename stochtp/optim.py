@@ -1,4 +1,4 @@
-"""Optimisers: first-order update rules applied in place to lists of NumPy parameter arrays (design §7).
+"""Optimisers: first-order update rules applied in place to lists of NumPy parameter arrays.
 
 The parameters are updated in place and never rebound, because the network's `W` and `b` arrays
 are shared with other code. The state (moment estimates, velocities) lives in arrays with the
@@ -249,7 +249,7 @@ class RMSprop(Optimiser):
 
 
 class CentredRMSprop(Optimiser):
-    """Centred RMSprop with momentum, the rule of the reference experiments (design §7).
+    """Centred RMSprop with momentum, the rule of the paper's experiments.
 
     The step is the gradient divided by a running estimate of its standard deviation (not its
     root mean square, hence "centred"), smoothed by momentum:

@@ -1,4 +1,4 @@
-"""Process-wide tunings that speed up training (design section 17: the process belongs to the user).
+"""Process-wide tunings that speed up training (the process belongs to the user: `import stochtp` applies none).
 
 `import stochtp` applies none of them. `configure_process()` applies them for a Python user who
 asks; the `stochtp` command applies them as it starts.

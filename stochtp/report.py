@@ -1,4 +1,4 @@
-"""Reports on results files (design sections 9 and 11): a table over seeds, paired comparisons,
+"""Reports on results files (docs/cli.md): a table over seeds, paired comparisons,
 learning curves, and following runs live.
 
 What a run reports (`outcome`): its best epoch is the one of lowest validation error, never

@@ -1,4 +1,4 @@
-"""Random search (design section 19): the `[search]` table of a sweep file, and its trials.
+"""Random search (experiments/README.md): the `[search]` table of a sweep file, and its trials.
 
     [search]
     trials = 20                  # trials 0..19

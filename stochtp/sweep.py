@@ -1,4 +1,4 @@
-"""Sweeps (design section 12): a grid of runs, trained by local worker processes or on a Dask
+"""Sweeps (docs/cli.md): a grid of runs, trained by local worker processes or on a Dask
 cluster, collected into one results file.
 
 A sweep file is a config (it may start from `preset = "NAME"`) plus a `[sweep]` table whose

@@ -1,4 +1,4 @@
-"""The training loop and evaluation protocol (design section 9), shared by `stochtp run` and `stochtp.fit`.
+"""The training loop and evaluation protocol (docs/concepts.md), shared by `stochtp run` and `stochtp.fit`.
 
 `train_run(config, dataset, net, method, ...)` trains a built network with a bound method, epoch
 by epoch, and tells its callbacks (`stochtp.callbacks`) what happens; the results file and the

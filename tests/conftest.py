@@ -19,7 +19,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 # The checkout the tests run from (test files sit one or two folders below it).
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO_ROOT.parent / "shared/data/mnist"
+# The data folder stochtp reads when $STOCHTP_DATA is not set.
+DEFAULT_DATA = REPO_ROOT / "data"
 
 # A run that takes well under a second per epoch: a stochastic 8-6b-6b-3s network on the
 # teacher task, so the Bernoulli kernels, the K-sample evaluation and its schedule all run.
@@ -64,17 +65,17 @@ def tiny_config_path(write_toml):
 
 @pytest.fixture
 def mnist_dir():
-    """The folder holding the four official MNIST files ($STOCHTP_DATA, else ../shared/data/mnist); skips when absent."""
+    """The folder holding the four official MNIST files ($STOCHTP_DATA, else data/); skips when absent."""
     roots = [os.environ["STOCHTP_DATA"]] if os.environ.get("STOCHTP_DATA") else []
-    for root in [*roots, SHARED_MNIST]:
+    for root in [*roots, DEFAULT_DATA]:
         folder = locate("mnist", root)
         if all((folder / name).is_file() for name in DATASETS["mnist"].files):
             return folder
-    pytest.skip("the official MNIST files are not in $STOCHTP_DATA or ../shared/data/mnist")
+    pytest.skip("the official MNIST files are not in $STOCHTP_DATA or data/")
 
 
 # A package outside stochtp that adds one method of each kind through the entry-point group
-# `stochtp.methods` (design section 17), written by `write_method_plugin`.
+# `stochtp.methods` (docs/extending.md), written by `write_method_plugin`.
 PLUGIN_MODULE = """\
 \"\"\"Two methods from outside stochtp: a gradient method and a target-style method.\"\"\"
 import numpy as np

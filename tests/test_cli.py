@@ -1,4 +1,4 @@
-"""The `stochtp` command (design sections 11, 14 and 15): exit codes 0 / 2 / 1, one-line errors,
+"""The `stochtp` command (docs/cli.md): exit codes 0 / 2 / 1, one-line errors,
 results files left untouched, `show` and `data check`, and one real MNIST run."""
 import argparse
 import csv
@@ -350,7 +350,7 @@ RUN_ATTRIBUTES = (
 @pytest.mark.slow
 @pytest.mark.mnist
 def test_mnist_bp_one_epoch_writes_the_documented_layout(capsys, tmp_path, mnist_dir):
-    """`stochtp run --preset mnist-bp --epochs 1`: every attribute, metric and group of design §10
+    """`stochtp run --preset mnist-bp --epochs 1`: every attribute, metric and group of docs/results-format.md
     is there for plain h5py, and one epoch of BP already gets under 20 % test error."""
     out = tmp_path / "mnist.h5"
     assert main(["run", "--preset", "mnist-bp", "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out), *RUN_OPTIONS]) == 0

@@ -1,4 +1,4 @@
-"""Config files, presets and overrides (design sections 8, 11 and 15)."""
+"""Config files, presets and overrides."""
 import dataclasses
 
 import pytest

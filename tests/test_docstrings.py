@@ -1,4 +1,4 @@
-"""Every public function and class of the Python API (design sections 16 and 17) documents itself
+"""Every public function and class of the Python API (docs/api.md) documents itself
 with an example, and the examples run."""
 import doctest
 import importlib

@@ -1,5 +1,5 @@
 """REINFORCE, ARM and DisARM against the exact oracle, straight-through's bias detected by the same
-test, and `stochtp estimators` (design sections 6.4-6.6)."""
+test, and `stochtp estimators`."""
 import math
 
 import numpy as np

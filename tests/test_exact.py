@@ -1,4 +1,4 @@
-"""The exact oracle (design section 6.6) against an independent joint enumeration, Monte Carlo
+"""The exact oracle against an independent joint enumeration, Monte Carlo
 forward samples and central finite differences of its own expected loss."""
 import itertools
 

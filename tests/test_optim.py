@@ -49,7 +49,7 @@ def test_minimises_convex_quadratic(name, lr, options):
 
 
 def test_centred_rmsprop_first_two_steps_match_hand_arithmetic():
-    """§7 with lr 0.1 on two elements starting at 1.0, gradients (2, 0) then (-1, 3).
+    """Centred RMSprop with lr 0.1 on two elements starting at 1.0, gradients (2, 0) then (-1, 3).
 
     m <- .95 m + .05 g; v <- .95 v + .05 g²; step = g / sqrt(v - m² + 1e-3); inc <- .9 inc - lr step.
     Element 0, step 1 (g = 2): m = .1, v = .2, v - m² + 1e-3 = .2 - .01 + .001 = .191,

@@ -3,7 +3,7 @@ and its options), shrunk by overrides only (epochs, the K of the K-sample evalua
 data of the preset's shape:
 
 - MNIST presets: the first 300 / 100 / 100 images of the official files where they are present
-  ($STOCHTP_DATA or ../shared/data/mnist), else random 28x28 pixels with labels 0-9, standing in
+  ($STOCHTP_DATA or data/), else random 28x28 pixels with labels 0-9, standing in
   for MNIST in the dataset registry;
 - CIFAR-10 presets: always a small file set in the official format, built here: the python
   tarball cifar-10-python.tar.gz with data_batch_1..5 and test_batch (60 images each), read by
@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST
+from conftest import DEFAULT_DATA
 from dataset_files import MNIST_FILES, trust_files, write_cifar_tarball
 
 from stochtp import config, experiment, results, train
@@ -36,7 +36,7 @@ def small_split(split, size):
 def mnist_stand_in():
     """A 784-feature, 10-class dataset of MNIST's pixel format: real MNIST's first images, or random ones."""
     roots = [os.environ["STOCHTP_DATA"]] if os.environ.get("STOCHTP_DATA") else []
-    for folder in (locate("mnist", root) for root in [*roots, SHARED_MNIST]):
+    for folder in (locate("mnist", root) for root in [*roots, DEFAULT_DATA]):
         if all((folder / name).is_file() for name in MNIST_FILES):
             full = load("mnist", folder, download=False)
             return Dataset("mnist", 784, 10, **{name: small_split(getattr(full, name), size) for name, size in MNIST_SIZES.items()})

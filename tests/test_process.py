@@ -1,4 +1,4 @@
-"""The process belongs to the user (design section 17): `import stochtp` changes nothing of it;
+"""The process belongs to the user: `import stochtp` changes nothing of it;
 `stochtp.configure_process()` applies the thread-pool and allocator tunings on request, and the
 `stochtp` command applies them as it starts, before NumPy loads OpenBLAS. Each check runs in a
 fresh interpreter, since the settings act when a process starts its pools and allocates."""

@@ -1,4 +1,4 @@
-"""`stochtp report` and `--follow` (design sections 9 and 11): numbers over seeds checked
+"""`stochtp report` and `--follow`: numbers over seeds checked
 against a hand computation, paired comparisons, the four formats, plots, live following."""
 import csv
 import json

@@ -1,4 +1,4 @@
-"""Random search (design section 19): trials drawn from the counter-based generator, checked
+"""Random search: trials drawn from the counter-based generator, checked
 [search] tables, trials run and resumed like grid points, and `stochtp report --rank`."""
 import json
 import re

@@ -1,4 +1,4 @@
-"""Sweeps (design section 12): grid expansion, the run-record path, local and Dask executors,
+"""Sweeps: grid expansion, the run-record path, local and Dask executors,
 resuming a killed sweep, failed runs."""
 import contextlib
 import os
@@ -103,7 +103,7 @@ def test_swept_presets_name_their_runs(tmp_path):
 
 @pytest.mark.slow
 def test_reproduce_sweep_covers_every_paper_preset():
-    """experiments/sweeps/reproduce.toml: every MNIST paper-* preset x 10 seeds (design section 8),
+    """experiments/sweeps/reproduce.toml: every MNIST paper-* preset x 10 seeds,
     distinct names; reproduce-cifar.toml: the CIFAR-10 ones (not expanded here: their networks
     take a minute each to build)."""
     planned = sweep.expand(config.PRESET_DIR / "sweeps" / "reproduce.toml")
@@ -290,7 +290,7 @@ def test_killed_sweep_trains_only_the_missing_runs(tmp_path):
 
 
 def start_sweep(tmp_path, epochs, seeds=(0, 1)):
-    """A sweep of the tiny DTP run on 2 local workers in a session of its own, and the folder its workers train in."""
+    """A sweep of the tiny DTP run on 2 local workers in a process session (setsid) of its own, and the folder its workers train in."""
     path = write_sweep(tmp_path, BASE.replace("epochs = 2", f"epochs = {epochs}") + f'[sweep]\nmethod.name = ["dtp"]\nseed = {list(seeds)}\n')
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -393,8 +393,8 @@ def test_sigterm_to_one_worker_records_its_run_as_interrupted_and_the_sweep_goes
 
 def test_a_sweep_whose_data_cannot_be_had_exits_2_before_any_run(tmp_path, monkeypatch, capsys):
     """The data is completed once, in the client, before local workers start: missing MNIST and
-    no network is one error (exit 2) with no results file and no folder left behind, where
-    every worker used to fail its run (exit 1, a failed run per grid point in the file)."""
+    no network is one error (exit 2) with no results file and no folder left behind, not a
+    failed run per grid point in the file."""
     import urllib.error
     import urllib.request
 

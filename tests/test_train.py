@@ -1,4 +1,4 @@
-"""The training loop (design sections 9, 10 and 15): determinism, crash safety, interruption
+"""The training loop: determinism, crash safety, interruption
 and resume, non-finite values, and what a run records."""
 import gc
 import math

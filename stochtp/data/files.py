@@ -1,10 +1,10 @@
 """Where dataset files live, whether they are intact, and how missing ones are downloaded.
 
-Folder resolution (design §14): the `data_dir` argument, else `$STOCHTP_DATA`, else the
+Folder resolution: the `data_dir` argument, else `$STOCHTP_DATA`, else the
 project's `data/` folder (the repository root's `data/` when stochtp runs from a checkout,
 `./data` when it is installed elsewhere). That folder is the *root*; a dataset's files are
 looked up in `<root>/<name>/` and also directly in `<root>/`, so both
-`STOCHTP_DATA=../shared/data` and `STOCHTP_DATA=../shared/data/mnist` find MNIST. The
+`STOCHTP_DATA=/srv/data` and `STOCHTP_DATA=/srv/data/mnist` find MNIST in /srv/data/mnist. The
 dataset's folder is the first of the two that holds any of its files, or `<root>/<name>/`
 when neither does; missing files are downloaded there.
 

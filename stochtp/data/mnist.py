@@ -1,4 +1,4 @@
-"""MNIST from its four official IDX gzip files, split as in the reference experiments (§8).
+"""MNIST from its four official IDX gzip files, split as in the paper's experiments (50 000 / 10 000 / 10 000).
 
 train = the first 50 000 images of the official training set, valid = its last 10 000,
 test = the official 10 000 test images. Pixels stay uint8 (N, 784), scale 1/255.

@@ -1,4 +1,4 @@
-"""Public sampling kernels (design section 4): counter-based, parallel, bit-reproducible.
+"""Public sampling kernels (docs/concepts.md): counter-based, parallel, bit-reproducible.
 
     uniform(shape, seed, stream=0, dtype=float32)       U[0, 1)
     normal(shape, seed, stream=0, dtype=float32)        N(0, 1); loc=, scale= for loc + scale N(0, 1)
@@ -56,7 +56,7 @@ def _shape(shape):
 
 
 def _float_dtype(dtype):
-    if dtype is None:  # np.dtype(None) is float64: a silent default the spec's "wrong dtype" rule forbids
+    if dtype is None:  # np.dtype(None) is float64: a silent default: a wrong dtype is an error, never a conversion
         raise ValueError("dtype must be float32 or float64, got None")
     try:
         dtype = np.dtype(dtype)

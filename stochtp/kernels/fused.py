@@ -16,7 +16,7 @@ _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would m
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def centred_rmsprop_step(param, grad, mean, mean_square, increment, lr, keep, take, eps, momentum):
-    """Centred RMSprop with momentum on flat arrays, in place (design section 7); scalars in param's dtype.
+    """Centred RMSprop with momentum on flat arrays, in place (`optim.CentredRMSprop`); scalars in param's dtype.
 
     m <- keep m + take g; v <- keep v + take g^2 (keep = decay, take = 1 - decay);
     inc <- momentum inc - lr g / sqrt(v - m^2 + eps); theta <- theta + inc.
@@ -146,7 +146,7 @@ def sigmoid_slope(p, out, slope):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sign(h, out):
-    """out = +1 where h > 0, else -1 (sign(0) = -1, design section 3), on flat arrays."""
+    """out = +1 where h > 0, else -1 (sign(0) = -1, as everywhere in stochtp), on flat arrays."""
     for i in range(h.size):
         out[i] = 1.0 if h[i] > 0 else -1.0
 

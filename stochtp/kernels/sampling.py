@@ -312,7 +312,7 @@ def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
 
     A whole group is compared on views of it (`_bernoulli_group`), indexed from 0: indexed as
     p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (an argument), the loop
-    kept Numba's negative-index wraparound and did not vectorise (2.2x slower)."""
+    would keep Numba's negative-index wraparound and not vectorise."""
     words = _scratch()
     nan = False
     for g in range(first, stop):

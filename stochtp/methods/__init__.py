@@ -1,4 +1,4 @@
-"""Credit-assignment methods behind one interface (design sections 6 and 17).
+"""Credit-assignment methods behind one interface (docs/concepts.md, docs/extending.md).
 
 `get(name, **options)` builds a registered method; `names()` and `classes()` list them;
 `register` (a class decorator) or the entry-point group `stochtp.methods` adds one (see

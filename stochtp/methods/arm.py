@@ -1,4 +1,4 @@
-"""ARM and DisARM (design section 6.5): antithetic estimators for stochastic layers.
+"""ARM and DisARM (docs/concepts.md): antithetic estimators for stochastic layers.
 
 Yin & Zhou 2019, "ARM: augment-REINFORCE-merge"; Dong, Mnih & Tucker 2020, "DisARM". Applied
 layer by layer with the lower samples held fixed. For stochastic layer i, with logits

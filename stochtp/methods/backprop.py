@@ -1,4 +1,4 @@
-"""Back-propagation (design section 6.1) and the shared backward pass that straight-through reuses.
+"""Back-propagation and the shared backward pass that straight-through reuses.
 
 `backward` runs the chain rule from the output pre-activation down, with each layer's
 d h / d a and d t(h) / d h given by its unit's `derivative` — the true derivative for `bp`, a

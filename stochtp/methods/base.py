@@ -1,4 +1,4 @@
-"""The interface every credit-assignment method implements (design section 6).
+"""The interface every credit-assignment method implements (docs/extending.md).
 
 A method is built from options (a config section), owns its auxiliary parameters and
 optimisers, and trains a network one epoch at a time:

@@ -1,4 +1,4 @@
-"""Which methods exist, by name (design section 17): the one list every other part of stochtp reads.
+"""Which methods exist, by name (docs/extending.md): the one list every other part of stochtp reads.
 
 A method joins by its class, one of two kinds declared by its base class (`base.Method`: a
 target-style method, its `update` scored for direction; `base.GradientMethod`: an estimator, its

@@ -1,4 +1,4 @@
-"""REINFORCE, the score-function estimator (design section 6.4).
+"""REINFORCE, the score-function estimator (docs/concepts.md).
 
 A stochastic layer i fires with p_i = sigmoid(k a_i) (k = `net.slope`), and its unit gives
 the score of its sample, d log P(h_i | a_i) / d a_i = k (c_i - p_i) with c_i the sample's bits

@@ -1,4 +1,4 @@
-"""Straight-through estimators (design section 6.3).
+"""Straight-through estimators (docs/concepts.md).
 
 Back-propagation in which every non-differentiable element (a stochastic sample, a sign or
 step unit, a sign transmission) passes the gradient on with a surrogate derivative, one of

@@ -1,6 +1,6 @@
-"""Target propagation (`tp`) and difference target propagation (`dtp`), design section 6.2.
+"""Target propagation (`tp`) and difference target propagation (`dtp`); see docs/concepts.md.
 
-Notation of the spec, 0-based here: layer j = 0..M-1, output layer M-1, top hidden layer
+Notation of Lee et al. (2015), 0-based here: layer j = 0..M-1, output layer M-1, top hidden layer
 `top` = M-2. Each layer has a value in its own "target space" `v_j`, the unit's mean
 E[h_j | a_j] (`Unit.mean`): the value h_j for a deterministic layer, the probability
 h^p_j = sigmoid(a_j) for a Bernoulli layer, 2 h^p_j - 1 for a stochastic sign layer.
@@ -10,7 +10,7 @@ to layer j-1's space, where t is `inverse_transmission` (sign for the paper's di
 
 Per mini-batch (forward step):
   1. first target  v_hat_top = v_top - eta_hat * dL/d t(h_top)   (the derivative is taken on the
-     transmitted value, i.e. on the sample for a stochastic layer; section 6.2)
+     transmitted value, i.e. on the sample for a stochastic layer)
   2. lower targets TP:  v_hat_{j-1} = g_j(v_hat_j)
                    DTP: v_hat_{j-1} = v_{j-1} + g_j(v_hat_j) - g_j(v_j)
   3. layer j <= top descends ||v_j - v_hat_j||^2 with its input held fixed; the output layer
@@ -20,7 +20,7 @@ Inverse step: for j >= 1, with h_tilde = v_{j-1} + eps, eps ~ N(0, sigma^2), g_j
   j-1, a sample of its unit whose mean is h_tilde) through layer j. sigma = sigma0 / (1 + epoch / tau), epoch = 1, 2, ....
 Schedules: `alternating` (the reference: per epoch, all inverse steps, then all forward
 steps) or `parallel` (per mini-batch: inverse step, then forward step).
-Losses are summed over units and averaged over the mini-batch (section 3).
+Losses are summed over units and averaged over the mini-batch (`stochtp.losses`).
 """
 import math
 

@@ -1,4 +1,4 @@
-"""The results file: one HDF5 file holding many runs (design section 10, format version 1).
+"""The results file: one HDF5 file holding many runs (format version 1, docs/results-format.md).
 
 Layout, readable by any HDF5 tool::
 

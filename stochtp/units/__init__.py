@@ -1,4 +1,4 @@
-"""Units and transmissions (design sections 5 and 17).
+"""Units and transmissions (docs/concepts.md, docs/extending.md).
 
 A unit is one class registered under a spec letter (`base.register`); `get(name_or_letter)`
 returns it. The families: `continuous` (identity, tanh, sigmoid, relu, softmax), `discrete`

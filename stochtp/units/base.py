@@ -1,10 +1,10 @@
-"""The unit interface and its registry (design sections 5 and 17).
+"""The unit interface and its registry (docs/concepts.md, docs/extending.md).
 
 A unit maps a layer's pre-activation `a` to its value `h`. A deterministic unit returns (h, h)
 from `activate`; a stochastic one returns (h, p), h a sample and p its firing probability.
 Units whose true derivative is zero almost everywhere (sign, step, the stochastic units) are
 not `differentiable`: back-propagation gets None from `derivative` and straight-through
-(section 6.3) names one of the unit's `surrogates` instead.
+(`methods.straight_through`) names one of the unit's `surrogates` instead.
 
 Every stochastic unit is a function of one binary bit per unit, c ~ Bernoulli(p),
 p = sigmoid(k a) (k = the network's slope): h = values(c). So the score of a sample is
@@ -119,7 +119,7 @@ class Unit:
         return None if surrogate is None else self.surrogate_derivative(surrogate, a, p, slope)
 
     def surrogate_derivative(self, surrogate, a, p, slope=1.0):
-        """d h / d a that straight-through uses in place of the true zero derivative (section 6.3)."""
+        """d h / d a that straight-through uses in place of the true zero derivative."""
         if surrogate not in self.surrogates:
             raise ConfigError(f"unknown surrogate {surrogate!r} for {self.name} units; known: {', '.join(self.surrogates)}")
         return self.surrogates[surrogate](self, a, p, slope)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST
+from conftest import DEFAULT_DATA
 from dataset_files import MNIST_FILES, trust_files, write_cifar_tarball
 
 from stochtp.data import DATASETS, Dataset, Split, check, fetch, load, locate
@@ -542,8 +542,8 @@ def test_synthetic_datasets_have_nothing_to_fetch():
 
 
 def real_mnist_folder() -> Path | None:
-    """The folder holding the official MNIST files: $STOCHTP_DATA or ../shared/data/mnist."""
-    candidates = [SHARED_MNIST]
+    """The folder holding the official MNIST files: $STOCHTP_DATA or data/."""
+    candidates = [DEFAULT_DATA / "mnist", DEFAULT_DATA]
     if os.environ.get("STOCHTP_DATA"):
         root = Path(os.environ["STOCHTP_DATA"])
         candidates[:0] = [root / "mnist", root]
@@ -557,7 +557,7 @@ def real_mnist_folder() -> Path | None:
 def real_mnist():
     folder = real_mnist_folder()
     if folder is None:
-        pytest.skip("the official MNIST files are not in $STOCHTP_DATA or ../shared/data/mnist")
+        pytest.skip("the official MNIST files are not in $STOCHTP_DATA or data/")
     return load("mnist", folder, download=False)
 
 
@@ -588,5 +588,5 @@ def test_real_mnist_label_counts(real_mnist):
 def test_real_mnist_checksums():
     folder = real_mnist_folder()
     if folder is None:
-        pytest.skip("the official MNIST files are not in $STOCHTP_DATA or ../shared/data/mnist")
+        pytest.skip("the official MNIST files are not in $STOCHTP_DATA or data/")
     assert check("mnist", folder) == [(name, "ok") for name in MNIST_FILES]

@@ -1,5 +1,5 @@
-"""Back-propagation against central finite differences in float64 (design section 6.1), and
-straight-through against its chain rule written out by hand (section 6.3)."""
+"""Back-propagation against central finite differences in float64, and
+straight-through against its chain rule written out by hand."""
 import numpy as np
 import pytest
 
@@ -100,7 +100,7 @@ def test_unknown_method_and_option():
         methods.get("bp", eta=1)
 
 
-# ---------------------------------------------------------------- straight-through (section 6.3)
+# ---------------------------------------------------------------- straight-through
 
 HAND_SURROGATES = {
     "sigmoid": lambda a, p, k: k * p * (1 - p),  # sigma'(k a) with p = sigma(k a)

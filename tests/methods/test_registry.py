@@ -1,4 +1,4 @@
-"""Methods as plug-ins (design section 17): the registry, its entry-point group, and a method from
+"""Methods as plug-ins (docs/extending.md): the registry, its entry-point group, and a method from
 another package trained by name and scored by the oracle with no file of stochtp edited."""
 import re
 import subprocess

@@ -1,4 +1,4 @@
-"""Target propagation and DTP (design section 6.2): the mathematics each test pins is in its docstring."""
+"""Target propagation and DTP: the mathematics each test pins is in its docstring."""
 import copy
 import math
 
@@ -252,7 +252,7 @@ def test_schedules_order_inverse_and_forward_steps(schedule, expected):
 
 
 def test_stochastic_dtp_update_by_hand():
-    """Bernoulli layers (section 6.2, stochastic formulation), written out in NumPy: the first target
+    """Bernoulli layers (the paper's stochastic formulation), written out in NumPy: the first target
     on the sample, moved to probability space (v_hat_1 = p_1 - eta_hat dL/dh_1), the difference
     correction on probabilities, each layer descending ||p_j - v_hat_j||^2 / B through
     p_j (1 - p_j) with its sampled input held fixed, the output layer on L."""

@@ -1,4 +1,4 @@
-"""Units as registered classes (design sections 5 and 17): the registry of stochtp.units.base."""
+"""Units as registered classes: the registry of stochtp.units.base."""
 import numpy as np
 import pytest
 
