@@ -1,5 +1,6 @@
-"""The documentation site (docs/) stays true to the code: its Python examples run, its command
-reference lists every command and option of the parser, and its pages stay about the project.
+"""The documentation (README.md and the site in docs/) stays true to the code: its Python
+examples run, its command reference lists every command and option of the parser, its pages stay
+about the project, and the README stays a front page (under 25 KB, detail in docs/).
 
 Example conventions (also stated in docs/index.md): every fenced ```python block of a page runs,
 in order, in one namespace per page, in a temporary working folder; an HTML comment on the line
@@ -19,7 +20,10 @@ from stochtp.units import base as unit_base
 from conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
-PAGES = ["index.md", "getting-started.md", "concepts.md", "cli.md", "api.md", "results-format.md", "extending.md", "performance.md", "architecture.md"]
+SITE_PAGES = ["index.md", "getting-started.md", "concepts.md", "cli.md", "api.md", "results-format.md", "extending.md", "performance.md", "architecture.md"]
+README = "../README.md"  # a page like the site's, relative to docs/
+PAGES = [README, *SITE_PAGES]
+README_MAX_BYTES = 25 * 1024
 FENCE = re.compile(r"^(?:<!-- (?P<mark>skip|mnist) -->\n)?```python\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
 # What the pages must not talk about: the project's development history and its machines' paths.
 FORBIDDEN = re.compile(r"\bsessions?\b|\breviewers?\b|\b20\d\d-\d\d-\d\d\b|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b|issue #\d+|\.\./shared|/work/|design §|design section", re.IGNORECASE)
@@ -50,7 +54,7 @@ def registries_restored(monkeypatch):
 
 def test_every_page_exists_and_is_in_the_nav():
     nav = (REPO_ROOT / "mkdocs.yml").read_text()
-    for page in PAGES:
+    for page in SITE_PAGES:
         assert (DOCS / page).is_file(), page
         assert f": {page}" in nav, f"{page} is not in mkdocs.yml's nav"
 
@@ -63,7 +67,7 @@ def test_pages_talk_about_the_project_only(page):
 
 def run_examples(page, marks):
     """Run the page's ```python blocks that are unmarked or carry one of `marks`, in order, in one namespace."""
-    namespace = {"__name__": f"docs_{page[:-3].replace('-', '_')}"}
+    namespace = {"__name__": f"docs_{page[:-3].replace('-', '_').replace('../', '')}"}
     for number, (mark, code) in enumerate(examples(page), 1):
         if mark is None or mark in marks:
             exec(compile(code, f"{page} example {number}", "exec"), namespace)
@@ -82,6 +86,15 @@ def test_mnist_examples_run(page, tmp_path, monkeypatch, registries_restored, mn
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STOCHTP_DATA", str(mnist_dir))
     run_examples(page, marks=("mnist",))
+
+
+def test_readme_stays_a_front_page():
+    size = len((DOCS / README).read_bytes())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes; keep it under {README_MAX_BYTES} and move detail into docs/"
+
+
+def test_readme_shows_the_python_api():
+    assert len(examples(README)) >= 2, "README.md should show the Python API in ```python blocks"
 
 
 def test_the_skip_and_mnist_marks_are_found():
