@@ -31,6 +31,7 @@ and `write` appends the scores to a results file (section 10) as one run:
     metrics/  one row per method: method_index (into config["estimators"]["methods"]), draws,
               expected_loss
     diagnostics/<statistic>  rows = methods, columns = layers then "all"; also exact_norm, ||g||
+              (each dataset's units and description: COLUMNS)
     params/   the network that was scored (layer_<i>/W, layer_<i>/b)
 """
 import contextlib
@@ -48,6 +49,25 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimato
 DEFAULT_OUT = Path("results") / "estimators.h5"
 DEFAULT_DRAWS = 2000
 STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "variance", "mse", "cos_mean", "mean_cos")
+# What each column of a scores run holds (the results file's `units` and `description` attributes);
+# a diagnostic's row is a method, its columns the layers then "all".
+_GRADIENT = "gradient norm (loss per unit of parameter)"
+_SQUARED_GRADIENT = "squared gradient norm"
+COLUMNS = {
+    "method_index": ("index", 'the method of this row: its index into config["estimators"]["methods"]'),
+    "draws": ("draws", "gradient estimates drawn of each method, with common random numbers"),
+    "expected_loss": ("per example", "exact expected loss E[L] of the scored mini-batch (nats for a softmax output), from the oracle"),
+    "bias_norm": (_GRADIENT, "||mean_k d_k||, d_k = estimate of draw k - exact gradient g"),
+    "bias_se": (_GRADIENT, "sqrt(sum_j var_j / N): the size ||bias|| would have from noise alone"),
+    "z_rms": ("standard errors", "root mean square over coordinates of z_j = bias_j / sqrt(var_j / N); about 1 if unbiased"),
+    "z_max": ("standard errors", "largest |z_j| over coordinates; at most a few if unbiased"),
+    "p_bonferroni": ("probability", 'min(1, D P(|Z| > z_max)): family-wise p-value of "no coordinate is biased"'),
+    "variance": (_SQUARED_GRADIENT, "sum_j var_j, the trace of the estimate's covariance (N - 1 in the denominator)"),
+    "mse": (_SQUARED_GRADIENT, "mean_k ||d_k||^2, the mean squared error of one estimate"),
+    "cos_mean": ("cosine", "cosine of the mean estimate to g; NaN where g is zero"),
+    "mean_cos": ("cosine", "mean over draws of the cosine of one estimate to g; NaN where g is zero"),
+    "exact_norm": (_GRADIENT, "||g||, the exact gradient's norm (the same on every row)"),
+}
 ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-statistic divides by
 
 
@@ -188,9 +208,11 @@ def write(path, scores, net, config, name="estimators", dataset=""):
             config={**config, "estimators": {**meta, "methods": labels}},
             provenance=results.provenance(numba.get_num_threads()),
         )
+        layers = [f"layer_{name}" if name.isdigit() else name for name in scores["layers"]]
+        columns = {name: results.Column(units, description, layers) for name, (units, description) in COLUMNS.items()}
         for index, label in enumerate(labels):
             metrics = {"method_index": index, "draws": scores["draws"], "expected_loss": scores["expected_loss"]}
-            run.append(metrics, {**scores["methods"][label], "exact_norm": scores["exact_norm"]})
+            run.append(metrics, {**scores["methods"][label], "exact_norm": scores["exact_norm"]}, columns)
         run.save_params("params", {f"layer_{i}/{key}": getattr(layer, key) for i, layer in enumerate(net.layers) for key in ("W", "b")})
         run.finish("completed")
         return run.id
