@@ -101,7 +101,7 @@ def build_parser():
     data_cmd.add_argument("--data-dir")
 
     scoring = commands.add_parser("estimators", help="score every registered method against the exact oracle", epilog_from=_methods_epilog)
-    scoring.add_argument("config", nargs="?", help="TOML config file (default experiments/estimators.toml)")
+    scoring.add_argument("config", nargs="?", help="TOML config file (default: the estimators preset)")
     scoring.add_argument("--samples", type=int, help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
     scoring.add_argument("--out", type=results_file, help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, help="override the config's seed")

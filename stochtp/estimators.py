@@ -23,7 +23,7 @@ A cosine is NaN where g is zero.
 
 `run(config)` is `stochtp estimators`: it scores every registered method (`standard_methods`:
 the variants each declares, plug-ins included; a [method] table of tp or dtp, as in
-experiments/estimators.toml, sets both's options, any other method it configures is scored beside
+the estimators preset (presets/estimators.toml), sets both's options, any other method it configures is scored beside
 them unless a variant equals it) on the first `batch_size` training examples,
 and `write` appends the scores to a results file (section 10) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
@@ -45,7 +45,7 @@ from . import config as config_module
 from . import exact, experiment, kernels, methods, results
 from .errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimators.toml"
+DEFAULT_PRESET = "estimators"
 DEFAULT_OUT = Path("results") / "estimators.h5"
 DEFAULT_DRAWS = 2000
 STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "variance", "mse", "cos_mean", "mean_cos")
@@ -220,11 +220,12 @@ def write(path, scores, net, config, name="estimators", dataset=""):
 
 def run(path=None, draws=None, out=None, seed=None, data_dir=None):
     """`stochtp estimators`: score on the config's first mini-batch, write the results; returns (scores, out, run id)."""
-    path = DEFAULT_CONFIG if path is None else Path(path)
-    cfg = config_module.load(path, seed=seed)
-    dataset, net, own_method = experiment.build(cfg, data_dir, source=str(path))
+    preset = DEFAULT_PRESET if path is None else None
+    source = config_module.source_name(path, preset)
+    cfg = config_module.load(path, preset, seed=seed)
+    dataset, net, own_method = experiment.build(cfg, data_dir, source=source)
     if len(dataset.train) < cfg.batch_size:
-        raise ConfigError(f"{path}: batch_size {cfg.batch_size} exceeds the {len(dataset.train)} training examples")
+        raise ConfigError(f"{source}: batch_size {cfg.batch_size} exceeds the {len(dataset.train)} training examples")
     x = dataset.train.features(slice(0, cfg.batch_size), net.dtype)
     y = dataset.train.y[: cfg.batch_size]
     try:
@@ -234,7 +235,7 @@ def run(path=None, draws=None, out=None, seed=None, data_dir=None):
             scored[own_label if own_label not in scored else f"{own_label}-config"] = own_method
         scores = score(net, x, y, scored, DEFAULT_DRAWS if draws is None else draws, cfg.seed)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(f"{source}: {error}") from None
     out = DEFAULT_OUT if out is None else Path(out)
     run_id = write(out, scores, net, cfg.to_dict(), name=cfg.name, dataset=cfg.dataset)
     return scores, out, run_id
