@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import results
 from .errors import ConfigError
 from .extras import require
 
@@ -138,7 +139,7 @@ class ResultsFile(Callback):
         self.run_writer = run_writer
 
     def on_epoch_end(self, run, epoch, metrics):
-        self.run_writer.append(metrics, run.method.diagnostics())
+        self.run_writer.append(metrics, run.method.diagnostics(), results.training_columns(run.net.loss_name))
         if run.best_improved:
             self.run_writer.save_params("best", network_arrays(run.net, run.method), attrs={"epoch": epoch})
         self.run_writer.save_checkpoint({"epoch": epoch, "params": layer_state(run.net), "method": run.method.state_dict(), "best": run.best})

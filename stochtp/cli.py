@@ -146,7 +146,7 @@ DATA_EXAMPLES = """\
   stochtp data check cifar10 --data-dir /data    verify the CIFAR-10 files"""
 
 ESTIMATORS_EXAMPLES = """\
-  stochtp estimators                   experiments/estimators.toml, 2000 draws
+  stochtp estimators                   the estimators preset, 2000 draws
   stochtp estimators my.toml --samples 500 --seed 1"""
 
 BENCH_EXAMPLES = """\
@@ -217,7 +217,7 @@ def build_parser():
 
     scoring = commands.add_parser("estimators", help="score every registered method against the exact oracle", examples=ESTIMATORS_EXAMPLES,
                                   epilog_from=_methods_epilog, description=_wrapped("Score every registered method's update against the exact gradient (bias, variance, angle) on one mini-batch.", ""))
-    scoring.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file (default experiments/estimators.toml)")
+    scoring.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file (default: the estimators preset)")
     scoring.add_argument("--samples", type=int, metavar="N", help=f"draws per method (default {estimators.DEFAULT_DRAWS})")
     scoring.add_argument("--out", type=results_file, metavar="FILE.h5", help=f"results file (default {estimators.DEFAULT_OUT})")
     scoring.add_argument("--seed", type=int, metavar="N", help="override the config's seed")

@@ -1,8 +1,9 @@
 """Experiment configuration (docs/cli.md): TOML in, a validated `Config` out.
 
 A config file may start from a preset (`preset = "paper-stochastic-dtp"`); its other keys
-override the preset's, so a user's file can be three lines. Presets are the TOML files in
-the repository's `experiments/` folder (one file per preset, named after it). `--set
+override the preset's, so a user's file can be three lines. Presets are the TOML files of
+the package's `presets/` folder (stochtp/presets/, one file per preset, named after it),
+installed with it and read through importlib.resources. `--set
 key=value` overrides one key (dotted for the method section: `method.lr_f=0.01`); its value
 is read as TOML, so `--set epochs=5` is an int and `--set method.name=dtp` a string.
 
@@ -13,8 +14,10 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import unicodedata
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 try:
@@ -25,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
 from .errors import ConfigError
 from .network import check_input_noise, parse_spec
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "experiments"
+PRESETS = resources.files(__package__) / "presets"
 DTYPES = ("float32", "float64")
 SCORING_CONFIGS = ("estimators",)  # configs in experiments/ that `stochtp estimators` reads: no preset to train
 
@@ -104,14 +107,20 @@ def check_value(key, value, source):
 def presets():
     """Names of the presets to train (`SCORING_CONFIGS` left out: a config file may still start
     from one of those, e.g. `preset = "estimators"` for `stochtp estimators`)."""
-    return sorted(path.stem for path in PRESET_DIR.glob("*.toml") if path.stem not in SCORING_CONFIGS)
+    return [name for name in preset_files() if name not in SCORING_CONFIGS]
+
+
+def preset_files():
+    """Names of every preset file, those to train and the scoring configs."""
+    return sorted(item.name.removesuffix(".toml") for item in PRESETS.iterdir() if item.name.endswith(".toml"))
 
 
 def read_toml(path):
-    """The table of a TOML file, or ConfigError naming the file (missing, unreadable, not TOML)."""
-    path = Path(path)
+    """The table of a TOML file (a path, or a preset's `importlib.resources` Traversable), or
+    ConfigError naming the file (missing, unreadable, not TOML)."""
+    path = Path(path) if isinstance(path, (str, os.PathLike)) else path
     try:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
@@ -122,10 +131,11 @@ def read_toml(path):
 
 
 def preset_path(name):
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.is_file():
+    """The file of preset `name` (an `importlib.resources` Traversable: a Path where the package
+    is installed as files); ConfigError for a name that is not a preset."""
+    if name not in preset_files():
         raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(presets())}")
-    return path
+    return PRESETS / f"{name}.toml"
 
 
 def _resolve(table, source, seen=()):

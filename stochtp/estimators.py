@@ -23,7 +23,7 @@ A cosine is NaN where g is zero.
 
 `run(config)` is `stochtp estimators`: it scores every registered method (`standard_methods`:
 the variants each declares, plug-ins included; a [method] table of tp or dtp, as in
-experiments/estimators.toml, sets both's options, any other method it configures is scored beside
+the estimators preset (presets/estimators.toml), sets both's options, any other method it configures is scored beside
 them unless a variant equals it) on the first `batch_size` training examples,
 and `write` appends the scores to a results file (docs/results-format.md) as one run:
     attrs     method = "estimators"; config = the resolved config plus "estimators":
@@ -31,6 +31,7 @@ and `write` appends the scores to a results file (docs/results-format.md) as one
     metrics/  one row per method: method_index (into config["estimators"]["methods"]), draws,
               expected_loss
     diagnostics/<statistic>  rows = methods, columns = layers then "all"; also exact_norm, ||g||
+              (each dataset's units and description: COLUMNS)
     params/   the network that was scored (layer_<i>/W, layer_<i>/b)
 """
 import contextlib
@@ -44,10 +45,29 @@ from . import config as config_module
 from . import exact, experiment, kernels, methods, results
 from .errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "estimators.toml"
+DEFAULT_PRESET = "estimators"
 DEFAULT_OUT = Path("results") / "estimators.h5"
 DEFAULT_DRAWS = 2000
 STATISTICS = ("bias_norm", "bias_se", "z_rms", "z_max", "p_bonferroni", "variance", "mse", "cos_mean", "mean_cos")
+# What each column of a scores run holds (the results file's `units` and `description` attributes);
+# a diagnostic's row is a method, its columns the layers then "all".
+_GRADIENT = "gradient norm (loss per unit of parameter)"
+_SQUARED_GRADIENT = "squared gradient norm"
+COLUMNS = {
+    "method_index": ("index", 'the method of this row: its index into config["estimators"]["methods"]'),
+    "draws": ("draws", "gradient estimates drawn of each method, with common random numbers"),
+    "expected_loss": ("per example", "exact expected loss E[L] of the scored mini-batch (nats for a softmax output), from the oracle"),
+    "bias_norm": (_GRADIENT, "||mean_k d_k||, d_k = estimate of draw k - exact gradient g"),
+    "bias_se": (_GRADIENT, "sqrt(sum_j var_j / N): the size ||bias|| would have from noise alone"),
+    "z_rms": ("standard errors", "root mean square over coordinates of z_j = bias_j / sqrt(var_j / N); about 1 if unbiased"),
+    "z_max": ("standard errors", "largest |z_j| over coordinates; at most a few if unbiased"),
+    "p_bonferroni": ("probability", 'min(1, D P(|Z| > z_max)): family-wise p-value of "no coordinate is biased"'),
+    "variance": (_SQUARED_GRADIENT, "sum_j var_j, the trace of the estimate's covariance (N - 1 in the denominator)"),
+    "mse": (_SQUARED_GRADIENT, "mean_k ||d_k||^2, the mean squared error of one estimate"),
+    "cos_mean": ("cosine", "cosine of the mean estimate to g; NaN where g is zero"),
+    "mean_cos": ("cosine", "mean over draws of the cosine of one estimate to g; NaN where g is zero"),
+    "exact_norm": (_GRADIENT, "||g||, the exact gradient's norm (the same on every row)"),
+}
 ROUNDING = 16  # machine epsilons of max|g|: the smallest standard error a z-statistic divides by
 
 
@@ -188,9 +208,11 @@ def write(path, scores, net, config, name="estimators", dataset=""):
             config={**config, "estimators": {**meta, "methods": labels}},
             provenance=results.provenance(numba.get_num_threads()),
         )
+        layers = [f"layer_{name}" if name.isdigit() else name for name in scores["layers"]]
+        columns = {name: results.Column(units, description, layers) for name, (units, description) in COLUMNS.items()}
         for index, label in enumerate(labels):
             metrics = {"method_index": index, "draws": scores["draws"], "expected_loss": scores["expected_loss"]}
-            run.append(metrics, {**scores["methods"][label], "exact_norm": scores["exact_norm"]})
+            run.append(metrics, {**scores["methods"][label], "exact_norm": scores["exact_norm"]}, columns)
         run.save_params("params", {f"layer_{i}/{key}": getattr(layer, key) for i, layer in enumerate(net.layers) for key in ("W", "b")})
         run.finish("completed")
         return run.id
@@ -198,11 +220,12 @@ def write(path, scores, net, config, name="estimators", dataset=""):
 
 def run(path=None, draws=None, out=None, seed=None, data_dir=None):
     """`stochtp estimators`: score on the config's first mini-batch, write the results; returns (scores, out, run id)."""
-    path = DEFAULT_CONFIG if path is None else Path(path)
-    cfg = config_module.load(path, seed=seed)
-    dataset, net, own_method = experiment.build(cfg, data_dir, source=str(path))
+    preset = DEFAULT_PRESET if path is None else None
+    source = config_module.source_name(path, preset)
+    cfg = config_module.load(path, preset, seed=seed)
+    dataset, net, own_method = experiment.build(cfg, data_dir, source=source)
     if len(dataset.train) < cfg.batch_size:
-        raise ConfigError(f"{path}: batch_size {cfg.batch_size} exceeds the {len(dataset.train)} training examples")
+        raise ConfigError(f"{source}: batch_size {cfg.batch_size} exceeds the {len(dataset.train)} training examples")
     x = dataset.train.features(slice(0, cfg.batch_size), net.dtype)
     y = dataset.train.y[: cfg.batch_size]
     try:
@@ -212,7 +235,7 @@ def run(path=None, draws=None, out=None, seed=None, data_dir=None):
             scored[own_label if own_label not in scored else f"{own_label}-config"] = own_method
         scores = score(net, x, y, scored, DEFAULT_DRAWS if draws is None else draws, cfg.seed)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(f"{source}: {error}") from None
     out = DEFAULT_OUT if out is None else Path(out)
     run_id = write(out, scores, net, cfg.to_dict(), name=cfg.name, dataset=cfg.dataset)
     return scores, out, run_id

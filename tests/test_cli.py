@@ -392,7 +392,7 @@ def test_sigterm_ends_any_command_with_its_own_interrupted_line(tmp_path):
     import signal
     import time
 
-    argv = [sys.executable, "-m", "stochtp.cli", "estimators", str(config.PRESET_DIR / "estimators.toml"), "--samples", "1000000", "--out", str(tmp_path / "e.h5")]
+    argv = [sys.executable, "-m", "stochtp.cli", "estimators", str(config.preset_path("estimators")), "--samples", "1000000", "--out", str(tmp_path / "e.h5")]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not catches(child.pid, signal.SIGTERM) and time.monotonic() < deadline:

@@ -126,7 +126,7 @@ def test_config_hash_is_stable_and_follows_the_seed(tiny_config_path):
 
 
 def test_presets_resolve_and_round_trip():
-    """Every preset shipped in experiments/ loads, and its resolved dict rebuilds the same Config."""
+    """Every preset shipped in stochtp/presets/ loads, and its resolved dict rebuilds the same Config."""
     assert "mnist-bp" in config.presets()
     for name in config.presets():
         cfg = config.load(preset=name)

@@ -133,6 +133,8 @@ def test_estimators_command_prints_writes_and_orders_variances(tmp_path, capsys)
     assert list(run.metrics["method_index"]) == list(range(len(labels)))
     variance = run.diagnostics["variance"]
     assert variance.shape == (len(labels), 4)  # layers 0, 1, 2 and all
+    assert run.columns["diagnostics"]["variance"] == results.Column("squared gradient norm", estimators.COLUMNS["variance"][1], ["layer_0", "layer_1", "layer_2", "all"])
+    assert run.columns["metrics"]["method_index"].units == "index"
     assert {"bp", "reinforce-none", "reinforce-ema", "reinforce-loo-M2", "arm", "disarm", "st-sigmoid", "st-identity", "tp", "dtp"} == set(labels)
     mean_cos = run.diagnostics["mean_cos"]
     for label in ("tp", "dtp"):  # scored for direction only

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from stochtp import config, records, results
+from stochtp import records, results
 from stochtp.cli import main
 from test_report import write_runs
 
 README = REPO_ROOT / "README.md"
-RECORDS = config.PRESET_DIR / "results"
+RECORDS = REPO_ROOT / "experiments" / "results"
 TABLE_BLOCK = re.compile(r"<!-- results-table:start -->\n(.*?)<!-- results-table:end -->", re.S)
 
 

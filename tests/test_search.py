@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from conftest import REPO_ROOT
 
 from stochtp import config, experiment, report, results, search, sweep
 from stochtp.cli import main
@@ -141,7 +142,7 @@ def test_the_search_files_of_the_paper_protocol(tmp_path):
     """experiments/sweeps/search-*.toml: 20 trials each, log-uniform ranges, every trial a valid
     config; the stochastic estimators' files (small networks) expand whole, model checks included
     (the others' networks take a minute to build: trial 0's config and method options are checked)."""
-    files = sorted((config.PRESET_DIR / "sweeps").glob("search-*.toml"))
+    files = sorted((REPO_ROOT / "experiments" / "sweeps").glob("search-*.toml"))
     assert {path.stem for path in files} >= {"search-deep-relu-dtp", "search-deep-relu-bp", "search-stochastic-reinforce", "search-stochastic-arm", "search-stochastic-disarm"}
     for path in files:
         table = config.read_toml(path)

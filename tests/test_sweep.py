@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 
 from stochtp import config, experiment, results, sweep
 from stochtp.cli import main
@@ -106,11 +107,11 @@ def test_reproduce_sweep_covers_every_paper_preset():
     """experiments/sweeps/reproduce.toml: every MNIST paper-* preset x 10 seeds,
     distinct names; reproduce-cifar.toml: the CIFAR-10 ones (not expanded here: their networks
     take a minute each to build)."""
-    planned = sweep.expand(config.PRESET_DIR / "sweeps" / "reproduce.toml")
+    planned = sweep.expand(REPO_ROOT / "experiments" / "sweeps" / "reproduce.toml")
     paper = [name for name in config.presets() if name.startswith("paper-") and config.load(preset=name).dataset == "mnist"]
     cifar = [name for name in config.presets() if name.startswith("paper-") and config.load(preset=name).dataset == "cifar10"]
     assert len(paper) >= 8 and len(cifar) == 2
-    assert config.read_toml(config.PRESET_DIR / "sweeps" / "reproduce-cifar.toml")["sweep"] == {"preset": cifar, "seed": list(range(10))}
+    assert config.read_toml(REPO_ROOT / "experiments" / "sweeps" / "reproduce-cifar.toml")["sweep"] == {"preset": cifar, "seed": list(range(10))}
     assert sorted((item.config.name, item.config.seed) for item in planned) == sorted((name, seed) for name in paper for seed in range(10))
     assert all(item.config == config.load(preset=item.config.name, seed=item.config.seed) for item in planned)
 

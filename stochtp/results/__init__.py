@@ -17,6 +17,16 @@ Layout, readable by any HDF5 tool::
                             then swapped in by renaming: a writer killed while writing a
                             checkpoint leaves a complete one to resume from
 
+Every dataset says what it holds in two text attributes, ``units`` and ``description``; a
+diagnostic also has ``layers``, the label of each of its columns (``layer_0``, ``layer_1``...:
+the network's layers as params/ names them). They are fixed-length UTF-8 strings, which h5py
+reads as bytes (``.decode()``). The columns the training loop logs are described in
+``STANDARD_COLUMNS``; other code describes its own (``RunWriter.append``'s ``columns``), and a
+column it leaves undescribed gets ``UNDESCRIBED``. ``Run.columns`` reads them back. They need
+no new format version: they change no group or dataset, and no reader depends on them. A
+format-1 file without them (as stochtp wrote before it described its datasets) reads as
+before, ``Run.columns`` then giving the standard description of each name it knows.
+
 Run ids are ``<UTC time>Z-<6 hex digits>`` (``20261126T201500.123456Z-3f9a1c``), so sorting
 them sorts runs by creation; ``finished_at`` is "" until the run finishes. Every metric and
 diagnostic dataset of a run has one row per appended epoch: a value left out of an epoch is
@@ -72,12 +82,14 @@ Crash safety and concurrency
 # shared between them, not part of the API): origin (what produced a run), storage (opening,
 # checking and locking the file), columns (metrics and diagnostics, one row per epoch), trees
 # (parameters and checkpoints), writer and reader.
+from .columns import STANDARD_COLUMNS, UNDESCRIBED, Column, training_columns
 from .origin import provenance
 from .reader import Results, Run, completed_hashes, open, read_record
 from .storage import FORMAT, FORMAT_VERSION, is_being_written
 from .writer import FINAL_STATUSES, PARAMETER_GROUPS, RunWriter, Writer, check_results_path
 
 __all__ = [
-    "FINAL_STATUSES", "FORMAT", "FORMAT_VERSION", "PARAMETER_GROUPS", "Results", "Run", "RunWriter",
-    "Writer", "check_results_path", "completed_hashes", "is_being_written", "open", "provenance", "read_record",
+    "FINAL_STATUSES", "FORMAT", "FORMAT_VERSION", "PARAMETER_GROUPS", "STANDARD_COLUMNS", "UNDESCRIBED", "Column", "Results",
+    "Run", "RunWriter", "Writer", "check_results_path", "completed_hashes", "is_being_written", "open", "provenance",
+    "read_record", "training_columns",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 
 from stochtp.errors import ResultsError
 
-from .columns import _complete_rows, _read_columns
+from .columns import _complete_rows, _read_column_attrs, _read_columns
 from .storage import _completed_hashes, _read_with_retries
 from .trees import _read_checkpoint, _read_flat
 
@@ -32,8 +32,8 @@ def read_record(path, run_id):
     """One run of a results file as plain data (dicts of Python values and NumPy arrays), in one
     read: what a sweep worker sends back and `Writer.add_record` writes into another file.
 
-    Keys: attrs, metrics, diagnostics, params, best (flat "layer_0/W" -> array), best_attrs,
-    checkpoint (nested dict).
+    Keys: attrs, metrics, diagnostics, columns (as `Run.columns`), params, best (flat
+    "layer_0/W" -> array), best_attrs, checkpoint (nested dict).
     """
     path = os.fspath(path)
 
@@ -46,6 +46,7 @@ def read_record(path, run_id):
             "attrs": _python_attrs(group.attrs),
             "metrics": _read_columns(group["metrics"], rows),
             "diagnostics": _read_columns(group["diagnostics"], rows),
+            "columns": _described_columns(group),
             "params": _read_flat(group["params"]),
             "best": _read_flat(group["best"]),
             "best_attrs": _python_attrs(group["best"].attrs),
@@ -60,6 +61,14 @@ def _python_attrs(attrs):
     return {
         key: value.item() if isinstance(value, np.generic) else value
         for key, value in attrs.items()
+    }
+
+
+def _described_columns(run_group):
+    """{"metrics": {name: Column}, "diagnostics": {name: Column}} of a run's group."""
+    return {
+        name: _read_column_attrs(run_group[name], diagnostic=name == "diagnostics") if name in run_group else {}
+        for name in ("metrics", "diagnostics")
     }
 
 
@@ -128,7 +137,7 @@ class Results:
 class Run:
     """One run as read from a results file.
 
-    `attrs`, `metrics` and `diagnostics` are read with the file; `params`, `best`,
+    `attrs`, `metrics` and `diagnostics` are read with the file; `columns`, `params`, `best`,
     `best_attrs` and `checkpoint` are read from it on first use.
     """
 
@@ -153,6 +162,12 @@ class Run:
     def config(self):
         """The resolved config the run was started with, as a dict."""
         return json.loads(self.attrs.get("config", "{}"))
+
+    @property
+    def columns(self):
+        """What each metric and diagnostic holds: {"metrics": {name: Column}, "diagnostics":
+        {name: Column}}, a `Column` being its units, description and (diagnostics) layer labels."""
+        return self._load("columns", None, _described_columns)
 
     @property
     def params(self):

@@ -30,6 +30,16 @@ def _check_name(name, what):
         raise ValueError(f"{what} {name!r} is not a valid name (a non-empty string without '/')")
 
 
+def _set_text_attrs(h5object, attrs):
+    """Set attributes of text (a str, or a list of them) as fixed-length UTF-8 strings, which
+    h5py reads back as bytes. Not variable-length ones: HDF5 never frees those of a deleted
+    dataset's attributes, and checkpoint entries are deleted and written anew every epoch."""
+    for key, value in attrs.items():
+        encoded = [text.encode() for text in ([value] if isinstance(value, str) else value)]
+        dtype = h5py.string_dtype("utf-8", max([1, *map(len, encoded)]))
+        h5object.attrs.create(key, encoded[0] if isinstance(value, str) else encoded, dtype=dtype)
+
+
 def _has_hdf5_signature(path):
     """Whether the file starts with the HDF5 signature at 0, 512, 1024, 2048... (user block)."""
     try:

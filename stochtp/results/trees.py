@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
-from .storage import _check_name
+from .storage import _check_name, _set_text_attrs
 
 # Attribute marking checkpoint values that HDF5 cannot hold as they are: "none" for None,
 # "int" for a Python integer beyond 64 bits (stored as its decimal string).
@@ -17,10 +17,44 @@ _ESCAPED_CHARACTERS = {"25": "%", "2F": "/", "2E": "."}
 
 @dataclasses.dataclass(frozen=True)
 class _Leaf:
-    """A value ready for one dataset; `kind` is "" or a _VALUE_KIND_ATTR value."""
+    """A value ready for one dataset; `kind` is "" or a _VALUE_KIND_ATTR value; `units` and
+    `description` become the dataset's attributes of those names."""
 
     data: object
     kind: str = ""
+    units: str = ""
+    description: str = ""
+
+
+_PARAMETER_PATH = re.compile(r"layer_(\d+)/([Wb])|inverse_(\d+)/([Vc])")
+_PARAMETERS = {
+    "W": "weights W of layer {i} of the network, counted from 0 (rows: its inputs, columns: its units)",
+    "b": "biases b of layer {i} of the network, counted from 0 (one per unit)",
+    "V": "weights V of the learned inverse g of layer {i}, which maps layer {i}'s values back to layer {below}'s (rows: layer {i}'s units, columns: layer {below}'s)",
+    "c": "biases c of the learned inverse g of layer {i} (one per unit of layer {below})",
+}
+_CHECKPOINT_ENTRIES = {
+    "epoch": ("epochs", "the epoch after which the checkpoint was taken"),
+    "best": ("as in metrics/", "the best epoch so far on the selection metric: its epoch, value and test errors"),
+    "method": ("varies", "the method's state (optimisers, inverses, baselines...) that --resume restores"),
+}
+
+
+def _parameter_leaf(path, data):
+    """`data` as the leaf of parameter `path` ("layer_0/W"), described from its name."""
+    match = _PARAMETER_PATH.fullmatch(path)
+    if match is None:
+        return _Leaf(data, units="dimensionless", description=f"parameter {path} of the method")
+    layer, name = int(match[1] or match[3]), match[2] or match[4]
+    return _Leaf(data, units="dimensionless", description=_PARAMETERS[name].format(i=layer, below=layer - 1))
+
+
+def _checkpoint_description(keys):
+    """(units, description) of the checkpoint entry under `keys` (top level first)."""
+    if keys[0] == "params":
+        parameter = _parameter_leaf("/".join(keys[1:]), None)
+        return parameter.units, f"at the checkpoint's epoch, {parameter.description}"
+    return _CHECKPOINT_ENTRIES.get(keys[0], ("varies", "state that --resume restores"))
 
 
 def _flatten_params(arrays):
@@ -36,7 +70,7 @@ def _flatten_params(arrays):
         if data.dtype.kind not in "biufc":
             raise ValueError(f"parameter {path!r} must be a numeric array, not {data.dtype}")
         groups.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
-        leaves[path] = _Leaf(data)
+        leaves[path] = _parameter_leaf(path, data)
     both = sorted(groups & leaves.keys())
     if both:
         raise ValueError(f"parameter name {both[0]!r} is both an array and a group of arrays")
@@ -56,7 +90,8 @@ def _flatten_checkpoint(tree, keys, groups, leaves):
             groups.add(path)
             _flatten_checkpoint(value, (*keys, key), groups, leaves)
         else:
-            leaves[path] = _checkpoint_leaf(" -> ".join((*keys, key)), value)
+            units, description = _checkpoint_description((*keys, key))
+            leaves[path] = dataclasses.replace(_checkpoint_leaf(" -> ".join((*keys, key)), value), units=units, description=description)
 
 
 def _escape_key(key):
@@ -126,6 +161,7 @@ def _replace_tree(group, groups, leaves):
             dataset = group.create_dataset(path, data=leaf.data)
             if leaf.kind:
                 dataset.attrs[_VALUE_KIND_ATTR] = leaf.kind
+            _set_text_attrs(dataset, {"units": leaf.units, "description": leaf.description})
 
 
 # A checkpoint is written into a spare group, marked complete last, then swapped in by renaming

@@ -13,7 +13,7 @@ import numpy as np
 
 from stochtp.errors import ConfigError, DiskFull, ResultsError
 
-from .columns import _append_row, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
+from .columns import _append_row, _column_attrs, _complete_rows, _create_diagnostic, _create_metric, _datasets, _read_columns
 from .storage import _check_format, _check_layout, _check_name, _completed_hashes, _create_results_file, _open_checked, _staged_hdf5, _WriterLock
 from .trees import _flatten_checkpoint, _flatten_params, _read_checkpoint, _replace_tree, _write_checkpoint
 
@@ -215,6 +215,11 @@ class Writer:
         shapes_ok = all(column.ndim == 1 for column in metrics.values()) and all(table.ndim == 2 for table in diagnostics.values())
         if not shapes_ok or len({len(column) for column in (*metrics.values(), *diagnostics.values())}) > 1:
             raise ValueError("a run record needs 1-D metrics and 2-D diagnostics with one row per epoch each")
+        described = record.get("columns", {})
+        column_attrs = {
+            "metrics": {name: _column_attrs(name, None, described.get("metrics", {})) for name in metrics},
+            "diagnostics": {name: _column_attrs(name, table.shape[1], described.get("diagnostics", {})) for name, table in diagnostics.items()},
+        }
         parameters = {which: _flatten_params(record[which]) for which in PARAMETER_GROUPS}
         checkpoint_groups, checkpoint_leaves = set(), {}
         _flatten_checkpoint(record["checkpoint"], (), checkpoint_groups, checkpoint_leaves)
@@ -222,9 +227,9 @@ class Writer:
         with self._open("r+") as h5file:
             run_id, group = _create_run_group(h5file, {**attrs, "status": "running"})
             for name, column in metrics.items():
-                _create_metric(group["metrics"], name, column)
+                _create_metric(group["metrics"], name, column, column_attrs["metrics"][name])
             for name, table in diagnostics.items():
-                _create_diagnostic(group["diagnostics"], name, table)
+                _create_diagnostic(group["diagnostics"], name, table, column_attrs["diagnostics"][name])
             for which, (groups, leaves) in parameters.items():
                 _replace_tree(group[which], groups, leaves)
             group["best"].attrs.update(best_attrs)
@@ -276,14 +281,16 @@ class RunWriter:
     def _group(self, h5file):
         return h5file["runs"][self.id]
 
-    def append(self, metrics, diagnostics=None):
+    def append(self, metrics, diagnostics=None, columns=None):
         """Append one epoch: scalars `metrics` (name -> number) and `diagnostics` (name -> 1-D
-        array, one value per layer). Appending to a finished run (resume) makes it "running"
-        again until `finish`.
+        array, one value per layer). A metric or diagnostic new to the run is described by
+        `columns` (name -> `Column`: units, description, layer labels), else by
+        `STANDARD_COLUMNS`. Appending to a finished run (resume) makes it "running" again
+        until `finish`.
         """
         with self._writer._open("r+") as h5file:
             group = self._group(h5file)
-            _append_row(group["metrics"], group["diagnostics"], metrics, diagnostics or {})
+            _append_row(group["metrics"], group["diagnostics"], metrics, diagnostics or {}, columns or {})
             if group.attrs.get("status") != "running":
                 group.attrs.update({"status": "running", "error": "", "finished_at": ""})
 
