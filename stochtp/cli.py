@@ -84,6 +84,8 @@ def build_parser():
     report_cmd.add_argument("--format", default="table", choices=report.FORMATS)
     report_cmd.add_argument("--partial", action="store_true", help="include running and interrupted runs, with the epochs they logged")
     report_cmd.add_argument("--plot", metavar="FILE.png", help="draw learning curves and diagnostics (needs matplotlib)")
+    report_cmd.add_argument("--filters", action="store_true", help="draw the first-layer filters of the file's newest completed run, one image per hidden unit (needs matplotlib)")
+    report_cmd.add_argument("--out", metavar="FILE.png", help="where --filters draws (default FILE-filters.png beside the results file)")
     _follow_options(report_cmd)
 
     sweep_cmd = commands.add_parser("sweep", help="run the cartesian product of a sweep file, skipping completed runs")
@@ -228,6 +230,13 @@ def cmd_report(args):
         raise UsageError("stochtp report: name a results file (FILE.h5) or --records DIR")
     if args.follow:
         report.follow(args.files, args.interval)
+    if args.out and not args.filters:
+        raise UsageError("stochtp report: --out names the --filters picture (learning curves go to --plot FILE.png)")
+    if args.filters:
+        if len(args.files) != 1:
+            raise UsageError("stochtp report --filters: name one results file")
+        print(f"written: {report.filters(args.files[0], args.out)}")
+        return 0
     if args.export_records:
         for path in report.export_records(args.files, args.export_records):
             print(f"written: {path}")
