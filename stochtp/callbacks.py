@@ -169,7 +169,7 @@ class ProgressBar(Callback):
         self.bar = tqdm(total=run.config.epochs, initial=run.first_epoch - 1, desc=run.config.name, unit="epoch", disable=not self.enabled, leave=True)
 
     def on_epoch_end(self, run, epoch, metrics):
-        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k") if k in metrics and not math.isnan(metrics[k])}
+        shown = {k: f"{metrics[k]:.4f}" for k in ("train_loss", "valid_error", "test_error", "test_error_k", "valid_reconstruction", "test_reconstruction") if k in metrics and not math.isnan(metrics[k])}
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 
