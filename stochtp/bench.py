@@ -69,6 +69,8 @@ PRESETS = [  # every MNIST paper preset (a test checks), the stochastic network'
     "paper-deep-tanh-bp",
     "paper-deep-relu-dtp",
     "paper-deep-relu-bp",
+    "paper-dae-dtp",
+    "paper-dae-bp",
 ]
 ESTIMATOR_BASE = "paper-stochastic-disarm"  # the stochastic network, and its estimator preset, for the other estimators
 PEER_PRESETS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}

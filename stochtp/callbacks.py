@@ -226,7 +226,7 @@ class ProgressBar(Callback):
     def status(self, run, epoch, metrics):
         """What the bar says after `epoch`: "ep 3/10 loss 0.2345 valid 0.0456 1.23 s/ep"."""
         shown = [f"ep {epoch}/{run.config.epochs}"]
-        shown += [f"{label} {metrics[name]:.4f}" for label, name in (("loss", "train_loss"), ("valid", "valid_error")) if math.isfinite(metrics.get(name, math.nan))]
+        shown += [f"{label} {metrics[name]:.4f}" for label, name in (("loss", "train_loss"), ("valid", "valid_error"), ("valid", "valid_reconstruction")) if math.isfinite(metrics.get(name, math.nan))]
         if math.isfinite(speed := seconds_per_epoch(run.epoch_times)):
             shown.append(f"{seconds_text(speed)} s/ep")
         return " ".join(shown)

@@ -197,6 +197,8 @@ def build_parser():
     report_cmd.add_argument("--format", default="table", choices=report.FORMATS, help="output format (default table)")
     report_cmd.add_argument("--partial", action="store_true", help="include running and interrupted runs, with the epochs they logged")
     report_cmd.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
+    report_cmd.add_argument("--filters", action="store_true", help="draw the first-layer filters of the file's newest completed run, one image per hidden unit (needs matplotlib)")
+    report_cmd.add_argument("--out", metavar="FILE.png", help="where --filters draws (default FILE-filters.png beside the results file)")
     _follow_options(report_cmd)
 
     sweep_cmd = commands.add_parser("sweep", help="run the cartesian product of a sweep file, skipping completed runs", examples=SWEEP_EXAMPLES,
@@ -276,7 +278,10 @@ def _statuses(path, cfg):
 
 
 def _print_summary(summary):
-    errors = "test error" if summary.test_samples == 1 else f"test error (K={summary.test_samples} samples)"
+    if summary.test_metric == "test_reconstruction":
+        errors = "test reconstruction error"
+    else:
+        errors = "test error" if summary.test_samples == 1 else f"test error (K={summary.test_samples} samples)"
     print(
         f"{summary.status}: run {summary.run_id} -> {summary.path}\n"
         f"  epochs {summary.epochs}, best validation epoch {summary.best_epoch}, "
@@ -402,6 +407,13 @@ def cmd_report(args):
         raise UsageError("name a results file (FILE.h5) or --records DIR", "stochtp report")
     if args.follow:
         report.follow(args.files, args.interval)
+    if args.out and not args.filters:
+        raise UsageError("--out names the --filters picture (learning curves go to --plot FILE.png)", "stochtp report")
+    if args.filters:
+        if len(args.files) != 1:
+            raise UsageError("--filters: name one results file", "stochtp report")
+        print(f"written: {report.filters(args.files[0], args.out)}")
+        return 0
     if args.export_records:
         for path in report.export_records(args.files, args.export_records):
             print(f"written: {path}")

@@ -34,7 +34,7 @@ def build(config, data_dir=None, source=None):
     try:
         dataset = data.load(config.dataset, data_dir, **config.data)
         net, method = build_model(config)
-        train.check_fit(config, dataset, net)
+        train.check_fit(config, dataset, net, method.task)
     except ConfigError as error:
         if source is None:
             raise

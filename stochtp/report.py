@@ -4,9 +4,10 @@ learning curves, and following runs live.
 What a run reports (`outcome`): its best epoch is the one of lowest validation error, never
 chosen on test; the reported metric is read there and at the last epoch where it was
 evaluated. By default the metric is the K-sample `test_error_k` where the run has one (a
-stochastic network; epochs where it was not evaluated are NaN and ignored) and `test_error`
-otherwise; the best epoch is chosen on the matching validation error (`valid_error_k`,
-`valid_error`).
+stochastic network; epochs where it was not evaluated are NaN and ignored), the test
+reconstruction error `test_reconstruction` for an auto-encoder, and `test_error` otherwise; the
+best epoch is chosen on the matching validation metric (`valid_error_k`, `valid_reconstruction`,
+`valid_error`; `probe_valid_error` for an auto-encoder's linear probe, `probe_test_error`).
 
 A report (`summarise`) takes the completed runs of one or more files, groups them by a run
 attribute or a config key (`name`, `method`, `method.lr`), and gives per group: the seeds,
@@ -21,6 +22,7 @@ with its 95 % Student-t interval, and a sign test.
 import csv
 import functools
 import io
+import itertools
 import json
 import math
 import statistics
@@ -61,17 +63,19 @@ def _has_values(metrics, name):
 
 
 def default_metric(metrics):
-    """test_error_k for a run that evaluated K-sample errors, test_error otherwise."""
-    return "test_error_k" if _has_values(metrics, "test_error_k") else "test_error"
+    """test_error_k for a run that evaluated K-sample errors, test_reconstruction for an
+    auto-encoder, test_error otherwise."""
+    return next((name for name in ("test_error_k", "test_reconstruction") if _has_values(metrics, name)), "test_error")
 
 
 def selection_metric(metrics, metric):
     """The validation metric the best epoch is chosen on: the counterpart of a test metric
-    (valid_error_k for test_error_k), else the K-sample validation error where there is one."""
+    (valid_error_k for test_error_k, probe_valid_error for probe_test_error), else the K-sample
+    validation error or the validation reconstruction error where there is one."""
     counterpart = metric.replace("test_", "valid_", 1)
-    if metric.startswith("test_") and _has_values(metrics, counterpart):
+    if counterpart != metric and _has_values(metrics, counterpart):
         return counterpart
-    return "valid_error_k" if _has_values(metrics, "valid_error_k") else "valid_error"
+    return next((name for name in ("valid_error_k", "valid_reconstruction") if _has_values(metrics, name)), "valid_error")
 
 
 def epoch_of(metrics, row):
@@ -681,6 +685,48 @@ def plot(report, path):
         figure.savefig(path, dpi=110)
     except OSError as error:
         raise StochtpError(f"cannot write the plot {path}: {error.strerror or error}") from None
+
+
+# ------------------------------------------------------------------------------- filters
+
+
+FILTERS_SHOWN = 100  # hidden units drawn, on a square grid
+
+
+def filters(path, out=None):
+    """Draw the filters of the newest completed run in the results file `path` that has final
+    parameters: column j of its first layer's W (n_in x H), one square image of sqrt(n_in) pixels
+    per hidden unit (28 x 28 for MNIST), the first FILTERS_SHOWN units on a square grid, each
+    scaled from its own minimum (black) to its maximum (white). Written to `out` (default: the
+    results file's name with -filters.png); returns the picture's path."""
+    figure_module = extras.require("matplotlib.figure", "plot")
+    out = Path(path).with_name(f"{Path(path).stem}-filters.png") if out is None else Path(out)
+    if out.suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--out {out}: name an image file ({', '.join(PLOT_SUFFIXES)}); without one matplotlib would write another file")
+    runs = [run for run in results.open(path).runs if run.status == "completed" and "layer_0/W" in run.params]
+    if not runs:
+        raise ConfigError(f"--filters: {path} has no completed run with parameters")
+    run = runs[-1]
+    weights = np.asarray(run.params["layer_0/W"], dtype=np.float64)
+    side = math.isqrt(weights.shape[0])
+    if side * side != weights.shape[0]:
+        raise ConfigError(f"--filters: run {run.id} takes {weights.shape[0]} inputs, not a square image")
+    shown = weights[:, :FILTERS_SHOWN].T
+    low, high = shown.min(axis=1, keepdims=True), shown.max(axis=1, keepdims=True)
+    images = ((shown - low) / np.where(high > low, high - low, 1.0)).reshape(-1, side, side)
+    grid = math.ceil(math.sqrt(len(images)))
+    figure = figure_module.Figure(figsize=(grid, grid + 0.4), layout="constrained")
+    axes = figure.subplots(grid, grid, squeeze=False).ravel()
+    for axis, image in itertools.zip_longest(axes, images):
+        axis.set_axis_off()
+        if image is not None:
+            axis.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.suptitle(f"{run.attrs.get('name', '')} seed {run.attrs.get('seed', '')}: first-layer filters ({len(images)} of {weights.shape[1]})", fontsize="small")
+    try:
+        figure.savefig(out, dpi=80)
+    except OSError as error:
+        raise StochtpError(f"cannot write the filters picture {out}: {error.strerror or error}") from None
+    return out
 
 
 # -------------------------------------------------------------------------------- follow

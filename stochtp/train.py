@@ -12,6 +12,12 @@ progress bar are callbacks like any other:
   epochs and at the last one (NaN in between: K forward passes over 20 000 examples cost
   more than a training epoch);
 - the best epoch is chosen on validation error (K-sample for stochastic networks), never on test;
+- a method of the task `autoencode` (`stochtp.methods.dae`) is measured by reconstruction
+  errors instead: per epoch the mean over examples of ||z - x||² (summed over pixels, z the
+  reconstruction of the clean input x) on the training, validation and test sets
+  (`train_reconstruction`, `valid_reconstruction`, `test_reconstruction`; the best epoch is
+  chosen on the validation one), and at the last epoch the linear probe (`stochtp.probe`) of
+  the features h = f(x), `probe_valid_error` and `probe_test_error` (NaN at the other epochs);
 - a non-finite loss or parameter stops the run with status `failed`, keeping what was logged,
   and so does a callback that raises;
 - SIGINT / SIGTERM stop it with status `interrupted`; `resume=True` continues it from its
@@ -37,7 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import callbacks as callbacks_module
-from . import kernels, losses, results
+from . import kernels, losses, probe, results
 from .batching import Batches
 from .callbacks import network_arrays
 from .config import Config, check_value
@@ -47,6 +53,7 @@ from .network import PIXEL_SCALE
 
 EVAL_CHUNK = 2000
 NO_BEST = {"epoch": 0, "value": math.inf, "test_error": math.nan, "test_error_k": math.nan}
+AUTOENCODE = "autoencode"  # the task of auto-encoder methods (`Method.task`)
 
 
 @dataclass
@@ -61,9 +68,12 @@ class RunSummary:
     test_error_at_best: float
     test_error_last: float
     seconds_per_epoch: float  # `callbacks.seconds_per_epoch` of the run's logged epochs (a resumed run's earlier ones too)
+    # test_error_at_best and test_error_last hold the run's test metric (`headline_metrics`):
+    # the test reconstruction error for an auto-encoder
     error: str = ""
     test_samples: int = 1  # forward passes averaged in the test errors: K for a stochastic network
     first_epoch_seconds: float = math.nan  # epoch 1's time, Numba's compilation included
+    test_metric: str = "test_error"  # the name of the metric test_error_at_best and test_error_last hold
 
 
 class Run:
@@ -92,14 +102,16 @@ class Run:
 
     @property
     def selection(self):
-        """The metric the best epoch is chosen on: K-sample validation error for stochastic networks."""
-        return selection_metric(self.net)
+        """The metric the best epoch is chosen on: K-sample validation error for stochastic networks,
+        validation reconstruction error for an auto-encoder."""
+        return headline_metrics(self.net, self.method.task)[0]
 
     def update_best(self, metrics):
         """Record the epoch of `metrics` as the best one if its validation error is the lowest so far."""
         self.best_improved = metrics[self.selection] < self.best["value"]
         if self.best_improved:
-            self.best = {"epoch": metrics["epoch"], "value": metrics[self.selection], "test_error": metrics["test_error"], "test_error_k": metrics.get("test_error_k", math.nan)}
+            test_metric = headline_metrics(self.net, self.method.task)[1]
+            self.best = {"epoch": metrics["epoch"], "value": metrics[self.selection], "test_error": metrics.get("test_error", math.nan), "test_error_k": metrics.get("test_error_k", math.nan), test_metric: metrics[test_metric]}
 
 
 def error_rate(net, split, seed, stream, samples):
@@ -112,11 +124,29 @@ def error_rate(net, split, seed, stream, samples):
     return wrong / len(split)
 
 
-def evaluate(net, dataset, config, epoch, seconds=None):
+def reconstruction_error(net, split):
+    """Mean over the examples of `split` of ||z - x||², summed over pixels: z the network's output
+    for the clean input x (test mode, no input noise)."""
+    total = 0.0
+    for start in range(0, len(split), EVAL_CHUNK):
+        x = split.features(slice(start, start + EVAL_CHUNK), net.dtype)
+        total += losses.per_example("mse", net.predict_proba(x), x).sum()
+    return total / len(split)
+
+
+def evaluate(net, dataset, config, epoch, seconds=None, task="classify"):
     """Validation and test errors after `epoch`: 1-sample, and K-sample on its schedule (else NaN).
-    The wall seconds of each kind are added to `seconds` ("evaluate_1", "evaluate_k") when given."""
-    metrics = {}
+    An auto-encoder's: the reconstruction errors of the three sets, and the linear probe of its
+    features h = f(x) (layer 0) after the last epoch. The wall seconds of each kind are added to
+    `seconds` ("evaluate_1", "evaluate_k") when given."""
     seconds = {} if seconds is None else seconds
+    if task == AUTOENCODE:
+        with timed(seconds, "evaluate_1"):
+            metrics = {f"{name}_reconstruction": reconstruction_error(net, getattr(dataset, name)) for name in ("train", "valid", "test")}
+            if epoch == config.epochs:
+                metrics.update(probe.linear_probe(net, 0, dataset, config.seed))
+        return metrics
+    metrics = {}
     stochastic = net.stochastic
     k_due = stochastic and (epoch % config.eval_samples_every == 0 or epoch == config.epochs)
     for name, split in (("valid", dataset.valid), ("test", dataset.test)):
@@ -141,8 +171,11 @@ def timed(seconds, phase):
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
-def selection_metric(net):
-    return "valid_error_k" if net.stochastic else "valid_error"
+def headline_metrics(net, task="classify"):
+    """(the validation metric the best epoch is chosen on, the test metric reported there)."""
+    if task == AUTOENCODE:
+        return "valid_reconstruction", "test_reconstruction"
+    return ("valid_error_k", "test_error_k") if net.stochastic else ("valid_error", "test_error")
 
 
 def first_non_finite(net, method, stats):
@@ -255,14 +288,18 @@ def frozen_heap():
         gc.unfreeze()
 
 
-def check_fit(config, dataset, net):
+def check_fit(config, dataset, net, task="classify"):
     """ConfigError unless `net` classifies `dataset` (its features in, a softmax over its classes
-    out) and every split can be used: a full mini-batch of training data, validation and test
-    examples to select and report epochs on."""
+    out), or for the task `autoencode` reconstructs them (its features in and out), and every
+    split can be used: a full mini-batch of training data, validation and test examples to
+    select and report epochs on."""
     misfit = f"network {config.network} does not fit dataset {config.dataset!r}: it has {dataset.n_features} features and {dataset.n_classes} classes"
     if net.layers[0].n_in != dataset.n_features:
         raise ConfigError(f"{misfit} (the network takes {net.layers[0].n_in} inputs)")
-    if net.loss_name != "nll" or net.layers[-1].n_out != dataset.n_classes:
+    if task == AUTOENCODE:
+        if net.layers[-1].n_out != dataset.n_features:
+            raise ConfigError(f"{misfit} (an auto-encoder's last layer must give back its {dataset.n_features} features)")
+    elif net.loss_name != "nll" or net.layers[-1].n_out != dataset.n_classes:
         raise ConfigError(f"{misfit} (the last layer must be {dataset.n_classes} softmax units, '{dataset.n_classes}s')")
     if len(dataset.train) < config.batch_size:
         raise ConfigError(f"dataset {config.dataset!r} has {len(dataset.train)} training examples, fewer than one mini-batch of {config.batch_size}")
@@ -299,7 +336,8 @@ def restore(checkpoint, net, method):
             layer.W[...] = checkpoint["params"][f"layer_{i}"]["W"]
             layer.b[...] = checkpoint["params"][f"layer_{i}"]["b"]
         method.load_state_dict(checkpoint["method"])
-    return epoch, {key: float(checkpoint["best"][key]) for key in NO_BEST}
+    best = checkpoint["best"]
+    return epoch, {key: float(best[key]) for key in (*NO_BEST, *(key for key in best if key not in NO_BEST))}
 
 
 def start_run(writer, config, threads, **attrs):
@@ -375,7 +413,7 @@ def _loop(run, callbacks, interrupts):
             epoch_time = time.perf_counter() - tick
             metrics = {"epoch": epoch, "wall_time": run.wall_offset + time.perf_counter() - started, "epoch_time": epoch_time, **stats}
             seconds = {"train": epoch_time}
-            metrics.update(evaluate(method.inference_network(net), dataset, config, epoch, seconds))
+            metrics.update(evaluate(method.inference_network(net), dataset, config, epoch, seconds, method.task))
             with interrupts.held(), timed(seconds, "record"):
                 run.epoch_times.append(epoch_time)
                 run.update_best(metrics)
@@ -432,18 +470,19 @@ def summary(run, path, history, logged=None):
     run's earlier ones too), else the epochs of this call (`history`)."""
     logged = history.metrics if logged is None else logged
     stochastic = run.net.stochastic
-    key = "test_error_k" if stochastic else "test_error"
+    key = headline_metrics(run.net, run.method.task)[1]
     return RunSummary(
         run_id=run.run_id,
         path=path,
         status=run.status,
         epochs=run.epoch,
         best_epoch=int(run.best["epoch"]),
-        test_error_at_best=float(run.best[key]),
+        test_error_at_best=float(run.best.get(key, math.nan)),
         test_error_last=float(logged[key][-1]) if len(logged.get(key, [])) else math.nan,
         seconds_per_epoch=callbacks_module.seconds_per_epoch(run.epoch_times),
         test_samples=run.config.eval_samples if stochastic else 1,
         first_epoch_seconds=run.epoch_times[0] if run.epoch_times else math.nan,
+        test_metric=key,
     )
 
 
@@ -497,7 +536,7 @@ def fit(net, method, train, valid, test, *, epochs=10, batch_size=100, seed=0, e
         seed=int(seed), epochs=int(epochs), batch_size=int(batch_size), eval_samples=int(eval_samples),
         eval_samples_every=int(eval_samples_every), method={"name": method.name, **method.options},
     )
-    check_fit(config, dataset, net)
+    check_fit(config, dataset, net, method.task)
     if not method.is_bound_to(net):
         method.bind(net, int(seed))
     _, history = train_run(config, dataset, net, method, out=out, callbacks=callbacks, threads=threads, quiet=quiet)

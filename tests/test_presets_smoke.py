@@ -56,7 +56,7 @@ def cifar_root(tmp_path_factory):
 
 def test_the_paper_presets_are_all_here():
     assert {"paper-discrete-dtp", "paper-discrete-dtp-ortho", "paper-deep-relu-dtp", "paper-deep-relu-bp",
-            "paper-cifar-dtp", "paper-cifar-bp", "paper-stochastic-arm"} <= set(PAPER_PRESETS)
+            "paper-cifar-dtp", "paper-cifar-bp", "paper-stochastic-arm", "paper-dae-dtp", "paper-dae-bp"} <= set(PAPER_PRESETS)
 
 
 @pytest.mark.slow
@@ -74,7 +74,9 @@ def test_preset_trains_one_epoch_on_small_data(name, tmp_path, monkeypatch, mnis
     assert (summary.status, summary.epochs) == ("completed", 1)
     run = results.open(out).runs[0]
     assert run.config == config.load(preset=name, overrides=SHRINK).to_dict()
-    for metric in ("train_loss", "valid_error", "test_error"):
+    autoencoder = experiment.build_method(cfg).task == "autoencode"
+    measured = ("train_loss", "train_reconstruction", "valid_reconstruction", "test_reconstruction", "probe_valid_error", "probe_test_error") if autoencoder else ("train_loss", "valid_error", "test_error")
+    for metric in measured:
         assert np.isfinite(run.metrics[metric]).all(), metric
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from stochtp import config, experiment, report, results
 from stochtp.cli import main
-from test_train import start_child, wait_for_epochs
+from test_train import AUTOENCODER_RUN, start_child, wait_for_epochs
 
 NAN = math.nan
 T_975_1 = 12.706204736  # Student t quantile 0.975, 1 degree of freedom (tables)
@@ -422,3 +422,25 @@ def test_plot_of_one_epoch_runs_draws_a_bar_per_group():
     assert report._draw_curves(axis, groups, lambda group: [run.metrics["test_error"] for run in group.runs]) is False
     assert [patch.get_height() for patch in axis.patches] == [0.3, 0.4]
     assert [text.get_text() for text in axis.get_xticklabels()] == ["a", "b"]
+
+
+def test_filters_picture_of_the_newest_completed_autoencoder(write_toml, tmp_path, capsys):
+    """`report --filters` draws the first layer's columns as square images (4 x 4 here) into --out
+    and prints the path; the report of the runs reads the reconstruction error by default."""
+    out = tmp_path / "dae.h5"
+    experiment.run(config.load(write_toml(AUTOENCODER_RUN), epochs=1), out=out, threads=1)
+    picture = tmp_path / "filters.png"
+    assert main(["report", str(out), "--filters", "--out", str(picture)]) == 0
+    assert capsys.readouterr().out.strip() == f"written: {picture}"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["report", str(out), "--filters"]) == 0
+    assert (tmp_path / "dae-filters.png").is_file()
+    (group,) = report.summarise([out]).groups
+    assert group.metric == "test_reconstruction" and group.outcomes[0].at_best == results.open(out).runs[0].metrics["test_reconstruction"][0]
+
+
+def test_filters_need_a_square_input(tiny_config_path, tmp_path, capsys):
+    out = tmp_path / "r.h5"
+    experiment.run(config.load(tiny_config_path, epochs=1), out=out, threads=1)
+    assert main(["report", str(out), "--filters", "--out", str(tmp_path / "f.png")]) == 2
+    assert "takes 8 inputs, not a square image" in capsys.readouterr().err

@@ -169,7 +169,7 @@ def test_the_best_epoch_is_chosen_on_validation_never_on_test(tiny_config_path, 
     epoch, its saved parameters and the summary follow valid_error_k (epoch 4), not test (epoch 2)."""
     scripted = {2: (0.30, 0.10), 4: (0.20, 0.40)}  # epoch -> (valid_error_k, test_error_k)
 
-    def evaluate(net, dataset, cfg, epoch, seconds=None):
+    def evaluate(net, dataset, cfg, epoch, seconds=None, task="classify"):
         valid, test = scripted.get(epoch, (math.nan, math.nan))
         return {"valid_error": 0.5, "test_error": 0.5, "valid_error_k": valid, "test_error_k": test}
 
@@ -547,3 +547,61 @@ def test_fit_on_mnist_arrays_gives_the_metrics_and_parameters_of_run(mnist_dir, 
             np.testing.assert_array_equal(history.metrics[name], values, err_msg=name)
     for name, value in ran.params.items():
         np.testing.assert_array_equal(fitted.params[name], value, err_msg=name)
+
+
+AUTOENCODER_RUN = """\
+name = "tiny-dae"
+dataset = "teacher"
+network = "16-9g-16g"
+input_noise = 0.2
+epochs = 4
+batch_size = 50
+
+[data]
+n_in = 16
+n_train = 400
+n_valid = 200
+n_test = 200
+
+[method]
+name = "dae-dtp"
+lr = 0.01
+"""
+
+
+class StopAfter(stochtp.callbacks.Callback):
+    """Interrupts the run after `epoch`, as a signal would (its checkpoint is written first)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, run, epoch, metrics):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("stop")
+
+
+@pytest.mark.parametrize("method", ["dae-dtp", "dae-bp"])
+def test_an_autoencoder_run_records_reconstruction_errors_and_the_probe_at_the_end(write_toml, tmp_path, method):
+    """Reconstruction errors every epoch, the linear probe after the last one only, the best epoch
+    on the validation reconstruction error; an interrupted run resumes to the same numbers (the
+    tied weights restored through the decoder's view of them)."""
+    cfg = config.load(write_toml(AUTOENCODER_RUN), overrides=[f"method.name={method}"])
+    summary = experiment.run(cfg, out=tmp_path / "r.h5", threads=1)
+    run = only_run(tmp_path / "r.h5")
+    metrics = run.metrics
+    for name in ("train_loss", "train_reconstruction", "valid_reconstruction", "test_reconstruction"):
+        assert np.isfinite(metrics[name]).all() and (metrics[name] > 0).all(), name
+    assert "valid_error" not in metrics and metrics["valid_reconstruction"][-1] < metrics["valid_reconstruction"][0]
+    for name in ("probe_valid_error", "probe_test_error"):
+        assert np.isnan(metrics[name][:-1]).all() and 0 <= metrics[name][-1] < 1, name
+    best = int(np.argmin(metrics["valid_reconstruction"])) + 1
+    assert summary.best_epoch == best == run.best_attrs["epoch"]
+    assert summary.test_error_at_best == metrics["test_reconstruction"][best - 1]
+    np.testing.assert_array_equal(run.params["layer_1/W"], run.params["layer_0/W"].T)
+
+    out = tmp_path / "interrupted.h5"
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg, out=out, threads=1, callbacks=[StopAfter(2)])
+    resumed = experiment.run(cfg, out=out, threads=1, resume=True)
+    assert (resumed.best_epoch, resumed.test_error_at_best) == (summary.best_epoch, summary.test_error_at_best)
+    assert_same_numbers(only_run(out), run)

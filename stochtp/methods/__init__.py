@@ -6,7 +6,7 @@
 `update` the oracle scores for direction) or `GradientMethod` (estimators: `estimate`, and the
 `gradient` the oracle scores for bias and variance).
 """
-from . import backprop, reinforce, arm, straight_through, target_prop  # noqa: F401, I001 (each registers its methods, in this order: the order lists show)
+from . import backprop, reinforce, arm, straight_through, target_prop, dae  # noqa: F401, I001 (each registers its methods, in this order: the order lists show)
 from .base import GradientMethod, Method
 from .registry import ENTRY_POINT_GROUP, classes, get, names, register
 

@@ -61,6 +61,7 @@ class Method(abc.ABC):
     name = ""
     OPTIONS = {}
     needs_stochastic = False
+    task = "classify"  # what the training loop measures: "classify" (errors) or "autoencode" (reconstruction errors, a linear probe)
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))

@@ -36,7 +36,7 @@ class Halved(GradientMethod):
 
 def test_builtins_register_themselves_by_kind():
     known = methods.classes()
-    assert set(known) == {"bp", "tp", "dtp", "st", "reinforce", "arm", "disarm"}
+    assert set(known) == {"bp", "tp", "dtp", "st", "reinforce", "arm", "disarm", "dae-bp", "dae-dtp"}
     assert {name for name, cls in known.items() if issubclass(cls, GradientMethod)} == {"bp", "st", "reinforce", "arm", "disarm"}
     assert all(issubclass(cls, Method) for cls in known.values())
 
