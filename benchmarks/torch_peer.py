@@ -4,7 +4,7 @@ on the CPU in float32, on MNIST, for the speed ratio. Prints one JSON line last.
 
     python benchmarks/torch_peer.py [--threads 1] [--epochs 2] [--method dtp|st|both] [--data-dir DIR] [--seed 0]
 
-The mathematics is stochtp's (design section 6.2, 6.3 and 7), with PyTorch's own random numbers:
+The mathematics is stochtp's (docs/concepts.md: DTP, straight-through, centred RMSprop), with PyTorch's own random numbers:
   network 784-200b-200b-10s, Glorot-uniform weights, zero biases; Bernoulli hidden units,
   h^p = sigmoid(a), h ~ Bernoulli(h^p); input noise N(0, 0.3^2) in training (the inverse phase
   too); mini-batches of 100 from a fresh permutation of the 50 000 training images each epoch;

@@ -1,4 +1,4 @@
-"""The linear probe (design section 18): how well a linear classifier reads the classes off
+"""The linear probe (docs/concepts.md): how well a linear classifier reads the classes off
 learnt features.
 
 `linear_probe(net, layer, dataset, seed)` computes the features h of every example, the value

@@ -1,4 +1,4 @@
-"""The linear probe (design section 18): a logistic regression trained on a layer's features,
+"""The linear probe (docs/concepts.md): a logistic regression trained on a layer's features,
 selected on validation, reported on test."""
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The denoising auto-encoder of design section 18: trained by difference target propagation
+"""The denoising auto-encoder of the paper (docs/concepts.md): trained by difference target propagation
 (`dae-dtp`) or by back-propagation (`dae-bp`, the baseline), on the same network.
 
 The network is `n-Hg-ng` (e.g. `784-500g-784g`): an encoder layer and a decoder layer of

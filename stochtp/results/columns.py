@@ -17,7 +17,7 @@ layer_1, ..., the network's layers as params/ names them)."""
 
 _MEAN_OF_UNITS = "the layer's unit means (probabilities of stochastic units)"
 
-# The columns the training loop and the methods of this package log (design section 10). A
+# The columns the training loop and the methods of this package log (docs/results-format.md). A
 # column logged without a description of its own gets the one here, or UNDESCRIBED.
 STANDARD_COLUMNS = {
     "epoch": Column("epochs", "the epoch after which this row was logged, counted from 1"),

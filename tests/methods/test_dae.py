@@ -1,4 +1,4 @@
-"""The denoising auto-encoder's methods (design section 18): DTP's encoder target against a hand
+"""The denoising auto-encoder's methods (docs/concepts.md): DTP's encoder target against a hand
 computation, back-propagation against central finite differences in float64, the tied weights'
 combined update, and the networks the methods refuse."""
 import numpy as np
