@@ -293,7 +293,7 @@ def _print_summary(summary):
 def _speed(summary):
     """The run's s/epoch (`callbacks.seconds_per_epoch`, the progress bar's figure), saying that
     epoch 1, which compiles Numba's kernels, is left out of it."""
-    first = f"epoch 1 took {callbacks.seconds_text(summary.first_epoch_seconds)} s, Numba compilation included"
+    first = f"epoch 1 took {callbacks.seconds_text(summary.first_epoch_seconds)} s, any Numba compilation included"
     if math.isnan(summary.seconds_per_epoch):
         return f"s/epoch: none from epoch 1 alone ({first})" if not math.isnan(summary.first_epoch_seconds) else "s/epoch: no epoch timed"
     epochs = "epoch 2" if summary.epochs == 2 else f"epochs 2-{summary.epochs}"
@@ -365,7 +365,7 @@ def cmd_show(args):
         print(f"  {', '.join(sampled)}: K-sample errors, K = {run.config.get('eval_samples')} forward passes averaged (nan: not evaluated that epoch)")
     print("  " + " ".join(f"{name:>13}" for name in names))
     for row in zip(*(run.metrics[name] for name in names)):
-        print("  " + " ".join(f"{_format(float(value)):>13}" for value in row))
+        print("  " + " ".join(f"{_format(value.item()):>13}" for value in row))  # .item(): epoch stays an int
     return 0
 
 
@@ -491,10 +491,14 @@ RESUMABLE = {  # how to go on once a full disk has room again, by command
 
 @contextlib.contextmanager
 def compile_notice(quiet):
-    """After the block, unless `quiet`, one line on stderr if it compiled kernels (a fresh
-    install's first run): how many, how long. Nothing when the cache had them all, nor after an
-    error (whose message stays the one line)."""
-    with kernels.compilations() as compiled:
+    """Unless `quiet`, a line on stderr as the block's first kernel compilation starts (a fresh
+    install's first run), and one after the block: how many, how long. Nothing when the cache
+    had them all; nothing after an error (whose message stays the one line)."""
+    def starting():
+        if not quiet:
+            print("stochtp: compiling Numba kernels (once per install; cached for later runs)", file=sys.stderr, flush=True)
+
+    with kernels.compilations(on_first=starting) as compiled:
         yield
     if compiled.kernels and not quiet:
         print(f"stochtp: {compiled}", file=sys.stderr)

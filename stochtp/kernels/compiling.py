@@ -67,12 +67,14 @@ class _Listener(numba_event.Listener):
     """Adds each outermost compilation to a `Compilations` (Numba compiles under one lock, so
     one depth counter serves every thread)."""
 
-    def __init__(self, record):
-        self.record, self.depth, self.started = record, 0, 0.0
+    def __init__(self, record, on_first=None):
+        self.record, self.depth, self.started, self.on_first = record, 0, 0.0, on_first
 
     def on_start(self, event):
         self.depth += 1
         if self.depth == 1:
+            if self.on_first is not None and self.record.kernels == 0:
+                self.on_first()
             self.started = time.perf_counter()
 
     def on_end(self, event):
@@ -83,15 +85,17 @@ class _Listener(numba_event.Listener):
 
 
 @contextmanager
-def compilations():
+def compilations(on_first=None):
     """Measure the kernels compiled inside the block (nothing when the cache had them):
 
         with stochtp.kernels.compilations() as compiled:
             stochtp.fit(net, method, train=(X, y))
         print(compiled.kernels, compiled.seconds)
-    """
+
+    `on_first()`, where given, is called as the block's first compilation starts (a notice that
+    the wait has a reason)."""
     record = Compilations()
-    listener = _Listener(record)
+    listener = _Listener(record, on_first)
     numba_event.register("numba:compile", listener)
     try:
         yield record
