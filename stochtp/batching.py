@@ -14,8 +14,12 @@ mini-batches one at a time but in `Chunk`s of CHUNK consecutive ones, prepared t
 
 A method's per-batch code asks its `MiniBatch` for the forward pass (`batch.forward(net,
 seed)`), which feeds the prepared noisy input; the network itself keeps no state between calls.
+
+The chunk-sized arrays (converted inputs, noisy inputs: 15.7 MB each for 50 MNIST mini-batches)
+are `Recycled`: a fresh array that large costs more in page faults than filling it does.
 """
 import itertools
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,6 +28,29 @@ import numpy as np
 from . import kernels
 
 CHUNK = 50  # mini-batches prepared together: converted, noised, DTP's inverse-phase forward pass
+
+
+class Recycled:
+    """Arrays handed out again once nothing else refers to them (no view of them lives on), so
+    that a loop asking for an array of the same shape every round reuses memory whose pages are
+    already mapped; an array still in use is never written over (another one is made). Two are
+    kept: the array of the round before is, as a rule, still referred to while the next is asked for.
+    """
+
+    KEPT = 2
+    UNREFERENCED = 3  # sys.getrefcount of a kept array nothing else refers to: the list, the loop variable, the call's argument
+
+    def __init__(self):
+        self._arrays = []
+
+    def array(self, shape, dtype):
+        """An uninitialised C-contiguous array of `shape` and `dtype` that nothing else refers to."""
+        for array in self._arrays:
+            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == self.UNREFERENCED:
+                return array
+        array = np.empty(shape, dtype)
+        self._arrays = [array, *self._arrays[: self.KEPT - 1]]
+        return array
 
 
 class Batches:
@@ -41,6 +68,7 @@ class Batches:
     def __init__(self, split, epoch, seed, batch_size, dtype, limit=None, progress=None):
         self.split, self.epoch, self.batch_size, self.dtype, self.limit = split, epoch, batch_size, dtype, limit
         self.progress, self.passes = progress, 0
+        self._inputs = Recycled()
         keys = kernels.uniform_reference(len(split), seed, kernels.stream_id(epoch, "shuffle"), dtype=np.float64)  # drawn once an epoch: by NumPy
         self.order = np.argsort(keys, kind="stable")
 
@@ -56,7 +84,7 @@ class Batches:
                 self.progress(handed_out + first)
             ks = range(first, min(first + CHUNK, len(self)))
             index = np.concatenate([np.sort(self.order[k * size:(k + 1) * size]) for k in ks])
-            x = self.split.features(index, self.dtype)
+            x = self.split.features(index, self.dtype, out=self._inputs.array((len(index), self.split.x.shape[1]), self.dtype))
             for row, k in zip(range(0, len(index), size), ks):
                 yield kernels.stream_id(self.epoch, k), x[row:row + size], self.split.y[index[row:row + size]]
 
@@ -95,22 +123,30 @@ class Chunk:
     """Up to CHUNK consecutive mini-batches of equal size, prepared together (module docstring).
 
     `x` holds their inputs stacked as rows, `streams` their streams, `batches` the `MiniBatch`es
-    (views of `x`). The noisy inputs are made for one dtype, noise level and seed: those of the
-    first `noise_for` call.
+    (views of `x`, made at each access: a chunk does not refer to them, so that no reference
+    cycle keeps a chunk's arrays, and its `Recycled` buffers, alive until Python's cycle
+    collector runs). The noisy inputs are made for one dtype, noise level and seed: those of the
+    first `noise_for` call, into an array of `recycled` (a `Recycled` that the chunks of a pass share).
     """
 
-    def __init__(self, triples):
+    def __init__(self, triples, recycled=None):
+        self.recycled = Recycled() if recycled is None else recycled
         self.streams = [stream for stream, _, _ in triples]
         self.x = stack_rows([x for _, x, _ in triples])
-        bounds = np.cumsum([0] + [len(x) for _, x, _ in triples])
-        self.batches = [MiniBatch(stream, self.x[lo:hi], y, self, slice(lo, hi)) for (stream, _, y), lo, hi in zip(triples, bounds[:-1], bounds[1:])]
+        self.targets = [y for _, _, y in triples]
+        bounds = np.cumsum([0] + [len(x) for _, x, _ in triples]).tolist()
+        self.row_blocks = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         self._noise_key = None
+
+    @property
+    def batches(self):
+        return [MiniBatch(stream, self.x[rows], y, self, rows) for stream, y, rows in zip(self.streams, self.targets, self.row_blocks)]
 
     def __iter__(self):
         return iter(self.batches)
 
     def __len__(self):
-        return len(self.batches)
+        return len(self.streams)
 
     def noise_for(self, net, seed):
         """Whether `noisy_inputs` holds `net`'s training inputs for `seed`: they depend on its dtype
@@ -125,18 +161,20 @@ class Chunk:
     def noisy_inputs(self):
         """The whole chunk's training inputs, one kernel call with each mini-batch's stream."""
         net, seed = self._noise_source
-        return net.fed_input(self.x, seed, self.streams)
+        return net.fed_input(self.x, seed, self.streams, out=self.recycled.array(self.x.shape, net.dtype))
 
 
 def chunks(batches, size=CHUNK):
     """`batches` (any iterable of (stream, x, y), e.g. `Batches`) as `Chunk`s of `size`
-    mini-batches; a run of mini-batches of unequal sizes is split where the size changes."""
+    mini-batches; a run of mini-batches of unequal sizes is split where the size changes. The
+    chunks make their noisy inputs in the arrays of one `Recycled`."""
+    recycled = Recycled()
     iterator = iter(batches)
     while group := list(itertools.islice(iterator, size)):
         start = 0
         for stop in range(1, len(group) + 1):
             if stop == len(group) or len(group[stop][1]) != len(group[start][1]):
-                yield Chunk(group[start:stop])
+                yield Chunk(group[start:stop], recycled)
                 start = stop
 
 

@@ -266,14 +266,15 @@ class Network:
         """
         return self.forward_fed(self.fed_input(x, seed, stream, train), seed, stream, stop)
 
-    def fed_input(self, x, seed=0, stream=0, train=True):
+    def fed_input(self, x, seed=0, stream=0, train=True, out=None):
         """What a pass feeds its first layer: `x` in the network's dtype and, in training, plus
-        input_noise * N(0, 1) from stream_id(stream, "input-noise"), made in one kernel pass.
-        `stream` may be a list (stacked mini-batches)."""
+        input_noise * N(0, 1) from stream_id(stream, "input-noise"), made in one kernel pass
+        (into `out` where given, an array like x in the network's dtype). `stream` may be a
+        list (stacked mini-batches)."""
         x = self.check_input(x).astype(self.dtype, copy=False)
         if not (train and self.input_noise > 0):
             return x
-        return kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype, loc=x, scale=self.input_noise)
+        return kernels.normal(x.shape, seed, kernels.derive(stream, "input-noise"), dtype=self.dtype, loc=x, scale=self.input_noise, out=out)
 
     def forward_fed(self, x_fed, seed=0, stream=0, stop=None):
         """The forward pass from `x_fed`, an input as `fed_input` makes it (noise included)."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stochtp import Network, kernels, methods
-from stochtp.batching import CHUNK, Batches, Chunk, MiniBatch, chunks, stack_rows
+from stochtp.batching import CHUNK, Batches, Chunk, MiniBatch, Recycled, chunks, stack_rows
 from stochtp.data.dataset import Split
 
 
@@ -23,6 +23,44 @@ def test_batches_convert_a_chunk_at_a_time_and_yield_what_one_batch_at_a_time_gi
         np.testing.assert_array_equal(y, split.y[index])
     first_chunk = [x for _, x, _ in yielded[:CHUNK]]
     assert np.shares_memory(stack_rows(first_chunk), first_chunk[0])
+
+
+def test_recycled_hands_an_array_out_again_only_once_nothing_refers_to_it():
+    recycled = Recycled()
+    view = recycled.array((3, 4), np.float32)[1:]
+    second = recycled.array((3, 4), np.float32)
+    assert not np.shares_memory(view, second)  # a view of the first lives on
+    address = view.base.__array_interface__["data"][0]
+    del view
+    assert recycled.array((3, 4), np.float32).__array_interface__["data"][0] == address  # the first, free again
+    assert recycled.array((3, 4), np.float64).dtype == np.float64 and recycled.array((2, 4), np.float32).shape == (2, 4)
+
+
+def test_a_pass_over_the_chunks_reuses_two_input_arrays_and_a_kept_mini_batch_keeps_its_rows():
+    """A pass that lets go of each chunk converts and noises them into the same two arrays each;
+    mini-batches that are kept (here all of them) are never written over."""
+    rng = np.random.default_rng(4)
+    split = Split((rng.random((CHUNK * 8, 6)) * 255).astype(np.uint8), rng.integers(0, 3, CHUNK * 8), 1 / 255)
+    net = Network.from_spec("6-5b-3s", seed=2, input_noise=0.3)
+    batches = Batches(split, 1, 7, 2, np.float32)
+    inputs, noisy = set(), set()
+    for chunk in chunks(batches):
+        inputs.add(chunk.x.__array_interface__["data"][0])
+        noisy.add(chunk.batches[0].inputs(net, 5).__array_interface__["data"][0])
+    assert len(inputs) <= 2 and len(noisy) <= 2
+    kept = list(batches)
+    for k, (stream, x, _) in enumerate(kept):
+        np.testing.assert_array_equal(x, split.features(np.sort(batches.order[2 * k:2 * (k + 1)])))
+
+
+def test_features_fill_out_where_given_and_refuse_one_of_another_shape():
+    split = Split(np.arange(24, dtype=np.uint8).reshape(4, 6), np.zeros(4, int), 1 / 255)
+    index = np.array([2, 0])
+    out = np.empty((2, 6), np.float32)
+    assert split.features(index, out=out) is out
+    np.testing.assert_array_equal(out, split.features(index))
+    with pytest.raises(ValueError, match="shape"):
+        split.features(index, out=np.empty((3, 6), np.float32))
 
 
 def test_stack_rows_is_a_view_only_for_consecutive_row_blocks_of_one_array():

@@ -30,14 +30,21 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def features(self, index=None, dtype=np.float32) -> np.ndarray:
+    def features(self, index=None, dtype=np.float32, out=None) -> np.ndarray:
         """Return `x[index]` (all rows when `index` is None) as a new `dtype` array, scaled.
 
         `index` is anything NumPy accepts on the first axis: a slice, an int array, an int.
+        `out`, a C-contiguous `dtype` array of the result's shape, is filled instead of a new
+        array where the rows are gathered from pixels (the training loop's case), and ignored
+        otherwise.
         """
         scale = np.dtype(dtype).type(self.scale)
         if _gathers_pixel_rows(self.x, index):
-            out = np.empty((len(index), self.x.shape[1]), dtype=dtype)
+            shape = (len(index), self.x.shape[1])
+            if out is None:
+                out = np.empty(shape, dtype=dtype)
+            elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+                raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, got {out.dtype} {out.shape}")
             scaled_rows(self.x, index, scale, out)  # what scaled_rows_reference gives, in one pass
             return out
         rows = self.x if index is None else self.x[index]

@@ -111,15 +111,16 @@ class TargetProp(Method):
         z = affine(units.transmit(self.options["inverse_transmission"], v), self.V[j], self.c[j])
         return units.tanh(z) if self.options["inverse_unit"] == "tanh" else z
 
-    def inverse_inputs(self, net, x, seed, streams):
+    def inverse_inputs(self, net, x, seed, streams, out=None):
         """Per inverse j: (h_tilde, f_j(h_tilde)), the corrupted layer-(j-1) value and layer j's answer
-        to it, for mini-batches stacked as rows (mini-batch k draws from streams[k]).
+        to it, for mini-batches stacked as rows (mini-batch k draws from streams[k]); the noisy
+        input of the forward pass is made in `out` where given (`Network.fed_input`).
 
         They depend on the forward layers only, which the alternating schedule holds fixed for a
         whole inverse phase: a chunk of mini-batches is computed at once, in large matrix products.
         """
         last = self.top - 1  # the layer below the top one: its value is needed, not a sample of it
-        trace = net.forward(x, seed, streams, stop=last)
+        trace = net.forward_fed(net.fed_input(x, seed, streams, out=out), seed, streams, stop=last)
         below_top = net.layers[last]
         v = self.target_values(net, trace) + [self.value(net, below_top, affine(trace.input_of(last), below_top.W, below_top.b))]
         pairs = {}
@@ -170,9 +171,10 @@ class TargetProp(Method):
         at a time (one forward pass over the chunk's stacked inputs, `batching.Chunk.x`)."""
         if not self.V:
             return
+        recycled = batching.Recycled()
         for chunk in batching.chunks(batches):
             streams = [kernels.stream_id(stream, "inverse-phase") for stream in chunk.streams]
-            pairs = self.inverse_inputs(net, chunk.x, seed, streams)
+            pairs = self.inverse_inputs(net, chunk.x, seed, streams, out=recycled.array(chunk.x.shape, net.dtype))
             for batch in chunk:
                 self.inverse_descent({j: (h_tilde[batch.rows], v_j[batch.rows]) for j, (h_tilde, v_j) in pairs.items()})
 
