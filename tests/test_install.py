@@ -51,7 +51,7 @@ def distributions(tmp_path_factory):
 @pytest.mark.slow
 def test_the_sdist_and_the_wheel_hold_every_preset(distributions):
     sdist, wheel = distributions
-    presets = {f"{name}.toml" for name in config.presets()}
+    presets = {f"{name}.toml" for name in config.preset_files()}
     assert "estimators.toml" in presets and f"{PRESET}.toml" in presets
     with tarfile.open(sdist) as archive:
         assert presets <= {os.path.basename(name) for name in archive.getnames() if "/stochtp/presets/" in name}
