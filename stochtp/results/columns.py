@@ -21,7 +21,7 @@ _MEAN_OF_UNITS = "the layer's unit means (probabilities of stochastic units)"
 # column logged without a description of its own gets the one here, or UNDESCRIBED.
 STANDARD_COLUMNS = {
     "epoch": Column("epochs", "the epoch after which this row was logged, counted from 1"),
-    "wall_time": Column("s", "seconds from the start of training to the end of this epoch's training, the evaluations of earlier epochs included; summed over the sessions of a resumed run"),
+    "wall_time": Column("s", "seconds from the start of training to the end of this epoch's training, the evaluations of earlier epochs included; summed over the processes that trained a resumed run"),
     "epoch_time": Column("s", "seconds spent training this epoch, its evaluation not included"),
     "train_loss": Column("per example", "the loss per training example, averaged over the epoch's mini-batches on the forward passes they were trained with: nats for a softmax output (nll), squared error summed over the output units otherwise (mse)"),
     "train_error": Column("fraction", "fraction of the epoch's training examples misclassified, on the forward passes they were trained with"),
