@@ -38,19 +38,29 @@ class Recycled:
     """
 
     KEPT = 2
-    UNREFERENCED = 3  # sys.getrefcount of a kept array nothing else refers to: the list, the loop variable, the call's argument
 
     def __init__(self):
         self._arrays = []
 
+    @staticmethod
+    def _count_when_unreferenced():
+        """sys.getrefcount of a list's item that nothing else refers to, read as `array` reads it
+        (the list, the loop variable and the call's argument, as this interpreter counts them:
+        versions that borrow references count fewer)."""
+        for item in [object()]:
+            return sys.getrefcount(item)
+
     def array(self, shape, dtype):
         """An uninitialised C-contiguous array of `shape` and `dtype` that nothing else refers to."""
         for array in self._arrays:
-            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == self.UNREFERENCED:
+            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == UNREFERENCED:
                 return array
         array = np.empty(shape, dtype)
         self._arrays = [array, *self._arrays[: self.KEPT - 1]]
         return array
+
+
+UNREFERENCED = Recycled._count_when_unreferenced()
 
 
 class Batches:
