@@ -291,7 +291,7 @@ def test_killed_sweep_trains_only_the_missing_runs(tmp_path):
 
 
 def start_sweep(tmp_path, epochs, seeds=(0, 1)):
-    """A sweep of the tiny DTP run on 2 local workers in a process session (setsid) of its own, and the folder its workers train in."""
+    """A sweep of the tiny DTP run on 2 local workers in a process group of its own (setsid), and the folder its workers train in."""
     path = write_sweep(tmp_path, BASE.replace("epochs = 2", f"epochs = {epochs}") + f'[sweep]\nmethod.name = ["dtp"]\nseed = {list(seeds)}\n')
     scratch = tmp_path / "scratch"
     scratch.mkdir()
