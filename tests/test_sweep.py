@@ -319,7 +319,7 @@ def wait_until_both_workers_train(child, scratch):
         time.sleep(0.1)
 
 
-def session_is_empty(pgid, timeout=30):
+def process_group_is_empty(pgid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -348,7 +348,7 @@ def test_a_signal_to_the_client_records_the_runs_in_progress_as_interrupted_star
         assert "sweep interrupted" in child.stderr.read()
         runs = results.open(tmp_path / "grid.h5").runs
         assert len(runs) == 2 and all(run.status == "interrupted" and run.num_epochs >= 1 for run in runs)
-        assert session_is_empty(child.pid), "a worker outlived the sweep"
+        assert process_group_is_empty(child.pid), "a worker outlived the sweep"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
@@ -371,7 +371,7 @@ def test_a_killed_worker_fails_its_run_only_and_the_sweep_goes_on(tmp_path, sign
         (failed,) = [run for run in runs if run.status == "failed"]
         assert failed.attrs["error"] == f"its worker process was killed by {name}"
         assert len({run.attrs["config_hash"] for run in runs}) == 3
-        assert session_is_empty(child.pid), "a worker outlived the sweep"
+        assert process_group_is_empty(child.pid), "a worker outlived the sweep"
         assert list(scratch.iterdir()) == []
     finally:
         with contextlib.suppress(ProcessLookupError):
