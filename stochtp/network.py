@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels, losses, units
-from .kernels import fused
+from .kernels import fused, passes
 from .errors import ConfigError
 
 INITS = ("glorot", "orthogonal")
@@ -341,8 +341,10 @@ class Network:
         True
 
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
-        stochastic one, and its probabilities, do not depend on the sample: computed once. The
-        passes run a group at a time, their rows stacked (at most STACKED_ROWS, or one pass's) so
+        stochastic one, and its probabilities, do not depend on the sample: computed once. Where
+        the layers from there up are Bernoulli layers and a softmax output (float32), the passes
+        run in one kernel (`kernels.passes`: the same draws, its products as sums of table rows,
+        rounded in another order). Otherwise the passes run a group at a time, their rows stacked (at most STACKED_ROWS, or one pass's) so
         that each layer above is one product and one kernel call for the group; every pass draws
         from its own stream what it would alone (see `forward`) and the outputs are summed in pass
         order, so the numbers are those of one pass at a time.
@@ -358,6 +360,10 @@ class Network:
         layer = self.layers[first]
         a_first = affine(shared.input_of(first), layer.W, layer.b)
         p_first = layer.kind.probability(a_first, self.slope)
+        chain = self._bernoulli_chain(first)
+        if chain is not None:
+            streams = [[kernels.stream_id(kernels.stream_id(stream, "test-sample", k), "forward-sample", i) for i in range(first, n - 1)] for k in range(samples)]
+            return passes.chain_sum(p_first, *chain, self.slope, seed, streams) / samples
         total = np.zeros((len(x), self.layers[-1].n_out))
         group = max(1, STACKED_ROWS // max(1, len(x)))
         for start in range(0, samples, group):
@@ -369,6 +375,18 @@ class Network:
             for rows in np.split(outputs, len(streams)):
                 total += rows
         return total / samples
+
+    def _bernoulli_chain(self, first):
+        """(weights, biases) of the products above stochastic layer `first` where `kernels.passes`
+        can run the K-sample passes: float32, the layers from `first` below the output Bernoulli
+        ones sending their 0/1 values on, a softmax output; else None."""
+        hidden, top = self.layers[first:-1], self.layers[-1]
+        if self.dtype != np.float32 or self.loss_name != "nll" or top.unit != "softmax":
+            return None
+        if any(layer.kind.name != "bernoulli" or layer.transmission != "identity" for layer in hidden):
+            return None
+        above = self.layers[first + 1:]
+        return [layer.W for layer in above], [layer.b for layer in above]
 
     def replace(self, slope=None, transmission=None):
         """A network sharing this one's parameter arrays (every W and b) with another stochastic-unit

@@ -1,0 +1,70 @@
+"""The K-sample evaluation of valid + test (K = 100 by default) of the stochastic network, with
+the table-lookup kernel (`stochtp.kernels.passes`) and with the pass-by-pass path (stacked BLAS
+products), timed alternately in one process on 1 and 2 threads. Prints a line per timing and
+whether the error rates of the two agree.
+
+    python benchmarks/k_sample_eval.py [--reps 2] [--samples 100] [--data-dir DIR] [--trained FILE.h5]
+
+The network is `784-200b-200b-10s` as paper-stochastic-dtp initialises it (seed 0), or with
+--trained the best parameters of the first run of a results file of that network; on MNIST from
+--data-dir or $STOCHTP_DATA. An untrained network's probabilities are near 1/2, so its samples
+vary most from pass to pass; a trained one's are mostly near 0 or 1.
+"""
+import argparse
+import os
+import time
+
+import h5py
+import numba
+from threadpoolctl import threadpool_limits
+
+import stochtp
+from stochtp import data, train
+from stochtp.network import Network
+
+
+class Schedule:
+    """What `train.evaluate` reads of a run config: a K-sample evaluation at this epoch."""
+    seed, eval_samples_every, epochs = 3, 10, 10
+
+    def __init__(self, samples):
+        self.eval_samples = samples
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--data-dir", default=os.environ.get("STOCHTP_DATA", "data"))
+    parser.add_argument("--trained", help="a results file whose first run's best parameters to evaluate")
+    args = parser.parse_args()
+    stochtp.configure_process()
+    dataset = data.load("mnist", args.data_dir, download=False)
+    net = Network.from_spec("784-200b-200b-10s", seed=0)
+    if args.trained:
+        with h5py.File(args.trained, "r") as results:
+            best = next(iter(results["runs"].values()))["best"]
+            for i, layer in enumerate(net.layers):
+                layer.W[...], layer.b[...] = best[f"layer_{i}/W"][()], best[f"layer_{i}/b"][()]
+    config = Schedule(args.samples)
+    kernel_chain = Network._bernoulli_chain
+    paths = {"kernel": kernel_chain, "pass-by-pass": lambda self, first: None}
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        with threadpool_limits(threads):
+            for choose in paths.values():  # compiles and warms both paths
+                Network._bernoulli_chain = choose
+                train.evaluate(net, dataset, config, 10)
+            for rep in range(args.reps):
+                metrics = {}
+                for name, choose in paths.items():
+                    Network._bernoulli_chain = choose
+                    tick = time.perf_counter()
+                    metrics[name] = train.evaluate(net, dataset, config, 10)
+                    print(f"threads={threads} rep={rep} {name:12s} {time.perf_counter() - tick:6.2f} s", flush=True)
+                print(f"threads={threads} rep={rep} same error rates: {metrics['kernel'] == metrics['pass-by-pass']}", flush=True)
+    Network._bernoulli_chain = kernel_chain
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""K sampled passes through a chain of Bernoulli layers and a softmax output, in one kernel.
+
+The K-sample evaluation of a stochastic network averages the softmax output of K forward passes.
+For a chain first Bernoulli layer (its probabilities p known) -> more Bernoulli layers -> softmax,
+everything a pass does after the first layer's draw works on 0/1 vectors, and a product of a 0/1
+vector by a weight matrix W (n_in x n_out) is a sum of rows of W. `bit_tables` precomputes, for
+each group of BITS consecutive inputs, the sum of W's rows for every pattern of those bits:
+
+    T[g, c, :] = sum over bits b set in c of W[BITS g + b, :]        (2**BITS patterns c)
+
+so that h @ W = sum over groups g of T[g, code_g(h)], where code_g(h) packs h's bits
+BITS g .. BITS g + BITS - 1: n_in / BITS table rows added instead of n_in multiply-adds per
+output. The tables are made once per call and serve every pass.
+
+`chain_totals` works through the examples a tile of rows at a time and, for each tile, through
+the K passes in order: it samples each layer with the Bernoulli kernels' own routine at the
+positions `bernoulli`/`sigmoid_bernoulli` use (r n + j of the layer's stream in pass k, so the
+same numbers), forms the next pre-activation, and adds the softmax output to `total` in float64,
+pass by pass. A row keeps its last pass's samples and pre-activations: where only a few samples
+changed (a trained network's units are mostly near 0 or 1, and about 5 of 200 change from pass to
+pass), the pre-activation moves by the rows of W of those units, added or subtracted; otherwise,
+and every REFRESH passes, it is summed afresh from the tables. `chain_sum` splits the tiles over
+the run's threads (Python threads: the kernel releases the GIL; a parallel Numba kernel took
+seconds longer to compile in a fresh install).
+
+The only difference from passes made with BLAS products is the order in which the float32 sums
+are rounded (a sample can flip where u lies within rounding of p, about one draw in 10**7).
+`chain_totals_reference` is the NumPy version the tests compare it with.
+"""
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from .sampling import GROUP, _bernoulli_groups, sigmoid_scalar
+
+BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables take 5 MB
+PATTERNS = 1 << BITS
+REFRESH = 16  # a row's pre-activations are summed afresh from the tables every REFRESH passes
+_POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit weights
+
+
+def bit_tables(W):
+    """The (groups, 2**BITS, n_out) float32 tables of W (n_in x n_out) described above; inputs past
+    n_in (the last group's padding) have zero rows."""
+    n_in, n_out = W.shape
+    groups = -(-n_in // BITS)
+    padded = np.zeros((groups * BITS, n_out), np.float32)
+    padded[:n_in] = W
+    patterns = ((np.arange(PATTERNS)[:, None] >> np.arange(BITS)) & 1).astype(np.float32)  # (2**BITS, BITS)
+    return np.ascontiguousarray(patterns @ padded.reshape(groups, BITS, n_out))
+
+
+def tile_rows(widths):
+    """Rows per tile such that every Bernoulli layer's tile starts on a Philox group boundary
+    (GROUP words): the least common multiple over those widths of GROUP / gcd(width, GROUP)."""
+    rows = 1
+    for width in widths:
+        rows = math.lcm(rows, GROUP // math.gcd(width, GROUP))
+    return rows
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def chain_totals(first_tile, stop_tile, p_first, probs, fired, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
+    """total[r] += softmax output of pass k for k = 0..K-1, on the tiles first_tile..stop_tile-1
+    (rows_per_tile rows each) of a chain of len(widths) - 1 Bernoulli layers and a softmax layer of
+    widths[-1] units; returns True if a probability was NaN.
+
+    p_first: the first layer's probabilities (N x widths[0], flat). probs, fired: flat scratch
+    arrays of N x (sum of the Bernoulli layers' widths) values, each layer's probabilities and
+    samples in a part of its own (each tile works on its own rows of it: a part shared by layers
+    of different widths would give one thread's tile rows another thread's tile uses). Product j (from layer j to j + 1) has its weights (n_in x
+    n_out), one after the other in `weights`, its
+    `bit_tables` at tables[table_starts[j]:] and its bias at biases[bias_starts[j]:]; Bernoulli
+    layer j of pass k draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope a)
+    after the first. The draws are made by the Bernoulli kernels' own routine,
+    `_bernoulli_groups`, on the tile's Philox groups (a tile starts on a group boundary).
+
+    Each row keeps, per product, the pre-activation of its last pass and the samples it came
+    from (`_next_preactivation`).
+    """
+    n = total.shape[0]
+    layers = widths.size - 1
+    widest = widths.max()
+    nan = False
+    codes = np.empty((widest + BITS - 1) // BITS, np.int64)
+    flipped = np.empty(widest + 1, np.int64)  # the units whose sample changed since the row's last pass
+    # Per product j, from position j * stride (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
+    stride = rows_per_tile * widest
+    previous = np.zeros(layers * stride, np.float32)  # the samples of layer j in the row's last pass
+    pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1 they gave
+    weight_starts = np.zeros(layers, np.int64)
+    scratch_starts = np.zeros(layers, np.int64)  # layer j's part of probs and fired: N x width at n * sum of widths below
+    for j in range(1, layers):
+        weight_starts[j] = weight_starts[j - 1] + widths[j - 1] * widths[j]
+        scratch_starts[j] = scratch_starts[j - 1] + n * widths[j - 1]
+    for tile in range(first_tile, stop_tile):
+        r0 = tile * rows_per_tile
+        rows = min(rows_per_tile, n - r0)
+        for k in range(stream0s.shape[0]):
+            for j in range(layers):
+                width, n_out = widths[j], widths[j + 1]
+                start, stop = r0 * width, (r0 + rows) * width
+                part = scratch_starts[j]  # slices with int bounds keep the arrays C-contiguous for the routine
+                layer_probs = p_first[0:n * width] if j == 0 else probs[part:part + n * width]
+                if j > 0:
+                    _sigmoid_rows(pre[(j - 1) * stride:(j - 1) * stride + stop - start], slope, layer_probs[start:stop])
+                layer_fired = fired[part:part + n * width]
+                nan |= _bernoulli_groups(start // GROUP, (stop + GROUP - 1) // GROUP, layer_probs, layer_fired, key0, key1, stream0s[k, j], stream1s[k, j])
+                product = weights[weight_starts[j]:weight_starts[j] + width * n_out]
+                for r in range(rows):
+                    _next_preactivation(k, layer_fired[start + r * width:start + (r + 1) * width], previous[j * stride + r * width:j * stride + (r + 1) * width],
+                                        product, tables, table_starts[j], biases[bias_starts[j]:bias_starts[j] + n_out], codes, flipped, pre[j * stride + r * n_out:j * stride + (r + 1) * n_out])
+            out = widths[-1]
+            for r in range(rows):
+                logits = pre[(layers - 1) * stride + r * out:(layers - 1) * stride + (r + 1) * out]
+                top = logits.max()
+                norm = np.float32(0.0)
+                for i in range(out):
+                    norm += np.float32(math.exp(logits[i] - top))
+                for i in range(out):
+                    total[r0 + r, i] += np.float64(np.float32(math.exp(logits[i] - top)) / norm)
+    return nan
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _sigmoid_rows(a, slope, p):
+    """p = sigmoid(slope a) on 1-D views indexed from 0 (a loop that vectorises)."""
+    for i in range(a.size):
+        p[i] = sigmoid_scalar(a[i] * slope)
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _next_preactivation(k, samples, previous, W, tables, table_start, bias, codes, flipped, pre):
+    """pre = samples @ W + bias for one row, and previous = samples, given the row's last pass
+    (previous, pre). If few samples changed since, pre moves by + or - the rows of W of those that
+    did (a trained network's samples change in a few units from pass to pass); otherwise, and on
+    every REFRESH-th pass, it is the sum of table rows (`bit_tables`), so that rounding does not
+    pile up."""
+    width, n_out = samples.size, pre.size
+    groups = (width + BITS - 1) // BITS
+    changed = 0
+    for i in range(width):  # branch-free: the index is written, the count moves only on a change
+        flipped[changed] = i
+        changed += samples[i] != previous[i]
+    if k % REFRESH == 0 or changed > groups:
+        _pack(samples, 1, width, codes)
+        _lookup(tables, table_start, bias, 0, codes, 1, width, n_out, pre)
+    else:
+        for t in range(changed):
+            i = flipped[t]
+            step = samples[i] - previous[i]
+            row = W[i * n_out:(i + 1) * n_out]
+            for o in range(n_out):
+                pre[o] += step * row[o]
+    for i in range(width):
+        previous[i] = samples[i]
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _pack(fired, rows, width, codes):
+    """codes[r, g] (flat, groups per row) = the bits of row r's samples BITS g .. BITS g + BITS - 1,
+    from `fired` (the tile's samples, 0.0 or 1.0, rows x width flat): sum of sample_b 2**b, exact
+    in float32."""
+    groups = (width + BITS - 1) // BITS
+    whole = width // BITS
+    for r in range(rows):
+        row = fired[r * width:(r + 1) * width]
+        code = codes[r * groups:(r + 1) * groups]
+        for g in range(whole):
+            value = np.float32(0.0)
+            for b in range(BITS):
+                value += row[g * BITS + b] * _POWERS[b]
+            code[g] = np.int64(value)
+        if whole < groups:
+            value = np.float32(0.0)
+            for b in range(width - whole * BITS):
+                value += row[whole * BITS + b] * _POWERS[b]
+            code[whole] = np.int64(value)
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _lookup(tables, start, biases, bias_start, codes, rows, n_in, n_out, a):
+    """a[r] = sum over groups g of T[g, codes[r, g]] + bias for each row r (flat, n_out per row):
+    the product of the packed 0/1 rows by the layer's weights. Four groups' rows are added
+    together before they go to a[r], which is read and written once per four groups."""
+    groups = (n_in + BITS - 1) // BITS
+    for r in range(rows):
+        acc = a[r * n_out:(r + 1) * n_out]
+        code = codes[r * groups:(r + 1) * groups]
+        for i in range(n_out):
+            acc[i] = np.float32(0.0)
+        g = 0
+        while g + 4 <= groups:
+            t0 = tables[start + (g * PATTERNS + code[g]) * n_out:]
+            t1 = tables[start + ((g + 1) * PATTERNS + code[g + 1]) * n_out:]
+            t2 = tables[start + ((g + 2) * PATTERNS + code[g + 2]) * n_out:]
+            t3 = tables[start + ((g + 3) * PATTERNS + code[g + 3]) * n_out:]
+            for i in range(n_out):
+                acc[i] += ((t0[i] + t1[i]) + t2[i]) + t3[i]
+            g += 4
+        for g in range(g, groups):
+            t0 = tables[start + (g * PATTERNS + code[g]) * n_out:]
+            for i in range(n_out):
+                acc[i] += t0[i]
+        for i in range(n_out):
+            acc[i] += biases[bias_start + i]
+
+
+def chain_totals_reference(p_first, weights, biases, slope, seed, streams):
+    """`chain_totals`'s sum of K softmax outputs by NumPy products and the sampling kernels:
+    `weights`/`biases` of the products, `streams[k][j]` the stream of Bernoulli layer j in pass k."""
+    from . import bernoulli, sigmoid_bernoulli  # the public kernels (this module is imported by their package)
+
+    total = np.zeros((p_first.shape[0], weights[-1].shape[1]))
+    for layer_streams in streams:
+        h = bernoulli(p_first, seed, layer_streams[0], dtype=np.float32)
+        for j, (W, b) in enumerate(zip(weights, biases)):
+            a = h @ W + b
+            if j + 1 < len(weights):
+                h = sigmoid_bernoulli(a * np.float32(slope), seed, layer_streams[j + 1])[1]
+        z = np.exp(a - a.max(axis=1, keepdims=True))
+        total += z / z.sum(axis=1, keepdims=True)
+    return total
+
+
+def chain_sum(p_first, weights, biases, slope, seed, streams):
+    """The sum over K passes of the softmax output (N, n_out), float64, by `chain_totals`: the
+    arguments as `chain_totals_reference` takes them (float32 arrays, `streams[k][j]` ints)."""
+    from .streams import check_uint64, split64
+
+    tables = [bit_tables(W) for W in weights]
+    widths = np.array([p_first.shape[1], *(W.shape[1] for W in weights)], np.int64)
+    words = np.array([[split64(s) for s in layer_streams] for layer_streams in streams], np.uint64)  # (K, L, 2)
+    key0, key1 = split64(check_uint64(seed, "seed"))
+    total = np.zeros((p_first.shape[0], widths[-1]))
+    rows = tile_rows(widths[:-1])
+    scratch = len(p_first) * widths[:-1].sum()
+    arguments = (np.ascontiguousarray(p_first, np.float32).reshape(-1), np.empty(scratch, np.float32), np.empty(scratch, np.float32),
+                 np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), np.concatenate([t.ravel() for t in tables]), _starts(tables),
+                 np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
+                 np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)
+    tiles = -(-len(total) // rows)
+    threads = max(1, min(numba.get_num_threads(), tiles))  # the run's thread setting; tiles split evenly
+    bounds = [tiles * t // threads for t in range(threads + 1)]
+    if threads == 1:
+        nan = chain_totals(0, tiles, *arguments)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            nan = any(pool.map(lambda t: chain_totals(bounds[t], bounds[t + 1], *arguments), range(threads)))
+    if nan:
+        raise ValueError("p contains NaN")
+    return total
+
+
+def _starts(arrays):
+    return np.cumsum([0, *(a.size for a in arrays[:-1])]).astype(np.int64)

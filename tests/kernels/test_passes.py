@@ -1,0 +1,111 @@
+"""The K-sample passes kernel (stochtp.kernels.passes) against its NumPy reference, and the
+network's K-sample evaluation with and without it."""
+import numba
+import numpy as np
+import pytest
+
+from stochtp.kernels import passes, stream_id
+from stochtp.network import Network
+
+
+def random_chain(rng, widths, scale=1.0, exact=False):
+    """The weights and biases of the products of a chain of `widths` (float32).
+    `exact`: weights and biases on a 1/8 grid, small enough that every float32 sum is exact."""
+    weights = [rng.standard_normal((n_in, n_out)) * scale for n_in, n_out in zip(widths[:-1], widths[1:])]
+    biases = [rng.standard_normal(n_out) * scale for n_out in widths[1:]]
+    if exact:
+        weights, biases = ([np.round(w * 8) / 8 for w in arrays] for arrays in (weights, biases))
+    return [w.astype(np.float32) for w in weights], [b.astype(np.float32) for b in biases]
+
+
+def chain_streams(samples, layers):
+    return [[stream_id(k, "forward-sample", j) for j in range(layers)] for k in range(samples)]
+
+
+def test_bit_tables_hold_the_sums_of_the_rows_a_pattern_selects():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((11, 3)).astype(np.float32)
+    tables = passes.bit_tables(W)
+    assert tables.shape == (2, passes.PATTERNS, 3)
+    for group, pattern in [(0, 0), (0, 0b10110001), (1, 0b111), (1, 0b11111000)]:
+        rows = [passes.BITS * group + b for b in range(passes.BITS) if pattern >> b & 1 and passes.BITS * group + b < 11]
+        np.testing.assert_allclose(tables[group, pattern], W[rows].sum(axis=0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("widths, rows, slope", [([20, 13, 7], 50, 1.0), ([200, 200, 10], 37, 1.0), ([5, 9, 3, 4], 70, 2.0), ([8, 2], 3, 1.0)])
+def test_chain_sum_matches_the_numpy_reference(widths, rows, slope):
+    """Same draws, products rounded in another order: the sums agree to float32 rounding (a sample
+    flips only where a uniform lies within rounding of its probability, about 1 draw in 10**7)."""
+    rng = np.random.default_rng(len(widths) * rows)
+    p_first = rng.random((rows, widths[0])).astype(np.float32)
+    weights, biases = random_chain(rng, widths)
+    streams = chain_streams(6, len(widths) - 1)
+    fused = passes.chain_sum(p_first, weights, biases, slope, 9, streams)
+    reference = passes.chain_totals_reference(p_first, weights, biases, slope, 9, streams)
+    assert fused.shape == (rows, widths[-1]) and fused.dtype == np.float64
+    np.testing.assert_allclose(fused, reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(fused.sum(axis=1), 6.0, rtol=1e-6)
+
+
+def test_chain_sum_follows_the_reference_when_few_samples_change_between_passes():
+    """Probabilities near 0 or 1 (a trained network): most rows move their pre-activations by the
+    changed units' weights from pass to pass, over more than REFRESH passes. Pre-activations of
+    tens round coarser than in the other tests; a wrong sample would move a sum by up to 1."""
+    rng = np.random.default_rng(8)
+    widths = [64, 48, 10]
+    p_first = np.where(rng.random((90, 64)) < 0.5, 0.02, 0.98).astype(np.float32)
+    weights, biases = random_chain(rng, widths, scale=3.0)
+    streams = chain_streams(2 * passes.REFRESH + 3, 2)
+    np.testing.assert_allclose(passes.chain_sum(p_first, weights, biases, 1.0, 2, streams),
+                               passes.chain_totals_reference(p_first, weights, biases, 1.0, 2, streams), rtol=0, atol=1e-4)
+
+
+def test_chain_sum_draws_the_reference_samples_where_the_sums_are_exact():
+    """With weights whose sums are exact in float32 the two compute the same pre-activations, so
+    every sample must be the same: the outputs agree to the softmax's last bits."""
+    rng = np.random.default_rng(3)
+    widths = [24, 16, 5]
+    p_first = rng.random((40, 24)).astype(np.float32)
+    weights, biases = random_chain(rng, widths, scale=0.5, exact=True)
+    streams = chain_streams(20, 2)
+    np.testing.assert_allclose(passes.chain_sum(p_first, weights, biases, 1.0, 4, streams),
+                               passes.chain_totals_reference(p_first, weights, biases, 1.0, 4, streams), rtol=2e-6, atol=1e-7)
+
+
+def test_chain_sum_does_not_depend_on_the_thread_count():
+    """Layers of different widths, so that the threads' tiles cover different stretches of each
+    layer's scratch; repeated, as a race shows up only in some runs."""
+    rng = np.random.default_rng(4)
+    p_first = rng.random((300, 40)).astype(np.float32)
+    weights, biases = random_chain(rng, [40, 30, 6])
+    streams = chain_streams(20, 2)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = passes.chain_sum(p_first, weights, biases, 1.0, 1, streams)
+        numba.set_num_threads(max(2, numba.config.NUMBA_NUM_THREADS))
+        for _ in range(5):
+            assert np.array_equal(one, passes.chain_sum(p_first, weights, biases, 1.0, 1, streams))
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_chain_sum_rejects_nan_probabilities():
+    rng = np.random.default_rng(5)
+    p_first = rng.random((16, 8)).astype(np.float32)
+    p_first[3, 2] = np.nan
+    weights, biases = random_chain(rng, [8, 4, 2])
+    with pytest.raises(ValueError, match="NaN"):
+        passes.chain_sum(p_first, weights, biases, 1.0, 0, chain_streams(2, 2))
+
+
+@pytest.mark.parametrize("spec, fused", [("12-10b-9b-4s", True), ("12-7t-10b-4s", True), ("12-10p-4s", False), ("12-10b:n-4s", False), ("12-10b-8t-4s", False)])
+def test_network_k_sample_evaluation_with_and_without_the_kernel(spec, fused, monkeypatch):
+    """The kernel runs where the chain above the first stochastic layer is Bernoulli layers and a
+    softmax; there, and elsewhere, the K-sample probabilities are those of the pass-by-pass path."""
+    net = Network.from_spec(spec, seed=2)
+    x = np.random.default_rng(6).random((60, 12)).astype(np.float32)
+    assert (net._bernoulli_chain(next(i for i, layer in enumerate(net.layers) if layer.stochastic)) is not None) == fused
+    proba = net.predict_proba(x, samples=30, seed=7, stream=11)
+    monkeypatch.setattr(Network, "_bernoulli_chain", lambda self, first: None)
+    np.testing.assert_allclose(proba, net.predict_proba(x, samples=30, seed=7, stream=11), rtol=0, atol=1e-6)
