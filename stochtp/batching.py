@@ -7,7 +7,7 @@ mini-batches one at a time but in `Chunk`s of CHUNK consecutive ones, prepared t
 - the chunk's inputs are converted from the stored pixels in one call, into ONE array whose
   consecutive row blocks are the mini-batches (`Chunk.x`: the stacked inputs, no copy);
 - the training input noise of the whole chunk, x + input_noise * N(0, 1) with each
-  mini-batch's own stream, is drawn in one parallel kernel call the first time a mini-batch of
+  mini-batch's own stream, is drawn in one threaded kernel call the first time a mini-batch of
   the chunk asks for it (`MiniBatch.inputs`); one serial call per mini-batch would leave a core
   idle. It is exactly what `Network.forward(x, seed, stream)` draws for that mini-batch alone;
 - DTP's inverse phase runs one forward pass over a chunk's stacked inputs (`Chunk.x`).

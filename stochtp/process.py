@@ -4,21 +4,22 @@
 asks; the `stochtp` command applies them as it starts.
 
 - Thread pools, read when each pool starts; a user's own settings win. Idle OpenBLAS threads
-  spin for 2^28 cycles (about 0.1 s) after each product and take a core from the parallel Numba
+  spin for 2^28 cycles (about 0.1 s) after each product and take a core from the threaded
   kernel that follows; OPENBLAS_THREAD_TIMEOUT=21 (2^21 cycles, about 1 ms) keeps them awake
-  between one mini-batch's products only. Idle OpenMP (Numba) threads sleep instead of spinning
-  (OMP_WAIT_POLICY=PASSIVE): a spinning pool slowed the BLAS call after each kernel 40-fold.
+  between one mini-batch's products only. Idle OpenMP threads (Numba's parallel loops in a
+  user's code, an OpenMP build of the BLAS) sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE):
+  a spinning pool slowed the BLAS call after each kernel 40-fold.
 - glibc keeps freed blocks in the heap for reuse (Linux only; a user's MALLOC_* or GLIBC_TUNABLES
   malloc settings win). By default glibc gives blocks over a dynamic threshold (128 KB up to
   32 MB) back to the system and takes fresh pages for the next one, which the kernel zeroes on
   first touch: the training loop's chunk arrays (4 to 16 MB, made anew every 50 mini-batches)
-  cost thousands of page faults per chunk, inside the parallel kernels. Blocks up to 32 MB then
+  cost thousands of page faults per chunk, inside the threaded kernels. Blocks up to 32 MB then
   come from the heap and up to 256 MB of free heap is kept; the peak memory is unchanged.
 
 OpenBLAS reads its variable once, when NumPy loads it; OpenMP reads its own when Numba first
 starts its threads. `import stochtp` loads neither, so `configure_process()` called before
 NumPy is imported reaches both; called later it still sets the allocator and, before the first
-parallel kernel, OpenMP (set OPENBLAS_THREAD_TIMEOUT=21 before starting Python to have it all).
+OpenMP pool starts, OpenMP (set OPENBLAS_THREAD_TIMEOUT=21 before starting Python to have it all).
 The `stochtp` command (`stochtp.__main__`) calls it before anything imports NumPy.
 """
 import ctypes

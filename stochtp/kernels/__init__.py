@@ -127,7 +127,8 @@ def uniform(shape, seed, stream=0, dtype=np.float32, out=None):
     the drawing itself)."""
     dtype, shape = _float_dtype(dtype), _shape(shape)
     out = _output(out, shape, dtype, "out", allowed=(dtype,))
-    sampling.driver(out.size, sampling.uniform_kernel, sampling.uniform_serial)(out.reshape(-1), *_words(seed, stream, shape))
+    words = _words(seed, stream, shape)
+    sampling.run_tasks(sampling.uniform_tasks, sampling.block_tasks(out.size, out.itemsize, words[2].size), out.size, out.reshape(-1), *words)
     return out
 
 
@@ -172,8 +173,9 @@ def normal(shape, seed, stream=0, dtype=np.float32, loc=None, scale=1.0, out=Non
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) or not np.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
     out = _output(out, shape, dtype, "out", allowed=(dtype,), inputs=(loc,))
-    kernel = sampling.driver(out.size, sampling.normal_kernel, sampling.normal_serial)
-    kernel(out.reshape(-1), loc.reshape(-1), dtype.type(scale), *_words(seed, stream, shape))
+    words = _words(seed, stream, shape)
+    tasks = sampling.block_tasks(out.size, out.itemsize, words[2].size)
+    sampling.run_tasks(sampling.normal_tasks, tasks, out.size, out.reshape(-1), loc.reshape(-1), dtype.type(scale), *words)
     return out
 
 
@@ -191,8 +193,7 @@ def bernoulli(p, seed, stream=0, out=None, dtype=np.uint8):
             bernoulli(p, seed, one_stream, out=block)
         return out
     out = _output(out, p.shape, dtype, "out", inputs=(p,))
-    kernel = sampling.driver(p.size, sampling.bernoulli_kernel, sampling.bernoulli_serial)
-    if kernel(p.reshape(-1), out.reshape(-1), *_words(seed, stream, p.shape)):
+    if _bernoulli_draw(p.reshape(-1), out.reshape(-1), _words(seed, stream, p.shape)):
         raise ValueError("p contains NaN")
     return out
 
@@ -205,7 +206,13 @@ def sigmoid_bernoulli(a, seed, stream=0, p_out=None, h_out=None):
     a = _float_input(a, "a")
     p_out = _output(p_out, a.shape, a.dtype, "p_out", allowed=(a.dtype,), inputs=(a,))
     h_out = _output(h_out, a.shape, a.dtype, "h_out", inputs=(a, p_out))
-    kernel = sampling.driver(a.size, sampling.sigmoid_bernoulli_kernel, sampling.sigmoid_bernoulli_serial)
-    if kernel(a.reshape(-1), p_out.reshape(-1), h_out.reshape(-1), *_words(seed, stream, a.shape)):
+    p_flat = p_out.reshape(-1)
+    sampling.run_tasks(sampling.sigmoid_tasks, a.size, a.size, a.reshape(-1), p_flat)
+    if _bernoulli_draw(p_flat, h_out.reshape(-1), _words(seed, stream, a.shape)):
         raise ValueError("a (pre-activation) contains NaN")
     return p_out, h_out
+
+
+def _bernoulli_draw(p, out, words):
+    """1[u < p] on flat arrays by the Bernoulli kernel's tasks; True if some p is NaN."""
+    return sampling.run_tasks(sampling.bernoulli_tasks, sampling.block_tasks(p.size, 4, words[2].size), p.size, p, out, *words)

@@ -9,7 +9,7 @@ import math
 import numba
 import numpy as np
 
-from .sampling import driver, sigmoid_kernel, sigmoid_serial
+from .sampling import run_tasks, sigmoid_tasks
 
 _ONE = np.float32(1.0)  # keeps float32 arithmetic float32 (an integer 1 would make it float64)
 
@@ -133,7 +133,7 @@ def sigmoid(a, out):
     """out = 1 / (1 + exp(-a)) on flat arrays, as the sigmoid-Bernoulli kernels compute it (a
     vectorised polynomial exp in float32, libm in float64); large arrays in parallel (DTP's
     inverse phase takes the probabilities of a chunk of 50 mini-batches at a time)."""
-    driver(out.size, sigmoid_kernel, sigmoid_serial)(a, out)
+    run_tasks(sigmoid_tasks, a.size, a.size, a, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -163,16 +163,12 @@ def _scale_row(source, scale, out):
         out[k] = source[k] * scale
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _scaled_rows_kernel(x, index, scale, out):
-    for row in numba.prange(index.size):
-        _scale_row(x[index[row]], scale, out[row])
-
-
 @numba.njit(cache=True, nogil=True)
-def _scaled_rows_serial(x, index, scale, out):
-    for row in range(index.size):
+def _scaled_rows_tasks(first, stop, x, index, scale, out):
+    """Rows first..stop-1 of `scaled_rows` (one row a task)."""
+    for row in range(first, stop):
         _scale_row(x[index[row]], scale, out[row])
+    return False
 
 
 def scaled_rows(x, index, scale, out):
@@ -181,7 +177,7 @@ def scaled_rows(x, index, scale, out):
     of out's dtype; `x` (N, d) and `out` (len(index), d) are C-contiguous and every index lies
     in [0, N) (the caller checks: the kernel does not). Large outputs are worked on in parallel.
     """
-    driver(out.size, _scaled_rows_kernel, _scaled_rows_serial)(x, index, scale, out)
+    run_tasks(_scaled_rows_tasks, index.size, out.size, x, index, scale, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

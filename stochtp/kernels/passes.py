@@ -20,20 +20,18 @@ pass by pass. A row keeps its last pass's samples and pre-activations: where onl
 changed (a trained network's units are mostly near 0 or 1, and about 5 of 200 change from pass to
 pass), the pre-activation moves by the rows of W of those units, added or subtracted; otherwise,
 and every REFRESH passes, it is summed afresh from the tables. `chain_sum` splits the tiles over
-the run's threads (Python threads: the kernel releases the GIL; a parallel Numba kernel took
-seconds longer to compile in a fresh install).
+the run's threads (`sampling.run_tasks`, a tile a task).
 
 The only difference from passes made with BLAS products is the order in which the float32 sums
 are rounded (a sample can flip where u lies within rounding of p, about one draw in 10**7).
 `chain_totals_reference` is the NumPy version the tests compare it with.
 """
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-from .sampling import GROUP, _bernoulli_groups, sigmoid_scalar
+from .sampling import GROUP, _bernoulli_groups, run_tasks, sigmoid_scalar
 
 BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
@@ -241,15 +239,7 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
                  np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), np.concatenate([t.ravel() for t in tables]), _starts(tables),
                  np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
                  np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)
-    tiles = -(-len(total) // rows)
-    threads = max(1, min(numba.get_num_threads(), tiles))  # the run's thread setting; tiles split evenly
-    bounds = [tiles * t // threads for t in range(threads + 1)]
-    if threads == 1:
-        nan = chain_totals(0, tiles, *arguments)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            nan = any(pool.map(lambda t: chain_totals(bounds[t], bounds[t + 1], *arguments), range(threads)))
-    if nan:
+    if run_tasks(chain_totals, -(-len(total) // rows), total.size * len(streams) * widths[:-1].sum(), *arguments):
         raise ValueError("p contains NaN")
     return total
 

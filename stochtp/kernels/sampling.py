@@ -19,21 +19,25 @@ Words are made a *group* at a time (`philox4x32_lanes`: LANES blocks side by sid
 rounds vectorise, one row per word: position 4 l + k of the group is words[k, l]), then
 converted in one pass; the last group of an array that it does not fill goes through a
 group-sized buffer. The uniform, normal and Bernoulli kernels are each one
-`_*_groups(first, stop, ...)` routine run either by a parallel driver (tasks of
-`_GROUPS_PER_TASK` groups over Numba's threads) or serially; the routine is compiled once, not
-inlined into each driver, and the float32 or float64 conversion in it is chosen when Numba
-compiles, so that a kernel compiles the one precision it is called with (compiling is what a
-fresh install waits for: seconds per kernel). The sigmoid-Bernoulli kernels are
-a sigmoid pass followed by the Bernoulli driver. A flat array may be cut into equal blocks with
-one stream each (a chunk of mini-batches, each drawing its own numbers in one call).
-Mini-batch-sized arrays go serial: waking a thread pool for 20 000 values costs more than the
-work and takes the cores from the BLAS call that follows. Both drivers produce the same values.
+`_*_groups(first, stop, ...)` routine inside one `*_tasks(first, stop, ...)` kernel, which works
+on a range of the array's tasks (`_GROUPS_PER_TASK` groups each); the float32 or float64
+conversion is chosen when Numba compiles, so that a kernel compiles the one precision it is
+called with (compiling is what a fresh install waits for: seconds per kernel). `run_tasks` runs
+a kernel's tasks in the calling thread, or in contiguous ranges on the run's threads (Python
+threads; Numba's parallel loops compiled each kernel a second time, for seconds more). The
+sigmoid-Bernoulli draw is a sigmoid pass followed by the Bernoulli kernel. A flat array may be
+cut into equal blocks with one stream each (a chunk of mini-batches, each drawing its own
+numbers in one call). Mini-batch-sized arrays stay in the calling thread: waking threads for
+20 000 values costs more than the work and takes the cores from the BLAS call that follows.
+Every split gives the same values.
 """
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import overload
 
 from .bits import bits_from_float32, float32_from_bits
@@ -43,9 +47,6 @@ GROUP = 4 * LANES  # 32-bit words per group
 PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays are worked on by the calling thread (see above)
 
 
-def driver(size, parallel, serial):
-    """The parallel kernel for PARALLEL_MIN_SIZE values of work or more, else the serial one."""
-    return parallel if size >= PARALLEL_MIN_SIZE else serial
 _GROUPS_PER_TASK = 32
 _TWO_M24 = np.float32(2.0**-24)
 _TWO_M53 = 2.0**-53
@@ -362,94 +363,86 @@ def _task_range(task, tasks_per_block, groups_per_block):
     return block, start, min(groups_per_block, start + _GROUPS_PER_TASK)
 
 
-# Drivers: `stream0s`, `stream1s` hold one stream per block; block b is positions
-# b*block..(b+1)*block-1 of the flat arrays, drawn from position 0 of stream b.
-# The serial drivers start at group _FIRST_GROUP, an int64 as the parallel drivers' first
-# groups are: a literal 0 would make Numba compile the group routine a second time.
-_FIRST_GROUP = np.int64(0)
+# Task kernels: `stream0s`, `stream1s` hold one stream per block; block b is positions
+# b*block..(b+1)*block-1 of the flat arrays, drawn from position 0 of stream b. A call works on
+# tasks first..stop-1 of the array's tasks (`_GROUPS_PER_TASK` groups of one block each, block
+# after block): `run_tasks` gives all of them to the calling thread, or a contiguous range to
+# each of the run's threads. Serial or threaded, it is the one compiled kernel.
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def uniform_kernel(out, key0, key1, stream0s, stream1s):
-    """Fill flat float32 or float64 `out` with U[0, 1) values, block b from stream b."""
-    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
-    for task in prange(stream0s.size * tasks):
-        b, start, stop = _task_range(task, tasks, groups)
-        _uniform_groups(start, stop, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def uniform_serial(out, key0, key1, stream0s, stream1s):
-    block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
-    for b in range(stream0s.size):
-        _uniform_groups(_FIRST_GROUP, groups, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
-
-
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def normal_kernel(out, loc, scale, key0, key1, stream0s, stream1s):
-    """Fill flat float32 or float64 `out` with loc + scale N(0, 1) values, block b from stream b;
-    `loc` is an array like `out`, or empty for none."""
-    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
-    for task in prange(stream0s.size * tasks):
-        b, start, stop = _task_range(task, tasks, groups)
-        sl = slice(b * block, (b + 1) * block)
-        _normal_groups(start, stop, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
+def block_tasks(size, itemsize, n_blocks):
+    """The number of tasks of a flat array of `size` values of `itemsize` bytes in `n_blocks` blocks
+    (`_layout`'s, in Python)."""
+    block = size // n_blocks
+    groups = -(-(block * 2 if itemsize == 8 else block) // GROUP)
+    return n_blocks * -(-groups // _GROUPS_PER_TASK)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def normal_serial(out, loc, scale, key0, key1, stream0s, stream1s):
-    block, groups, _ = _layout(out.size, out.itemsize, stream0s.size)
-    for b in range(stream0s.size):
+def uniform_tasks(first, stop, out, key0, key1, stream0s, stream1s):
+    """Fill tasks first..stop-1 of flat float32 or float64 `out` with U[0, 1) values, block b from stream b."""
+    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
+    for task in range(first, stop):
+        b, start, end = _task_range(task, tasks, groups)
+        _uniform_groups(start, end, out[b * block:(b + 1) * block], key0, key1, stream0s[b], stream1s[b])
+    return False
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def normal_tasks(first, stop, out, loc, scale, key0, key1, stream0s, stream1s):
+    """Fill tasks first..stop-1 of flat float32 or float64 `out` with loc + scale N(0, 1) values,
+    block b from stream b; `loc` is an array like `out`, or empty for none."""
+    block, groups, tasks = _layout(out.size, out.itemsize, stream0s.size)
+    for task in range(first, stop):
+        b, start, end = _task_range(task, tasks, groups)
         sl = slice(b * block, (b + 1) * block)
-        _normal_groups(_FIRST_GROUP, groups, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
+        _normal_groups(start, end, out[sl], loc[sl], scale, key0, key1, stream0s[b], stream1s[b])
+    return False
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def bernoulli_kernel(p, out, key0, key1, stream0s, stream1s):
-    """out[i] = 1[u_i < p[i]] on flat arrays, block b from stream b; returns True if some p[i] is NaN."""
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def bernoulli_tasks(first, stop, p, out, key0, key1, stream0s, stream1s):
+    """out[i] = 1[u_i < p[i]] on tasks first..stop-1 of flat arrays, block b from stream b;
+    returns True if one of their p[i] is NaN."""
     block, groups, tasks = _layout(p.size, 4, stream0s.size)
-    nan_seen = np.zeros(stream0s.size * tasks, dtype=np.bool_)
-    for task in prange(stream0s.size * tasks):
-        b, start, stop = _task_range(task, tasks, groups)
-        sl = slice(b * block, (b + 1) * block)
-        nan_seen[task] = _bernoulli_groups(start, stop, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
-    return nan_seen.any()
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def bernoulli_serial(p, out, key0, key1, stream0s, stream1s):
-    block, groups, _ = _layout(p.size, 4, stream0s.size)
     nan = False
-    for b in range(stream0s.size):
+    for task in range(first, stop):
+        b, start, end = _task_range(task, tasks, groups)
         sl = slice(b * block, (b + 1) * block)
-        nan |= _bernoulli_groups(_FIRST_GROUP, groups, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
+        nan |= _bernoulli_groups(start, end, p[sl], out[sl], key0, key1, stream0s[b], stream1s[b])
     return nan
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def sigmoid_kernel(a, out):
-    """out = sigmoid(a) on flat arrays (a vectorised polynomial exp in float32, libm in float64)."""
-    for i in prange(a.size):
-        out[i] = sigmoid_scalar(a[i])
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def sigmoid_serial(a, out):
-    for i in range(a.size):
-        out[i] = sigmoid_scalar(a[i])
+def sigmoid_tasks(first, stop, a, out):
+    """out[i] = sigmoid(a[i]) for i in first..stop-1 of flat arrays (one value a task; a vectorised
+    polynomial exp in float32, libm in float64); the loop runs on views indexed from 0, so that
+    it vectorises."""
+    values, results = a[first:stop], out[first:stop]
+    for i in range(values.size):
+        results[i] = sigmoid_scalar(values[i])
+    return False
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def sigmoid_bernoulli_kernel(a, p_out, h_out, key0, key1, stream0s, stream1s):
-    """p = sigmoid(a), then h = 1[u < p], by the parallel kernels; returns True if some a[i] is NaN.
+def run_tasks(kernel, tasks, size, *args):
+    """kernel(first, stop, *args) over tasks 0..tasks-1, `size` values of work in all: by the
+    calling thread below PARALLEL_MIN_SIZE values or with one thread, else in contiguous ranges,
+    one per thread of `numba.get_num_threads()` (Python threads: the kernels release the GIL).
+    Returns whether a call returned True."""
+    threads = min(numba.get_num_threads(), tasks) if size >= PARALLEL_MIN_SIZE else 1
+    if threads <= 1:
+        return bool(kernel(0, tasks, *args))
+    bounds = [tasks * t // threads for t in range(threads + 1)]
+    return any(thread_pool().map(lambda t: kernel(bounds[t], bounds[t + 1], *args), range(threads)))
 
-    Two passes, each a loop that vectorises (one fused loop saved 15 % but made Numba warn when
-    it compiled, about the float32 exp's inlined overload)."""
-    sigmoid_kernel(a, p_out)
-    return bernoulli_kernel(p_out, h_out, key0, key1, stream0s, stream1s)
+
+_POOL = {}  # process id -> its thread pool (a pool made before a fork has no threads in the child)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def sigmoid_bernoulli_serial(a, p_out, h_out, key0, key1, stream0s, stream1s):
-    sigmoid_serial(a, p_out)
-    return bernoulli_serial(p_out, h_out, key0, key1, stream0s, stream1s)
+def thread_pool():
+    """The process's thread pool for kernels run in ranges, as many workers as Numba may use."""
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="stochtp-kernel")
+    return _POOL[pid]

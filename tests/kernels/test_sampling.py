@@ -477,12 +477,12 @@ def test_sigmoid_bernoulli_rejects_nan_pre_activation(nan_position):
         sigmoid_bernoulli(a, SEED)
 
 
-BLOCK = 40_003  # three streams' blocks of a parallel call (3 x 40 003 values >= PARALLEL_MIN_SIZE), each ending in a partial group
+BLOCK = 40_003  # three streams' blocks of a threaded call (3 x 40 003 values >= PARALLEL_MIN_SIZE), each ending in a partial group
 
 
 @pytest.mark.parametrize("nan_position", [0, 4096 * 5 + 7, 2 * BLOCK - 2, 2 * BLOCK + 20_000])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_parallel_drivers_find_a_nan_in_any_task_block_or_partial_group(nan_position, dtype):
+def test_threaded_kernels_find_a_nan_in_any_task_block_or_partial_group(nan_position, dtype):
     values = np.full(3 * BLOCK, 0.5, dtype=dtype)
     assert values.size >= sampling.PARALLEL_MIN_SIZE
     values[nan_position] = np.nan
@@ -629,40 +629,67 @@ def test_non_integer_scalar_shape_is_rejected(shape):
         uniform(shape, SEED)
 
 
+def in_ranges(kernel, tasks, *args):
+    """kernel over tasks 0..tasks-1 in three uneven ranges, as threads of `run_tasks` would take them."""
+    cuts = sorted({0, tasks // 3, min(tasks, 2 * tasks // 3 + 1), tasks})
+    return any([kernel(first, stop, *args) for first, stop in zip(cuts[:-1], cuts[1:])])
+
+
 @pytest.mark.parametrize("size", [1, 4097, 70001])
-def test_serial_and_parallel_drivers_draw_the_same_values(size):
-    """Small arrays go to the serial driver; both must produce the values of the position-based contract."""
+def test_task_kernels_draw_the_same_values_in_one_call_or_in_ranges(size):
+    """The calling thread runs all of a kernel's tasks in one call, the threads of `run_tasks` a
+    range each: both must produce the values of the position-based contract."""
     from stochtp.kernels import _words
 
     words = _words(SEED, 99, (size,))
     for dtype in (np.float32, np.float64):
+        tasks = sampling.block_tasks(size, np.dtype(dtype).itemsize, 1)
         a, b = np.empty(size, dtype), np.empty(size, dtype)
-        sampling.uniform_kernel(a, *words)
-        sampling.uniform_serial(b, *words)
+        sampling.uniform_tasks(0, tasks, a, *words)
+        in_ranges(sampling.uniform_tasks, tasks, b, *words)
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, uniform(size, SEED, 99, dtype=dtype))
         loc, scale = uniform(size, SEED + 2, dtype=dtype), dtype(0.3)
         for given in (loc, loc[:0]):
             a, b = np.empty(size, dtype), np.empty(size, dtype)
-            sampling.normal_kernel(a, given, scale, *words)
-            sampling.normal_serial(b, given, scale, *words)
+            sampling.normal_tasks(0, tasks, a, given, scale, *words)
+            in_ranges(sampling.normal_tasks, tasks, b, given, scale, *words)
             np.testing.assert_array_equal(a, b)
         p = uniform(size, SEED + 1, dtype=dtype)
         h1, h2 = np.empty(size, np.uint8), np.empty(size, np.uint8)
-        sampling.bernoulli_kernel(p, h1, *words)
-        sampling.bernoulli_serial(p, h2, *words)
+        bernoulli_tasks = sampling.block_tasks(size, 4, 1)
+        assert not sampling.bernoulli_tasks(0, bernoulli_tasks, p, h1, *words)
+        assert not in_ranges(sampling.bernoulli_tasks, bernoulli_tasks, p, h2, *words)
         np.testing.assert_array_equal(h1, h2)
-        pa, ha, pb, hb = (np.empty(size, dtype) for _ in range(4))
-        sampling.sigmoid_bernoulli_kernel(p - 0.5, pa, ha, *words)
-        sampling.sigmoid_bernoulli_serial(p - 0.5, pb, hb, *words)
+        pa, pb = np.empty(size, dtype), np.empty(size, dtype)
+        sampling.sigmoid_tasks(0, size, p - 0.5, pa)
+        in_ranges(sampling.sigmoid_tasks, size, p - 0.5, pb)
         np.testing.assert_array_equal(pa, pb)
-        np.testing.assert_array_equal(ha, hb)
+
+
+def test_run_tasks_splits_large_arrays_over_the_threads_and_keeps_small_ones():
+    """Above PARALLEL_MIN_SIZE values the tasks go to the run's threads in ranges; the draws do not
+    depend on the number of threads."""
+    import numba
+
+    before = numba.get_num_threads()
+    shape = (3, sampling.PARALLEL_MIN_SIZE // 2 + 5)
+    try:
+        numba.set_num_threads(1)
+        alone = normal(shape, SEED, [4, 5, 6]), bernoulli(np.full(shape, 0.3), SEED, 7)
+        numba.set_num_threads(max(2, numba.config.NUMBA_NUM_THREADS))
+        split = normal(shape, SEED, [4, 5, 6]), bernoulli(np.full(shape, 0.3), SEED, 7)
+    finally:
+        numba.set_num_threads(before)
+    for one, many in zip(alone, split):
+        np.testing.assert_array_equal(one, many)
 
 
 @pytest.mark.parametrize("blocks, rows", [(1, 3), (3, 1), (5, 40), (7, 300)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype):
     """stream = [s_0, ..., s_{C-1}] cuts the first axis into C blocks; block k is the draw of stream s_k.
-    7 x 300 x 130 values take the parallel driver, the others the serial one."""
+    7 x 300 x 130 values go to the threads, the others stay in the calling thread."""
     streams = [stream_id(k, "chunk") for k in range(blocks)]
     shape = (blocks * rows, 130)
     a = (uniform(shape, SEED + 5, dtype=dtype) - 0.5) * 8
@@ -681,7 +708,7 @@ def test_a_chunk_of_blocks_draws_what_each_block_draws_alone(blocks, rows, dtype
 @pytest.mark.parametrize("blocks, rows", [(1, 40), (3, 40), (4, 200)])
 def test_one_block_of_probabilities_draws_for_every_stream_what_it_draws_alone(blocks, rows):
     """With C streams and an `out` of C times p's rows, block k of `out` is the draw of p from
-    stream s_k alone (4 x 200 x 130 values: each block takes the parallel driver)."""
+    stream s_k alone (4 x 200 x 130 values: each block goes to the threads)."""
     streams = [stream_id(k, "repeat") for k in range(blocks)]
     p = uniform((rows, 130), SEED + 7)
     out = np.empty((blocks * rows, 130), np.float32)
