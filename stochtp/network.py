@@ -378,15 +378,19 @@ class Network:
 
     def _bernoulli_chain(self, first):
         """(weights, biases) of the products above stochastic layer `first` where `kernels.passes`
-        can run the K-sample passes: float32, the layers from `first` below the output Bernoulli
-        ones sending their 0/1 values on, a softmax output; else None."""
+        runs the K-sample passes: float32, the layers from `first` below the output Bernoulli
+        ones sending their 0/1 values on, a softmax output, and tables within
+        `passes.MAX_TABLE_BYTES`; else None."""
         hidden, top = self.layers[first:-1], self.layers[-1]
         if self.dtype != np.float32 or self.loss_name != "nll" or top.unit != "softmax":
             return None
         if any(layer.kind.name != "bernoulli" or layer.transmission != "identity" for layer in hidden):
             return None
         above = self.layers[first + 1:]
-        return [layer.W for layer in above], [layer.b for layer in above]
+        weights = [layer.W for layer in above]
+        if passes.table_bytes(weights) > passes.MAX_TABLE_BYTES:
+            return None
+        return weights, [layer.b for layer in above]
 
     def replace(self, slope=None, transmission=None):
         """A network sharing this one's parameter arrays (every W and b) with another stochastic-unit

@@ -6,9 +6,10 @@ asks; the `stochtp` command applies them as it starts.
 - Thread pools, read when each pool starts; a user's own settings win. Idle OpenBLAS threads
   spin for 2^28 cycles (about 0.1 s) after each product and take a core from the threaded
   kernel that follows; OPENBLAS_THREAD_TIMEOUT=21 (2^21 cycles, about 1 ms) keeps them awake
-  between one mini-batch's products only. Idle OpenMP threads (Numba's parallel loops in a
-  user's code, an OpenMP build of the BLAS) sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE):
-  a spinning pool slowed the BLAS call after each kernel 40-fold.
+  between one mini-batch's products only. Idle OpenMP threads (Numba's own pool, which starts
+  when the thread count is read or set, idle beside the kernels' Python threads; an OpenMP build
+  of the BLAS) sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE): a spinning pool slowed the
+  BLAS call after each kernel 40-fold.
 - glibc keeps freed blocks in the heap for reuse (Linux only; a user's MALLOC_* or GLIBC_TUNABLES
   malloc settings win). By default glibc gives blocks over a dynamic threshold (128 KB up to
   32 MB) back to the system and takes fresh pages for the next one, which the kernel zeroes on

@@ -22,9 +22,12 @@ pass), the pre-activation moves by the rows of W of those units, added or subtra
 and every REFRESH passes, it is summed afresh from the tables. `chain_sum` splits the tiles over
 the run's threads (`sampling.run_tasks`, a tile a task).
 
-The only difference from passes made with BLAS products is the order in which the float32 sums
-are rounded (a sample can flip where u lies within rounding of p, about one draw in 10**7).
-`chain_totals_reference` is the NumPy version the tests compare it with.
+What differs from passes made with BLAS products is rounding only: the float32 sums run in
+another order, a shortcut pre-activation carries its rounding for up to REFRESH - 1 passes, and
+the softmax takes a scalar exp and a sequential sum where NumPy's are vectorised. A sample can
+flip where u lies within rounding of p (about one draw in 10**7), and a K-sample error rate can
+differ where an average's argmax is within rounding of a tie. `chain_totals_reference` is the
+NumPy version the tests compare it with.
 """
 import math
 
@@ -36,18 +39,30 @@ from .sampling import GROUP, _bernoulli_groups, run_tasks, sigmoid_scalar
 BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
 REFRESH = 16  # a row's pre-activations are summed afresh from the tables every REFRESH passes
+MAX_TABLE_BYTES = 64 << 20  # wider chains take the pass-by-pass path (BLAS), faster there anyway
 _POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit weights
 
 
 def bit_tables(W):
     """The (groups, 2**BITS, n_out) float32 tables of W (n_in x n_out) described above; inputs past
-    n_in (the last group's padding) have zero rows."""
+    n_in (the last group's padding) have zero rows. Each pattern's row is the row of the pattern
+    without its lowest bit plus that bit's row of W, T[c] = T[c & (c - 1)] + W[lowest bit of c]:
+    sums in a fixed order, whatever BLAS the machine has."""
     n_in, n_out = W.shape
     groups = -(-n_in // BITS)
-    padded = np.zeros((groups * BITS, n_out), np.float32)
-    padded[:n_in] = W
-    patterns = ((np.arange(PATTERNS)[:, None] >> np.arange(BITS)) & 1).astype(np.float32)  # (2**BITS, BITS)
-    return np.ascontiguousarray(patterns @ padded.reshape(groups, BITS, n_out))
+    padded = np.zeros((groups, BITS, n_out), np.float32)
+    padded.reshape(groups * BITS, n_out)[:n_in] = W
+    tables = np.zeros((groups, PATTERNS, n_out), np.float32)
+    for pattern in range(1, PATTERNS):
+        lowest = (pattern & -pattern).bit_length() - 1
+        tables[:, pattern] = tables[:, pattern & (pattern - 1)] + padded[:, lowest]
+    return tables
+
+
+def table_bytes(weights):
+    """The bytes `bit_tables` takes for every product of `weights`: 2**BITS / BITS = 32 times the
+    weights themselves."""
+    return sum(-(-W.shape[0] // BITS) * PATTERNS * W.shape[1] * 4 for W in weights)
 
 
 def tile_rows(widths):
@@ -68,7 +83,8 @@ def chain_totals(first_tile, stop_tile, p_first, probs, fired, weights, tables, 
     p_first: the first layer's probabilities (N x widths[0], flat). probs, fired: flat scratch
     arrays of N x (sum of the Bernoulli layers' widths) values, each layer's probabilities and
     samples in a part of its own (each tile works on its own rows of it: a part shared by layers
-    of different widths would give one thread's tile rows another thread's tile uses). Product j (from layer j to j + 1) has its weights (n_in x
+    of different widths would give one thread's tile rows another thread's tile uses; layer 0
+    reads p_first, and its part of probs stays unused). Product j (from layer j to j + 1) has its weights (n_in x
     n_out), one after the other in `weights`, its
     `bit_tables` at tables[table_starts[j]:] and its bias at biases[bias_starts[j]:]; Bernoulli
     layer j of pass k draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope a)
@@ -139,12 +155,12 @@ def _next_preactivation(k, samples, previous, W, tables, table_start, bias, code
     width, n_out = samples.size, pre.size
     groups = (width + BITS - 1) // BITS
     changed = 0
-    for i in range(width):  # branch-free: the index is written, the count moves only on a change
-        flipped[changed] = i
+    for i in range(width):  # branch-free: every i is written at the next free place, which it
+        flipped[changed] = i  # keeps only if its sample changed (hence flipped's one spare entry)
         changed += samples[i] != previous[i]
     if k % REFRESH == 0 or changed > groups:
-        _pack(samples, 1, width, codes)
-        _lookup(tables, table_start, bias, 0, codes, 1, width, n_out, pre)
+        _pack(samples, codes)
+        _lookup(tables, table_start, bias, codes, width, pre)
     else:
         for t in range(changed):
             i = flipped[t]
@@ -157,53 +173,47 @@ def _next_preactivation(k, samples, previous, W, tables, table_start, bias, code
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _pack(fired, rows, width, codes):
-    """codes[r, g] (flat, groups per row) = the bits of row r's samples BITS g .. BITS g + BITS - 1,
-    from `fired` (the tile's samples, 0.0 or 1.0, rows x width flat): sum of sample_b 2**b, exact
-    in float32."""
-    groups = (width + BITS - 1) // BITS
+def _pack(samples, codes):
+    """codes[g] = the bits of one row's samples BITS g .. BITS g + BITS - 1 (0.0 or 1.0 each), as
+    the sum of sample_b 2**b, exact in float32."""
+    width = samples.size
     whole = width // BITS
-    for r in range(rows):
-        row = fired[r * width:(r + 1) * width]
-        code = codes[r * groups:(r + 1) * groups]
-        for g in range(whole):
-            value = np.float32(0.0)
-            for b in range(BITS):
-                value += row[g * BITS + b] * _POWERS[b]
-            code[g] = np.int64(value)
-        if whole < groups:
-            value = np.float32(0.0)
-            for b in range(width - whole * BITS):
-                value += row[whole * BITS + b] * _POWERS[b]
-            code[whole] = np.int64(value)
+    for g in range(whole):
+        value = np.float32(0.0)
+        for b in range(BITS):
+            value += samples[g * BITS + b] * _POWERS[b]
+        codes[g] = np.int64(value)
+    if whole * BITS < width:
+        value = np.float32(0.0)
+        for b in range(width - whole * BITS):
+            value += samples[whole * BITS + b] * _POWERS[b]
+        codes[whole] = np.int64(value)
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _lookup(tables, start, biases, bias_start, codes, rows, n_in, n_out, a):
-    """a[r] = sum over groups g of T[g, codes[r, g]] + bias for each row r (flat, n_out per row):
-    the product of the packed 0/1 rows by the layer's weights. Four groups' rows are added
-    together before they go to a[r], which is read and written once per four groups."""
+def _lookup(tables, start, bias, codes, n_in, pre):
+    """pre = sum over groups g of T[g, codes[g]] + bias for one row: the product of its packed 0/1
+    samples by the layer's weights (tables at tables[start:]). Four groups' rows are added together
+    before they go to pre, which is read and written once per four groups."""
     groups = (n_in + BITS - 1) // BITS
-    for r in range(rows):
-        acc = a[r * n_out:(r + 1) * n_out]
-        code = codes[r * groups:(r + 1) * groups]
+    n_out = pre.size
+    for i in range(n_out):
+        pre[i] = np.float32(0.0)
+    g = 0
+    while g + 4 <= groups:
+        t0 = tables[start + (g * PATTERNS + codes[g]) * n_out:]
+        t1 = tables[start + ((g + 1) * PATTERNS + codes[g + 1]) * n_out:]
+        t2 = tables[start + ((g + 2) * PATTERNS + codes[g + 2]) * n_out:]
+        t3 = tables[start + ((g + 3) * PATTERNS + codes[g + 3]) * n_out:]
         for i in range(n_out):
-            acc[i] = np.float32(0.0)
-        g = 0
-        while g + 4 <= groups:
-            t0 = tables[start + (g * PATTERNS + code[g]) * n_out:]
-            t1 = tables[start + ((g + 1) * PATTERNS + code[g + 1]) * n_out:]
-            t2 = tables[start + ((g + 2) * PATTERNS + code[g + 2]) * n_out:]
-            t3 = tables[start + ((g + 3) * PATTERNS + code[g + 3]) * n_out:]
-            for i in range(n_out):
-                acc[i] += ((t0[i] + t1[i]) + t2[i]) + t3[i]
-            g += 4
-        for g in range(g, groups):
-            t0 = tables[start + (g * PATTERNS + code[g]) * n_out:]
-            for i in range(n_out):
-                acc[i] += t0[i]
+            pre[i] += ((t0[i] + t1[i]) + t2[i]) + t3[i]
+        g += 4
+    for g in range(g, groups):
+        t0 = tables[start + (g * PATTERNS + codes[g]) * n_out:]
         for i in range(n_out):
-            acc[i] += biases[bias_start + i]
+            pre[i] += t0[i]
+    for i in range(n_out):
+        pre[i] += bias[i]
 
 
 def chain_totals_reference(p_first, weights, biases, slope, seed, streams):
@@ -240,7 +250,7 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
                  np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
                  np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)
     if run_tasks(chain_totals, -(-len(total) // rows), total.size * len(streams) * widths[:-1].sum(), *arguments):
-        raise ValueError("p contains NaN")
+        raise ValueError("a probability of the K-sample passes is NaN (p, or a pre-activation, contains NaN)")
     return total
 
 

@@ -33,6 +33,7 @@ Every split gives the same values.
 """
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -428,21 +429,29 @@ def run_tasks(kernel, tasks, size, *args):
     """kernel(first, stop, *args) over tasks 0..tasks-1, `size` values of work in all: by the
     calling thread below PARALLEL_MIN_SIZE values or with one thread, else in contiguous ranges,
     one per thread of `numba.get_num_threads()` (Python threads: the kernels release the GIL).
-    Returns whether a call returned True."""
+    Returns whether a call returned True, once every range has ended (the calling thread runs the
+    first range itself)."""
     threads = min(numba.get_num_threads(), tasks) if size >= PARALLEL_MIN_SIZE else 1
     if threads <= 1:
         return bool(kernel(0, tasks, *args))
     bounds = [tasks * t // threads for t in range(threads + 1)]
-    return any(thread_pool().map(lambda t: kernel(bounds[t], bounds[t + 1], *args), range(threads)))
+    others = [thread_pool().submit(kernel, bounds[t], bounds[t + 1], *args) for t in range(1, threads)]
+    try:
+        first = kernel(bounds[0], bounds[1], *args)
+    finally:
+        results = [future.result() for future in others]  # no range left running when this returns or raises
+    return bool(first) or any(results)
 
 
 _POOL = {}  # process id -> its thread pool (a pool made before a fork has no threads in the child)
+_POOL_LOCK = threading.Lock()
 
 
 def thread_pool():
     """The process's thread pool for kernels run in ranges, as many workers as Numba may use."""
-    pid = os.getpid()
-    if pid not in _POOL:
-        _POOL.clear()
-        _POOL[pid] = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="stochtp-kernel")
-    return _POOL[pid]
+    with _POOL_LOCK:
+        pid = os.getpid()
+        if pid not in _POOL:
+            _POOL.clear()
+            _POOL[pid] = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="stochtp-kernel")
+        return _POOL[pid]

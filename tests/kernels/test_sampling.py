@@ -667,22 +667,37 @@ def test_task_kernels_draw_the_same_values_in_one_call_or_in_ranges(size):
         np.testing.assert_array_equal(pa, pb)
 
 
-def test_run_tasks_splits_large_arrays_over_the_threads_and_keeps_small_ones():
+def test_run_tasks_splits_large_arrays_over_the_threads_alike(thread_counts):
     """Above PARALLEL_MIN_SIZE values the tasks go to the run's threads in ranges; the draws do not
     depend on the number of threads."""
-    import numba
-
-    before = numba.get_num_threads()
     shape = (3, sampling.PARALLEL_MIN_SIZE // 2 + 5)
-    try:
-        numba.set_num_threads(1)
-        alone = normal(shape, SEED, [4, 5, 6]), bernoulli(np.full(shape, 0.3), SEED, 7)
-        numba.set_num_threads(max(2, numba.config.NUMBA_NUM_THREADS))
-        split = normal(shape, SEED, [4, 5, 6]), bernoulli(np.full(shape, 0.3), SEED, 7)
-    finally:
-        numba.set_num_threads(before)
+    alone, split = (sample_with_threads(threads, lambda: (normal(shape, SEED, [4, 5, 6]), bernoulli(np.full(shape, 0.3), SEED, 7)))
+                    for threads in thread_counts)
     for one, many in zip(alone, split):
         np.testing.assert_array_equal(one, many)
+
+
+def test_run_tasks_returns_after_every_range_has_ended():
+    """A range that finds a NaN early must not leave the other threads writing after the caller raised."""
+    import threading
+    import time
+
+    ended = []
+
+    def kernel(first, stop, flag_first):
+        if first > 0:
+            time.sleep(0.05)
+        ended.append(threading.get_ident())
+        return first == 0 and flag_first
+
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        threads = numba.get_num_threads()
+        assert sampling.run_tasks(kernel, 8, sampling.PARALLEL_MIN_SIZE, True)
+    finally:
+        numba.set_num_threads(previous)
+    assert len(ended) == min(threads, 8)
 
 
 @pytest.mark.parametrize("blocks, rows", [(1, 3), (3, 1), (5, 40), (7, 300)])
