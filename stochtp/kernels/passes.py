@@ -10,7 +10,8 @@ each group of BITS consecutive inputs, the sum of W's rows for every pattern of 
 
 so that h @ W = sum over groups g of T[g, code_g(h)], where code_g(h) packs h's bits
 BITS g .. BITS g + BITS - 1: n_in / BITS table rows added instead of n_in multiply-adds per
-output. The tables are made once per call and serve every pass.
+output. The tables serve every pass; `tables_of` keeps the latest ones, keyed by a hash of the
+weights, so that an evaluation's chunks of examples share them.
 
 `chain_totals` works through the examples a tile of rows at a time and, for each tile, through
 the K passes in order: it samples each layer with the Bernoulli kernels' own routine at the
@@ -29,6 +30,7 @@ flip where u lies within rounding of p (about one draw in 10**7), and a K-sample
 differ where an average's argmax is within rounding of a tie. `chain_totals_reference` is the
 NumPy version the tests compare it with.
 """
+import hashlib
 import math
 
 import numba
@@ -45,18 +47,36 @@ _POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit 
 
 def bit_tables(W):
     """The (groups, 2**BITS, n_out) float32 tables of W (n_in x n_out) described above; inputs past
-    n_in (the last group's padding) have zero rows. Each pattern's row is the row of the pattern
-    without its lowest bit plus that bit's row of W, T[c] = T[c & (c - 1)] + W[lowest bit of c]:
-    sums in a fixed order, whatever BLAS the machine has."""
+    n_in (the last group's padding) have zero rows. A pattern's row is the row of the pattern
+    without its highest bit h plus row h of W, T[c] = T[c - 2**h] + W[h]: each row adds W's rows in
+    increasing bit order, whatever BLAS the machine has, in BITS array operations."""
     n_in, n_out = W.shape
     groups = -(-n_in // BITS)
     padded = np.zeros((groups, BITS, n_out), np.float32)
     padded.reshape(groups * BITS, n_out)[:n_in] = W
-    tables = np.zeros((groups, PATTERNS, n_out), np.float32)
-    for pattern in range(1, PATTERNS):
-        lowest = (pattern & -pattern).bit_length() - 1
-        tables[:, pattern] = tables[:, pattern & (pattern - 1)] + padded[:, lowest]
+    tables = np.empty((groups, PATTERNS, n_out), np.float32)
+    tables[:, 0] = 0
+    for bit in range(BITS):
+        half = 1 << bit
+        np.add(tables[:, :half], padded[:, bit, None, :], out=tables[:, half:2 * half])
     return tables
+
+
+_TABLES = {}  # digest of a weight matrix -> its tables, the most recent within MAX_TABLE_BYTES
+
+
+def tables_of(W):
+    """`bit_tables(W)`, made once for weights whose bytes are unchanged: an evaluation calls the
+    kernel once per chunk of examples with the same weights, and hashing them (about 0.1 ms for
+    200 x 200) costs far less than building the tables (about 8 ms)."""
+    W = np.ascontiguousarray(W, np.float32)
+    key = (W.shape, hashlib.blake2b(W.data, digest_size=16).digest())
+    if key not in _TABLES:
+        tables = bit_tables(W)
+        while _TABLES and sum(kept.nbytes for kept in _TABLES.values()) + tables.nbytes > MAX_TABLE_BYTES:
+            _TABLES.pop(next(iter(_TABLES)))  # the oldest first
+        _TABLES[key] = tables
+    return _TABLES[key]
 
 
 def table_bytes(weights):
@@ -238,7 +258,7 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
     arguments as `chain_totals_reference` takes them (float32 arrays, `streams[k][j]` ints)."""
     from .streams import check_uint64, split64
 
-    tables = [bit_tables(W) for W in weights]
+    tables = [tables_of(W) for W in weights]
     widths = np.array([p_first.shape[1], *(W.shape[1] for W in weights)], np.int64)
     words = np.array([[split64(s) for s in layer_streams] for layer_streams in streams], np.uint64)  # (K, L, 2)
     key0, key1 = split64(check_uint64(seed, "seed"))

@@ -28,6 +28,16 @@ def test_chains_whose_tables_would_be_too_large_take_the_pass_by_pass_path():
     assert net._bernoulli_chain(0) is None
 
 
+def test_tables_are_reused_for_unchanged_weights_only():
+    W = np.random.default_rng(1).standard_normal((16, 5)).astype(np.float32)
+    first = passes.tables_of(W)
+    assert passes.tables_of(W.copy()) is first
+    W[3, 2] += 1.0  # an optimiser step changes the weights in place
+    changed = passes.tables_of(W)
+    assert changed is not first
+    np.testing.assert_array_equal(changed, passes.bit_tables(W))
+
+
 def test_bit_tables_hold_the_sums_of_the_rows_a_pattern_selects():
     rng = np.random.default_rng(0)
     W = rng.standard_normal((11, 3)).astype(np.float32)
