@@ -342,8 +342,8 @@ class Network:
 
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
         stochastic one, and its probabilities, do not depend on the sample: computed once. Where
-        the layers from there up are Bernoulli layers and a softmax output (float32), the passes
-        run in one kernel (`kernels.passes`: the same draws, its products as sums of table rows,
+        the layers from there up are Bernoulli layers and a softmax output (float32) and there
+        are `passes.MIN_SAMPLES` passes or more, the passes run in one kernel (`kernels.passes`: the same draws, its products as sums of table rows,
         rounded in another order). Otherwise the passes run a group at a time, their rows stacked (at most STACKED_ROWS, or one pass's) so
         that each layer above is one product and one kernel call for the group; every pass draws
         from its own stream what it would alone (see `forward`) and the outputs are summed in pass
@@ -360,7 +360,7 @@ class Network:
         layer = self.layers[first]
         a_first = affine(shared.input_of(first), layer.W, layer.b)
         p_first = layer.kind.probability(a_first, self.slope)
-        chain = self._bernoulli_chain(first)
+        chain = self._bernoulli_chain(first) if samples >= passes.MIN_SAMPLES else None
         if chain is not None:
             streams = [[kernels.stream_id(kernels.stream_id(stream, "test-sample", k), "forward-sample", i) for i in range(first, n - 1)] for k in range(samples)]
             return passes.chain_sum(p_first, *chain, self.slope, seed, streams) / samples

@@ -42,6 +42,7 @@ BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables tak
 PATTERNS = 1 << BITS
 REFRESH = 16  # a row's pre-activations are summed afresh from the tables every REFRESH passes
 MAX_TABLE_BYTES = 64 << 20  # wider chains take the pass-by-pass path (BLAS), faster there anyway
+MIN_SAMPLES = 32  # fewer passes take the pass-by-pass path: a first pass sums table rows for every row, slower than BLAS
 _POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit weights
 
 

@@ -124,6 +124,16 @@ def test_network_k_sample_evaluation_with_and_without_the_kernel(spec, fused, mo
     net = Network.from_spec(spec, seed=2)
     x = np.random.default_rng(6).random((60, 12)).astype(np.float32)
     assert (net._bernoulli_chain(next(i for i, layer in enumerate(net.layers) if layer.stochastic)) is not None) == fused
-    proba = net.predict_proba(x, samples=30, seed=7, stream=11)
+    proba = net.predict_proba(x, samples=passes.MIN_SAMPLES + 5, seed=7, stream=11)
     monkeypatch.setattr(Network, "_bernoulli_chain", lambda self, first: None)
-    np.testing.assert_allclose(proba, net.predict_proba(x, samples=30, seed=7, stream=11), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(proba, net.predict_proba(x, samples=passes.MIN_SAMPLES + 5, seed=7, stream=11), rtol=0, atol=1e-6)
+
+
+def test_few_passes_take_the_pass_by_pass_path(monkeypatch):
+    """Below MIN_SAMPLES passes (the 1-sample evaluation) BLAS products beat the kernel's first pass."""
+    net = Network.from_spec("12-10b-9b-4s", seed=2)
+    x = np.random.default_rng(6).random((60, 12)).astype(np.float32)
+    called = []
+    monkeypatch.setattr(passes, "chain_sum", lambda *args: called.append(args))
+    net.predict_proba(x, samples=passes.MIN_SAMPLES - 1)
+    assert not called
