@@ -343,8 +343,9 @@ class Network:
         Pass k uses stream stream_id(stream, "test-sample", k). The layers below the first
         stochastic one, and its probabilities, do not depend on the sample: computed once. Where
         the layers from there up are Bernoulli layers and a softmax output (float32) and there
-        are `passes.MIN_SAMPLES` passes or more, the passes run in one kernel (`kernels.passes`: the same draws, its products as sums of table rows,
-        rounded in another order). Otherwise the passes run a group at a time, their rows stacked (at most STACKED_ROWS, or one pass's) so
+        are `passes.MIN_SAMPLES` passes or more, the passes run in one kernel (`kernels.passes`:
+        the same draws, its products as sums of table rows, rounded in another order). Otherwise
+        the passes run a group at a time, their rows stacked (at most STACKED_ROWS, or one pass's) so
         that each layer above is one product and one kernel call for the group; every pass draws
         from its own stream what it would alone (see `forward`) and the outputs are summed in pass
         order, so the numbers are those of one pass at a time.
@@ -362,7 +363,8 @@ class Network:
         p_first = layer.kind.probability(a_first, self.slope)
         chain = self._bernoulli_chain(first) if samples >= passes.MIN_SAMPLES else None
         if chain is not None:
-            streams = [[kernels.stream_id(kernels.stream_id(stream, "test-sample", k), "forward-sample", i) for i in range(first, n - 1)] for k in range(samples)]
+            pass_streams = [kernels.stream_id(stream, "test-sample", k) for k in range(samples)]
+            streams = list(zip(*(kernels.derive(pass_streams, "forward-sample", i) for i in range(first, n - 1))))  # [k][layer]
             return passes.chain_sum(p_first, *chain, self.slope, seed, streams) / samples
         total = np.zeros((len(x), self.layers[-1].n_out))
         group = max(1, STACKED_ROWS // max(1, len(x)))

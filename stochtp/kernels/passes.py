@@ -259,7 +259,7 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
     arguments as `chain_totals_reference` takes them (float32 arrays, `streams[k][j]` ints)."""
     from .streams import check_uint64, split64
 
-    tables = [tables_of(W) for W in weights]
+    flat_tables, table_starts = _flat_tables(tuple(tables_of(W) for W in weights))
     widths = np.array([p_first.shape[1], *(W.shape[1] for W in weights)], np.int64)
     words = np.array([[split64(s) for s in layer_streams] for layer_streams in streams], np.uint64)  # (K, L, 2)
     key0, key1 = split64(check_uint64(seed, "seed"))
@@ -267,12 +267,23 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
     rows = tile_rows(widths[:-1])
     scratch = len(p_first) * widths[:-1].sum()
     arguments = (np.ascontiguousarray(p_first, np.float32).reshape(-1), np.empty(scratch, np.float32), np.empty(scratch, np.float32),
-                 np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), np.concatenate([t.ravel() for t in tables]), _starts(tables),
+                 np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), flat_tables, table_starts,
                  np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
                  np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)
     if run_tasks(chain_totals, -(-len(total) // rows), total.size * len(streams) * widths[:-1].sum(), *arguments):
         raise ValueError("a probability of the K-sample passes is NaN (p, or a pre-activation, contains NaN)")
     return total
+
+
+_LAST_CHAIN = [(), None, None]  # the last chain's tables, their concatenation and offsets
+
+
+def _flat_tables(tables):
+    """The chain's tables one after the other, and where each starts: kept for the next call with
+    the same tables (an evaluation's chunks), whose copy would cost a pass over megabytes."""
+    if len(tables) != len(_LAST_CHAIN[0]) or any(new is not kept for new, kept in zip(tables, _LAST_CHAIN[0])):
+        _LAST_CHAIN[:] = [tables, np.concatenate([t.ravel() for t in tables]), _starts(tables)]
+    return _LAST_CHAIN[1], _LAST_CHAIN[2]
 
 
 def _starts(arrays):
