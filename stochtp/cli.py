@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from . import config as config_module
-from . import bench, callbacks, data, estimators, experiment, kernels, methods, report, results, sweep, train
+from . import bench, callbacks, data, estimators, experiment, kernels, layout, methods, report, results, sweep, train
 from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
@@ -135,7 +135,8 @@ REPORT_EXAMPLES = """\
   stochtp report results/*.h5 --by method --format markdown
   stochtp report results/sweep.h5 --by method.lr --metric test_error
   stochtp report results/default-comparison.h5 --plot curves.png
-  stochtp report results/search.h5 --rank"""
+  stochtp report results/search.h5 --rank
+  stochtp report --records experiments/results/ --layout table.toml"""
 
 SWEEP_EXAMPLES = """\
   stochtp sweep experiments/sweeps/reproduce.toml --workers 2
@@ -191,6 +192,7 @@ def build_parser():
     report_cmd.add_argument("files", nargs="*", metavar="FILE.h5", help="results files")
     report_cmd.add_argument("--records", dest="record_folders", action="append", default=[], metavar="DIR", help="also report the run records (JSON) in DIR (experiments/results/)")
     report_cmd.add_argument("--export-records", metavar="DIR", help="write a run record (JSON) of every completed run of the files into DIR, one per config")
+    report_cmd.add_argument("--layout", metavar="FILE.toml", help="lay the report out as FILE.toml's [[row]] tables say: rows by run name, with labels, reference figures and named paired comparisons (experiments/paper-table.toml)")
     report_cmd.add_argument("--rank", action="store_true", help="rank the trials of a random search ([search] sweep) on validation error")
     report_cmd.add_argument("--by", default="name", metavar="KEY", help="group by a run attribute or dotted config key (default name; method, method.lr...)")
     report_cmd.add_argument("--metric", metavar="NAME", help="test metric to report (default test_error_k, the K-sample error, for stochastic runs, else test_error)")
@@ -417,6 +419,13 @@ def cmd_report(args):
     if args.export_records:
         for path in report.export_records(args.files, args.export_records):
             print(f"written: {path}")
+        return 0
+    if args.layout:
+        clashing = [option for option, given in (("--rank", args.rank), ("--by", args.by != "name"), ("--metric", args.metric), ("--plot", args.plot)) if given]
+        if clashing:
+            raise UsageError(f"--layout sets the rows and their metrics itself: drop {', '.join(clashing)}", "stochtp report")
+        rows = layout.load(args.layout)
+        print(layout.format_layout(rows, layout.groups_by_metric(rows, args.files, args.record_folders, args.partial), args.format))
         return 0
     if args.rank:
         print(report.format_ranking(report.rank_trials(args.files, metric=args.metric, record_folders=args.record_folders), args.format))

@@ -386,7 +386,7 @@ def format_ranking(searches, fmt="table"):
             f"{first.metric} is shown for information only and never ranks"
         )
         documents.append({"name": first.name, "search_seed": first.search_seed, "ranked_on": first.valid_metric, "order": "ascending",
-                          "trials": [{key: _json_number(value) for key, value in row.items()} for row in rows]})
+                          "trials": [{key: json_number(value) for key, value in row.items()} for row in rows]})
         if fmt == "csv":
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -395,7 +395,7 @@ def format_ranking(searches, fmt="table"):
             blocks.append(f"# {header}\n" + buffer.getvalue().rstrip("\n"))
         elif fmt != "json":
             cells = [[str(value) if not isinstance(value, float) else _number(value) if key in errors else f"{value:.4g}" for key, value in row.items()] for row in rows]
-            table = _markdown_table(list(rows[0]), cells) if fmt == "markdown" else _plain_table(list(rows[0]), cells)
+            table = markdown_table(list(rows[0]), cells) if fmt == "markdown" else plain_table(list(rows[0]), cells)
             blocks.append("\n".join([header, "", *table]))
     return json.dumps(documents, indent=2) if fmt == "json" else "\n\n".join(blocks)
 
@@ -500,18 +500,18 @@ def _untested(item):
     return f"{len(item.seeds)} shared seed ({shared}): no t interval or sign test, which need {MIN_PAIRED_SEEDS} shared seeds or more"
 
 
-def _plain_table(header, cells):
-    """Text columns (the group and the metric) aligned left, numbers right."""
+def plain_table(header, cells, text_columns=2):
+    """Aligned columns: the first `text_columns` (the group and the metric) left, numbers right."""
     widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
-    return ["  ".join(text.ljust(width) if i < 2 else text.rjust(width) for i, (text, width) in enumerate(zip(line, widths))).rstrip() for line in [header, *cells]]
+    return ["  ".join(text.ljust(width) if i < text_columns else text.rjust(width) for i, (text, width) in enumerate(zip(line, widths))).rstrip() for line in [header, *cells]]
 
 
-def _markdown_table(header, cells):
-    align = ["---"] * 2 + ["---:"] * (len(header) - 2)
+def markdown_table(header, cells, text_columns=2):
+    align = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
     return ["| " + " | ".join(line) + " |" for line in [header, align, *cells]]
 
 
-def _json_number(value):
+def json_number(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
@@ -529,12 +529,12 @@ def format_report(report, fmt="table"):
     if fmt == "json":
         document = {
             "by": report.by,
-            "groups": [{key: _json_number(value) for key, value in row.items()} for row in _rows(report)],
+            "groups": [{key: json_number(value) for key, value in row.items()} for row in _rows(report)],
             "comparisons": [
                 {
                     "first": item.first, "second": item.second, "metric": item.metric, "seeds": list(item.seeds),
-                    "difference": _json_number(item.difference), "low": _json_number(item.low), "high": _json_number(item.high),
-                    "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": _json_number(item.sign_p),
+                    "difference": json_number(item.difference), "low": json_number(item.low), "high": json_number(item.high),
+                    "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": json_number(item.sign_p),
                     **({} if item.tested else {"untested": _untested(item)}),
                 }
                 for item in report.comparisons
@@ -546,9 +546,9 @@ def format_report(report, fmt="table"):
     header, cells = _cells(report)
     if fmt == "markdown":
         notes = [f"- {line}" for line in _notes(report)]
-        return "\n".join(_markdown_table(header, cells) + ([""] + notes if notes else []))
+        return "\n".join(markdown_table(header, cells) + ([""] + notes if notes else []))
     notes = _notes(report)
-    return "\n".join(_plain_table(header, cells) + ([""] + notes if notes else []))
+    return "\n".join(plain_table(header, cells) + ([""] + notes if notes else []))
 
 
 # -------------------------------------------------------------------------------- curves

@@ -20,7 +20,7 @@ from stochtp.units import base as unit_base
 from conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
-SITE_PAGES = ["index.md", "getting-started.md", "concepts.md", "cli.md", "api.md", "results-format.md", "extending.md", "performance.md", "architecture.md"]
+SITE_PAGES = ["index.md", "getting-started.md", "concepts.md", "cli.md", "api.md", "results-format.md", "extending.md", "results.md", "performance.md", "architecture.md"]
 README = "../README.md"  # a page like the site's, relative to docs/
 PAGES = [README, *SITE_PAGES]
 README_MAX_BYTES = 25 * 1024

@@ -12,9 +12,7 @@ from stochtp import records, results
 from stochtp.cli import main
 from test_report import write_runs
 
-README = REPO_ROOT / "README.md"
 RECORDS = REPO_ROOT / "experiments" / "results"
-TABLE_BLOCK = re.compile(r"<!-- results-table:start -->\n(.*?)<!-- results-table:end -->", re.S)
 
 
 def export(capsys, source, folder):
@@ -72,10 +70,14 @@ def test_bad_record_input_exits_2_with_one_line(capsys, tmp_path):
     assert "name a results file (FILE.h5) or --records DIR" in capsys.readouterr().err
 
 
-def test_readme_results_table_is_what_the_committed_records_give(capsys):
-    """The block between README.md's results-table markers is `stochtp report --records
-    experiments/results/ --format markdown`, unchanged: no number in it without a record."""
-    blocks = TABLE_BLOCK.findall(README.read_text())
-    assert len(blocks) == 1, "README.md needs one <!-- results-table:start --> ... <!-- results-table:end --> block"
-    assert main(["report", "--records", str(RECORDS), "--format", "markdown"]) == 0
+@pytest.mark.parametrize("page, marker, options", [
+    (REPO_ROOT / "README.md", "paper-table", ["--layout", str(REPO_ROOT / "experiments" / "paper-table.toml")]),
+    (REPO_ROOT / "docs" / "results.md", "results-table", []),
+], ids=["readme-paper-table", "docs-results-table"])
+def test_published_tables_are_what_the_committed_records_give(capsys, page, marker, options):
+    """The block between a page's table markers is `stochtp report --records experiments/results/
+    ... --format markdown`, unchanged: no number in it without a record."""
+    blocks = re.findall(rf"<!-- {marker}:start -->\n(.*?)<!-- {marker}:end -->", page.read_text(), re.S)
+    assert len(blocks) == 1, f"{page.name} needs one <!-- {marker}:start --> ... <!-- {marker}:end --> block"
+    assert main(["report", "--records", str(RECORDS), *options, "--format", "markdown"]) == 0
     assert blocks[0].strip() == capsys.readouterr().out.strip()
