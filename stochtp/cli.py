@@ -407,6 +407,14 @@ def _run_line(run):
 def cmd_report(args):
     if not args.files and not args.record_folders:
         raise UsageError("name a results file (FILE.h5) or --records DIR", "stochtp report")
+    if args.layout:
+        clashing = [option for option, given in (("--rank", args.rank), ("--by", args.by != "name"), ("--metric", args.metric), ("--plot", args.plot),
+                                                 ("--export-records", args.export_records), ("--filters", args.filters), ("--follow", args.follow), ("--out", args.out)) if given]
+        if clashing:
+            raise UsageError(f"--layout sets the rows and their metrics itself: drop {', '.join(clashing)}", "stochtp report")
+        rows = layout.load(args.layout)
+        print(layout.format_table(layout.fill(rows, report.load_runs(args.files, args.record_folders), args.partial), args.format))
+        return 0
     if args.follow:
         report.follow(args.files, args.interval)
     if args.out and not args.filters:
@@ -419,13 +427,6 @@ def cmd_report(args):
     if args.export_records:
         for path in report.export_records(args.files, args.export_records):
             print(f"written: {path}")
-        return 0
-    if args.layout:
-        clashing = [option for option, given in (("--rank", args.rank), ("--by", args.by != "name"), ("--metric", args.metric), ("--plot", args.plot)) if given]
-        if clashing:
-            raise UsageError(f"--layout sets the rows and their metrics itself: drop {', '.join(clashing)}", "stochtp report")
-        rows = layout.load(args.layout)
-        print(layout.format_layout(rows, layout.groups_by_metric(rows, args.files, args.record_folders, args.partial), args.format))
         return 0
     if args.rank:
         print(report.format_ranking(report.rank_trials(args.files, metric=args.metric, record_folders=args.record_folders), args.format))

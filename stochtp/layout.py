@@ -2,7 +2,7 @@
 
 A layout file chooses the table's rows, their order and their labels; every number in the table
 comes from the runs (results files or run records), through the same report as `stochtp report`
-(`report.summarise`, grouped by run name). The README's paper-reproduction table is
+(`report.summarise_runs`, grouped by run name). The README's paper-reproduction table is
 `experiments/paper-table.toml` laid out over the committed records in `experiments/results/`.
 
     [[row]]
@@ -14,17 +14,16 @@ comes from the runs (results files or run records), through the same report as `
     metrics = ["test_error_k"]             # default: the report's default metric
     compare = ["paper-stochastic-dtp"]     # paired comparisons listed under the table
 
-The measured cell is mean ± std over seeds at each run's best-validation epoch; error metrics
-(names ending in `error` or `error_k`) in per cent, others as they are. A row whose runs are
-absent says "no record yet": the table never holds a number that no run gives.
+The measured cell is mean ± std over seeds at each run's best-validation epoch, one part per
+metric; error metrics (names ending in `error` or `error_k`) in per cent, others as they are. A
+row whose runs are absent says "no record yet": the table never holds a number no run gives.
 """
 import csv
 import io
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from . import report
 from .errors import ConfigError
@@ -32,28 +31,30 @@ from .errors import ConfigError
 HEADER = ["network", "method (preset)", "reference", "measured (mean ± std over seeds)", "seeds", "epochs (paper's)"]
 ROW_KEYS = {"name", "network", "method", "reference", "paper_epochs", "metrics", "compare"}
 NO_RECORD = "no record yet"
+ABSENT = "—"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a layout: the run name it reports, its labels, the metrics it shows and the
-    run names it is compared with."""
+    """One row of a layout: the run name it reports, its labels, the metrics it shows (None: the
+    report's default) and the run names it is compared with; `where` names it in messages."""
 
     name: str
+    where: str
     network: str = ""
     method: str = ""
     reference: str = ""
     paper_epochs: str = ""
-    metrics: tuple = (None,)  # None: the report's default metric
-    compare: tuple = field(default=())
+    metrics: tuple = (None,)
+    compare: tuple = ()
 
 
 def load(path):
     """The rows of the layout file `path`; ConfigError, one line, for a file that is absent or
     not such a layout."""
-    path = Path(path)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
     except FileNotFoundError:
         raise ConfigError(f"--layout {path}: no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -61,11 +62,17 @@ def load(path):
     tables = document.get("row")
     if set(document) != {"row"} or not isinstance(tables, list) or not tables:
         raise ConfigError(f"--layout {path}: expected [[row]] tables only, one per row, got {', '.join(sorted(document)) or 'nothing'}")
-    return [_row(path, number, table) for number, table in enumerate(tables, 1)]
+    rows, seen = [], {}
+    for number, table in enumerate(tables, 1):
+        row = _row(f"--layout {path}, row {number}", table)
+        if row.name in seen:
+            raise ConfigError(f"{row.where}: {row.name} is laid out already, in row {seen[row.name]}")
+        seen[row.name] = number
+        rows.append(row)
+    return rows
 
 
-def _row(path, number, table):
-    where = f"--layout {path}, row {number}"
+def _row(where, table):
     if unknown := sorted(set(table) - ROW_KEYS):
         raise ConfigError(f"{where}: unknown key {', '.join(unknown)}; keys: {', '.join(sorted(ROW_KEYS))}")
     if not isinstance(table.get("name"), str) or not table["name"]:
@@ -82,29 +89,58 @@ def _row(path, number, table):
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise ConfigError(f"{where}: {key} must be a list of names, got {value!r}")
         lists[key] = tuple(value)
-    return Row(table["name"], table.get("network", ""), table.get("method", ""), table.get("reference", ""), str(epochs),
+    if table["name"] in lists["compare"]:
+        raise ConfigError(f"{where}: {table['name']} is compared with itself")
+    return Row(table["name"], where, table.get("network", ""), table.get("method", ""), table.get("reference", ""), str(epochs),
                lists["metrics"] or (None,), lists["compare"])
 
 
 # ------------------------------------------------------------------------------ the numbers
 
 
-def groups_by_metric(rows, paths=(), record_folders=(), partial=False):
-    """metric (None: the default) -> run name -> `report.Group`, for every metric the rows show;
-    a metric that no run has gives no groups."""
-    runs = report.load_runs(paths, record_folders)
-    known = {name for run in runs for name in run.metrics}
-    found = {}
+@dataclass
+class Table:
+    """A layout filled from runs: one cell dict per row, the paired comparisons (first name,
+    second name, report.Comparison or the reason there is none), and notes on the runs."""
+
+    cells: list
+    comparisons: list
+    notes: list
+
+
+def fill(rows, runs, partial=False):
+    """The Table of `rows` over `runs` (`report.load_runs`). ConfigError where a row's runs have
+    none of a metric it names, or where it compares runs of different metrics or networks."""
+    groups, left_out = {}, {}
     for metric in dict.fromkeys(metric for row in rows for metric in row.metrics):
-        if metric is None or metric in known:
-            summary = report.summarise(paths, by="name", metric=metric, partial=partial, record_folders=record_folders)
-            found[metric] = {group.label: group for group in summary.groups}
-        else:
-            found[metric] = {}
-    return found
+        _check_metric(rows, runs, metric)
+        has_metric = metric is None or any(metric in run.metrics for run in runs)
+        summary = report.summarise_runs(runs, "name", metric, partial) if has_metric else report.Report("name", [], [], {})
+        groups[metric] = {group.label: group for group in summary.groups}
+        left_out.update({why: count for why, count in summary.left_out.items() if not why.startswith("without ")})
+    shown = {}
+    for row in rows:
+        for metric in row.metrics:
+            if row.name in groups[metric]:
+                shown.setdefault(row.name, groups[metric][row.name])
+    notes = report.differing_notes(shown.values())
+    if left_out:
+        notes.append(report.left_out_note(left_out))
+    return Table([_cell(row, [groups[metric].get(row.name) for metric in row.metrics]) for row in rows], _comparisons(rows, groups), notes)
+
+
+def _check_metric(rows, runs, metric):
+    """A metric a row names must be one its runs have, where it has runs (a misspelt name would
+    otherwise read as "no record yet")."""
+    for row in rows:
+        named = [run for run in runs if run.attrs.get("name") == row.name]
+        if metric in row.metrics and metric is not None and named and not any(metric in run.metrics for run in named):
+            known = sorted({name for run in named for name in run.metrics})
+            raise ConfigError(f"{row.where}: the runs of {row.name} have no metric {metric}; theirs: {', '.join(known)}")
 
 
 def is_error(metric):
+    """Whether a metric is an error rate (a fraction, shown in per cent)."""
     return metric.endswith(("error", "error_k"))
 
 
@@ -116,82 +152,86 @@ def measured_text(group):
     return text + unit
 
 
-def _first_group(groups, row):
-    return next((groups[metric][row.name] for metric in row.metrics if row.name in groups[metric]), None)
+def _cell(row, found):
+    """A row's values: labels, the measured text (one part per metric, ABSENT for a metric
+    without runs), seeds and epochs of its first metric with runs, raw mean and std per metric."""
+    present = [group for group in found if group is not None]
+    first = present[0] if present else None
+    return {
+        "name": row.name,
+        "network": row.network,
+        "method": f"{row.method} (`{row.name}`)" if row.method else f"`{row.name}`",
+        "reference": row.reference,
+        "measured": " · ".join(ABSENT if group is None else measured_text(group) for group in found) if present else NO_RECORD,
+        "seeds": len(first.seeds) if first else 0,
+        "epochs": first.epochs if first else ABSENT,
+        "paper_epochs": row.paper_epochs,
+        "values": {group.metric: group.mean_std("at_best") for group in present},
+    }
 
 
-def table_rows(rows, groups):
-    """One dict per layout row: its labels, the measured text, seeds and epochs (raw numbers
-    under `values`: metric -> (mean, std) at the best-validation epoch)."""
-    out, previous_network = [], None
-    for row in rows:
-        found = [groups[metric].get(row.name) for metric in row.metrics]
-        present = [group for group in found if group is not None]
-        first = _first_group(groups, row)
-        out.append({
-            "network": "" if row.network == previous_network else row.network,
-            "method": f"{row.method} (`{row.name}`)" if row.method else f"`{row.name}`",
-            "reference": row.reference,
-            "measured": " · ".join(measured_text(group) for group in present) if present else NO_RECORD,
-            "seeds": len(first.seeds) if first else 0,
-            "epochs": f"{first.epochs if first else '—'} ({row.paper_epochs})" if row.paper_epochs else (first.epochs if first else "—"),
-            "name": row.name,
-            "values": {group.metric: group.mean_std("at_best") for group in present},
-        })
-        previous_network = row.network
-    return out
-
-
-def comparisons(rows, groups):
-    """(first name, second name, metric, report.Comparison or None) for every pair a row names in
-    `compare`, on each metric the row shows: None where either has no runs of that metric or
-    they share no seed."""
+def _comparisons(rows, groups):
+    """(first name, second name, Comparison or why there is none) for every pair a row names in
+    `compare`, on each metric the row shows."""
     pairs = []
     for row in rows:
         for other in row.compare:
             for metric in row.metrics:
                 first, second = groups[metric].get(row.name), groups[metric].get(other)
-                shared = first is not None and second is not None and set(first.seeds) & set(second.seeds)
-                pairs.append((row.name, other, metric if len(row.metrics) > 1 else None, report.compare(first, second) if shared else None))
+                if first is None or second is None:
+                    missing = " and ".join(f"`{name}`" for name, group in ((row.name, first), (other, second)) if group is None)
+                    pairs.append((row.name, other, f"no record yet of {missing}"))
+                elif not report.comparable(first, second):
+                    raise ConfigError(f"{row.where}: {row.name} and {other} report different metrics or networks ({first.metric_label}, {second.metric_label}): no paired comparison")
+                elif not set(first.seeds) & set(second.seeds):
+                    pairs.append((row.name, other, "no shared seed"))
+                else:
+                    pairs.append((row.name, other, report.compare(first, second)))
     return pairs
 
 
-def comparison_text(first, second, metric, item):
-    """`a` − `b`: +0.60 points, 95 % t interval [+0.45, +0.75] over 3 seeds; lower: `a` on 0, `b` on 3
-    (the metric named first where the row shows several)."""
-    head = f"`{first}` − `{second}`" + (f", {metric}" if metric else "")
-    if item is None:
-        return f"{head}: no shared seeds in these runs yet"
+# ------------------------------------------------------------------------------ the text
+
+
+def comparison_text(first, second, item):
+    """A comparison line as `report` writes it, error differences in points (×100), or why there is none."""
+    if isinstance(item, str):
+        return f"`{first}` − `{second}`: {item}"
     scale, unit = (100, " points") if is_error(item.metric) else (1, "")
-    text = f"{head}: {scale * item.difference:+.2f}{unit}"
-    if item.tested:
-        text += f", {report.CONFIDENCE:.0%} t interval [{scale * item.low:+.2f}, {scale * item.high:+.2f}]"
-    return text + f" over {len(item.seeds)} seeds; lower: `{first}` on {item.first_lower}, `{second}` on {item.second_lower}"
+    return report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"`{label}`")
 
 
-def format_layout(rows, groups, fmt="markdown"):
-    """The laid-out table as text in one of `report.FORMATS`; the paired comparisons as a list
-    under the table and markdown forms, under `comparisons` in JSON, left out of CSV."""
+def _display_rows(cells):
+    """Text cells of the table and markdown forms: a network named once for its consecutive rows."""
+    lines, previous = [], None
+    for cell in cells:
+        epochs = f"{cell['epochs']} ({cell['paper_epochs']})" if cell["paper_epochs"] else str(cell["epochs"])
+        lines.append(["" if cell["network"] == previous else cell["network"], cell["method"], cell["reference"], cell["measured"], str(cell["seeds"]), epochs])
+        previous = cell["network"]
+    return lines
+
+
+def format_table(table, fmt="markdown"):
+    """The laid-out table as text in one of `report.FORMATS`; the comparisons and notes as lines
+    under the table and markdown forms, under `comparisons` and `notes` in JSON, left out of CSV."""
     if fmt not in report.FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}; formats: {', '.join(report.FORMATS)}")
-    cells = table_rows(rows, groups)
-    pairs = comparisons(rows, groups)
     if fmt == "json":
         return json.dumps({
-            "rows": [{**{key: value for key, value in cell.items() if key != "values"},
-                      "values": {metric: {"mean": report.json_number(mean), "std": report.json_number(std)} for metric, (mean, std) in cell["values"].items()}}
-                     for cell in cells],
-            "comparisons": [{"first": first, "second": second, "metric": metric, "text": comparison_text(first, second, metric, item)} for first, second, metric, item in pairs],
+            "rows": [{**cell, "values": {metric: {"mean": report.json_number(mean), "std": report.json_number(std)} for metric, (mean, std) in cell["values"].items()}}
+                     for cell in table.cells],
+            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "none": item}
+                            for first, second, item in table.comparisons],
+            "notes": table.notes,
         }, indent=2)
-    keys = ["network", "method", "reference", "measured", "seeds", "epochs"]
     if fmt == "csv":
+        keys = ["name", "network", "method", "reference", "measured", "seeds", "epochs", "paper_epochs"]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["name", *keys])
-        writer.writerows([[cell["name"], *(cell[key] for key in keys)] for cell in cells])
+        writer.writerow(keys)
+        writer.writerows([[cell[key] for key in keys] for cell in table.cells])
         return buffer.getvalue().rstrip("\n")
-    text_cells = [[str(cell[key]) for key in keys] for cell in cells]
-    notes = [comparison_text(*pair) for pair in pairs]
+    notes = ([report.COMPARISONS_HEADING + " (error differences in points)"] if table.comparisons else []) + [comparison_text(*pair) for pair in table.comparisons] + table.notes
     if fmt == "markdown":
-        return "\n".join(report.markdown_table(HEADER, text_cells, text_columns=4) + ([""] + [f"- {note}" for note in notes] if notes else []))
-    return "\n".join(report.plain_table(HEADER, text_cells, text_columns=4) + ([""] + notes if notes else []))
+        return "\n".join(report.markdown_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + [f"- {note}" for note in notes] if notes else []))
+    return "\n".join(report.plain_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + notes if notes else []))

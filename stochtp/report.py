@@ -280,12 +280,16 @@ def _preference(run):
 def summarise(paths, by="name", metric=None, partial=False, record_folders=()):
     """The Report of the completed runs in the results files `paths` and the run records in
     `record_folders`, grouped by `by` (with `partial`, unfinished runs count too, with the epochs
-    they logged: the epochs column shows it).
+    they logged: the epochs column shows it)."""
+    return summarise_runs(load_runs(paths, record_folders), by, metric, partial)
+
+
+def summarise_runs(runs, by="name", metric=None, partial=False):
+    """The Report of `runs` (as `load_runs` gives them), grouped by `by`.
 
     Groups are compared in pairs only when they ran on the same dataset and network with the
     same metric: a comparison across networks says nothing about the methods.
     """
-    runs = load_runs(paths, record_folders)
     if metric is not None and runs and not any(metric in run.metrics for run in runs):
         known = sorted({name for run in runs for name in run.metrics})
         raise ConfigError(f"--metric {metric}: no run has this metric; metrics: {', '.join(known)}")
@@ -297,13 +301,13 @@ def summarise(paths, by="name", metric=None, partial=False, record_folders=()):
     for run, value in zip(included, values):
         grouped.setdefault(value, []).append(run)
     groups = [Group(value, runs, [outcome(run.metrics, metric) for run in runs]) for value, runs in sorted(grouped.items(), key=lambda item: _sort_key(item[0]))]
-    comparisons = [
-        compare(first, second)
-        for i, first in enumerate(groups)
-        for second in groups[i + 1:]
-        if first.metric == second.metric and first.tasks == second.tasks and set(first.seeds) & set(second.seeds)
-    ]
+    comparisons = [compare(first, second) for i, first in enumerate(groups) for second in groups[i + 1:] if comparable(first, second) and set(first.seeds) & set(second.seeds)]
     return Report(by, groups, comparisons, left_out)
+
+
+def comparable(first, second):
+    """Whether two groups report the same metric of the same (dataset, network) pairs."""
+    return first.metric == second.metric and first.tasks == second.tasks
 
 
 def compare(first, second):
@@ -429,10 +433,6 @@ def _number(value, digits=4):
     return "nan" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _signed(value):
-    return "nan" if math.isnan(value) else f"{value:+.4f}"
-
-
 def _mean_std_text(mean, std):
     return _number(mean) if math.isnan(std) else f"{_number(mean)} ± {_number(std)}"
 
@@ -469,29 +469,56 @@ def _cells(report):
     return header, cells
 
 
+def comparison_line(item, scale=1, unit="", digits=4, name=str):
+    """One paired comparison as text: "a − b (metric): difference [low, high] over n seeds; lower:
+    a on i, b on j; sign test p", differences times `scale` with `digits` decimals and `unit`
+    after the difference; `name` writes the groups' labels."""
+    def signed(value):
+        return "nan" if math.isnan(value) else f"{scale * value:+.{digits}f}"
+
+    first, second = name(item.first), name(item.second)
+    head = f"{first} − {second} ({item.metric_label or item.metric}): {signed(item.difference)}{unit}"
+    if not item.tested:
+        return f"{head} on {_untested(item)}"
+    return (f"{head} [{signed(item.low)}, {signed(item.high)}] over {len(item.seeds)} seeds; "
+            f"lower: {first} on {item.first_lower}, {second} on {item.second_lower}; sign test p = {item.sign_p:.3g}")
+
+
+COMPARISONS_HEADING = f"Paired on shared seeds, at the best-validation epoch: difference of means, {CONFIDENCE:.0%} t interval, sign test"
+
+
+def comparison_document(item):
+    """A Comparison as JSON-ready values (NaN as None; `untested` says why a test is missing)."""
+    return {
+        "first": item.first, "second": item.second, "metric": item.metric, "seeds": list(item.seeds),
+        "difference": json_number(item.difference), "low": json_number(item.low), "high": json_number(item.high),
+        "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": json_number(item.sign_p),
+        **({} if item.tested else {"untested": _untested(item)}),
+    }
+
+
 def _notes(report):
     """The lines under the table: paired comparisons, then the runs left out."""
     lines = []
     if report.comparisons:
-        lines.append(f"Paired on shared seeds, at the best-validation epoch: difference of means, {CONFIDENCE:.0%} t interval, sign test")
-        for item in report.comparisons:
-            head = f"{item.first} − {item.second} ({item.metric_label or item.metric}): {_signed(item.difference)}"
-            if item.tested:
-                lines.append(
-                    f"{head} [{_signed(item.low)}, {_signed(item.high)}] over {len(item.seeds)} seeds; "
-                    f"lower: {item.first} on {item.first_lower}, {item.second} on {item.second_lower}; sign test p = {item.sign_p:.3g}"
-                )
-            else:
-                lines.append(f"{head} on {_untested(item)}")
-    for group in report.groups:
-        if keys := group.differing_keys:
-            lines.append(f"{group.label}: its runs differ in {', '.join(keys)}, not only the seed (--by one of them splits the group)")
+        lines.append(COMPARISONS_HEADING)
+        lines += [comparison_line(item) for item in report.comparisons]
+    lines += differing_notes(report.groups)
     if report.groups:
         lines.append("samples: the forward passes averaged in the metric (K for K-sample errors); "
                      "s/epoch: the median epoch time, each run's epoch 1 left out (it compiles Numba's kernels)")
     if report.left_out:
-        lines.append("left out: " + ", ".join(f"{count} {why}" for why, count in sorted(report.left_out.items())))
+        lines.append(left_out_note(report.left_out))
     return lines
+
+
+def differing_notes(groups):
+    """A line per group whose runs differ in more than the seed."""
+    return [f"{group.label}: its runs differ in {', '.join(keys)}, not only the seed (--by one of them splits the group)" for group in groups if (keys := group.differing_keys)]
+
+
+def left_out_note(left_out):
+    return "left out: " + ", ".join(f"{count} {why}" for why, count in sorted(left_out.items()))
 
 
 def _untested(item):
@@ -530,15 +557,7 @@ def format_report(report, fmt="table"):
         document = {
             "by": report.by,
             "groups": [{key: json_number(value) for key, value in row.items()} for row in _rows(report)],
-            "comparisons": [
-                {
-                    "first": item.first, "second": item.second, "metric": item.metric, "seeds": list(item.seeds),
-                    "difference": json_number(item.difference), "low": json_number(item.low), "high": json_number(item.high),
-                    "first_lower": item.first_lower, "second_lower": item.second_lower, "sign_p": json_number(item.sign_p),
-                    **({} if item.tested else {"untested": _untested(item)}),
-                }
-                for item in report.comparisons
-            ],
+            "comparisons": [comparison_document(item) for item in report.comparisons],
             "left_out": dict(report.left_out),
             "differing_keys": {group.label: keys for group in report.groups if (keys := group.differing_keys)},
         }

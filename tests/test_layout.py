@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from stochtp import layout
+from stochtp import layout, results
 from stochtp.cli import main
 from test_report import write_runs
 
@@ -54,7 +54,9 @@ def test_markdown_rows_hold_the_hand_computed_numbers_in_layout_order(capsys, la
     assert lines[3] == "|  | DTP at another lr (`beta`) | — | 29.00 ± 12.73 % · 13.00 ± 0.00 % | 2 | 3 (not given) |"
     assert lines[4] == f"| another network | never run (`delta`) |  | {layout.NO_RECORD} | 0 | — |"
     # alpha - beta: mean -0.09, 95 % interval [-1.487683, +1.307683] (test_report), in points
-    assert lines[6] == "- `alpha` − `beta`: -9.00 points, 95% t interval [-148.77, +130.77] over 2 seeds; lower: `alpha` on 1, `beta` on 1"
+    assert lines[7] == "- `alpha` − `beta` (test_error_k (K)): -9.00 points [-148.77, +130.77] over 2 seeds; lower: `alpha` on 1, `beta` on 1; sign test p = 1"
+    assert lines[8] == "- beta: its runs differ in method.lr, not only the seed (--by one of them splits the group)"
+    assert lines[9] == "- left out: 1 failed, 1 repeated config"
 
 
 def test_json_gives_the_raw_values_and_csv_the_cells(capsys, laid_out):
@@ -66,13 +68,25 @@ def test_json_gives_the_raw_values_and_csv_the_cells(capsys, laid_out):
     assert document["rows"][2]["measured"] == layout.NO_RECORD and document["rows"][2]["values"] == {}
     assert [item["second"] for item in document["comparisons"]] == ["beta"]
     lines = report_lines(capsys, source, "--layout", table, "--format", "csv")
-    assert lines[0] == "name,network,method,reference,measured,seeds,epochs" and lines[3].startswith("delta,")
+    assert lines[0] == "name,network,method,reference,measured,seeds,epochs,paper_epochs" and lines[3].startswith("delta,")
+    assert lines[2].startswith("beta,\"teacher, 8-6b-6b-3s\",")  # the network named on every row here
 
 
 def test_a_missing_comparison_partner_is_said_not_invented(capsys, tmp_path):
     (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["nowhere"]\n')
     lines = report_lines(capsys, write_runs(tmp_path / "runs.h5"), "--layout", tmp_path / "table.toml")
-    assert lines[-1] == "`alpha` − `nowhere`: no shared seeds in these runs yet"
+    assert "`alpha` − `nowhere`: no record yet of `nowhere`" in lines
+
+
+def test_runs_of_another_network_are_not_compared(capsys, tmp_path):
+    source = write_runs(tmp_path / "runs.h5")
+    with results.Writer(source) as writer:
+        run = writer.start_run(name="other", method="bp", dataset="teacher", network="8-3s", seed=0, config={"name": "other", "seed": 0}, provenance={})
+        run.append({"epoch": 1, "valid_error": 0.3, "test_error": 0.3})
+        run.finish("completed")
+    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\nmetrics = ["test_error"]\ncompare = ["other"]\n')
+    assert main(["report", str(source), "--layout", str(tmp_path / "table.toml")]) == 2
+    assert "row 1: alpha and other report different metrics or networks" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, message", [
@@ -83,17 +97,27 @@ def test_a_missing_comparison_partner_is_said_not_invented(capsys, tmp_path):
     ('[[row]]\nname = "alpha"\ncolour = "red"\n', "row 1: unknown key colour"),
     ('[[row]]\nname = "alpha"\nmetrics = "test_error"\n', "row 1: metrics must be a list of names"),
     ('[[row]]\nname = "alpha"\npaper_epochs = 1.5\n', "row 1: paper_epochs must be a whole number or text"),
+    ('[[row]]\nname = "alpha"\n[[row]]\nname = "alpha"\n', "row 2: alpha is laid out already, in row 1"),
+    ('[[row]]\nname = "alpha"\ncompare = ["alpha"]\n', "row 1: alpha is compared with itself"),
+    ('[[row]]\nname = "alpha"\nmetrics = ["test_eror"]\n', "row 1: the runs of alpha have no metric test_eror"),
+    (b"\xff\xfe[[row]]", "not a readable TOML file"),
+    ("directory", "not a readable TOML file"),
 ])
 def test_bad_layout_files_exit_2_with_one_line(capsys, tmp_path, text, message):
     path = tmp_path / "table.toml"
-    if text is not None:
+    if text == "directory":
+        path.mkdir()
+    elif isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
     assert main(["report", str(write_runs(tmp_path / "runs.h5")), "--layout", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("option", [["--rank"], ["--by", "method"], ["--metric", "test_error"], ["--plot", "curves.png"]])
+@pytest.mark.parametrize("option", [["--rank"], ["--by", "method"], ["--metric", "test_error"], ["--plot", "curves.png"], ["--export-records", "out"],
+                                    ["--filters"], ["--follow"], ["--out", "filters.png"]])
 def test_options_the_layout_decides_are_refused(capsys, laid_out, option):
     source, table = laid_out
     assert main(["report", str(source), "--layout", str(table), *option]) == 2
