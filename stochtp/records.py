@@ -12,6 +12,7 @@ run came from, nothing else (no parameters, no diagnostics)::
       "config": {...}, "config_hash": ...,
       "git_commit": ..., "git_dirty": ..., "stochtp_version": ...,
       "search": ...,                       (a search trial's only: see stochtp.search)
+      "resumes": [{"first_epoch": ..., "at": ..., "git_commit": ..., ...}, ...],   (a resumed run's only)
       "metrics": {"epoch": [1, 2, ...], "test_error": [...], ...}
     }
 
@@ -46,6 +47,7 @@ def document(run):
         "format_version": FORMAT_VERSION,
         "run_id": run.id,
         **{key: run.attrs[key] for key in ATTRIBUTES if key in run.attrs},
+        **({"resumes": json.loads(run.attrs["resumes"])} if "resumes" in run.attrs else {}),
         "config": run.config,
         "metrics": {name: [_json_value(value) for value in column.tolist()] for name, column in run.metrics.items()},
     }
@@ -86,6 +88,8 @@ def read(path):
     metrics = {name: _column(values) for name, values in content["metrics"].items()}
     attrs = {key: content[key] for key in ATTRIBUTES if key in content}
     attrs["config"] = json.dumps(content["config"], sort_keys=True)
+    if "resumes" in content:
+        attrs["resumes"] = json.dumps(content["resumes"])
     epochs = len(next(iter(metrics.values()))) if metrics else 0
     return results.Run(os.fspath(path), content["run_id"], attrs, epochs, metrics, {})
 

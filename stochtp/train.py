@@ -322,6 +322,7 @@ def _open_run(writer, config, net, method, resume, threads):
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise ResultsError(f"run {run_writer.id} in {writer.path} cannot be continued: its checkpoint is damaged ({type(error).__name__}: {error})") from None
         run_writer.truncate(epoch)
+        run_writer.note_resume(epoch + 1, results.provenance(threads if threads is not None else numba.get_num_threads()))
         return run_writer, epoch + 1, best
     run_writer = start_run(writer, config, threads if threads is not None else numba.get_num_threads())
     return run_writer, 1, dict(NO_BEST)

@@ -1,6 +1,7 @@
 """The training loop: determinism, crash safety, interruption
 and resume, non-finite values, and what a run records."""
 import gc
+import json
 import math
 import os
 import signal
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import stochtp
-from stochtp import config, experiment, kernels, results, train
+from stochtp import config, experiment, kernels, records, results, train
 from stochtp.errors import ConfigError, ResultsError, TrainingFailed
 
 TIMING_METRICS = ("wall_time", "epoch_time")
@@ -318,7 +319,14 @@ def test_resume_after_a_crash_between_log_and_checkpoint(tiny_config_path, tmp_p
     assert crashed.status == "running" and crashed.num_epochs == crash_epoch
     experiment.run(cfg, out=tmp_path / "r.h5", threads=1, resume=True)
     experiment.run(cfg, out=tmp_path / "reference.h5", threads=1)
-    assert_same_numbers(only_run(tmp_path / "r.h5"), only_run(tmp_path / "reference.h5"))
+    resumed, reference = only_run(tmp_path / "r.h5"), only_run(tmp_path / "reference.h5")
+    assert_same_numbers(resumed, reference)
+    # where the run was taken up, and by what: kept in the file and in its record
+    (entry,) = json.loads(resumed.attrs["resumes"])
+    assert entry["first_epoch"] == crash_epoch and entry["git_commit"] == resumed.attrs["git_commit"] and entry["num_threads"] == 1
+    assert "resumes" not in reference.attrs
+    assert records.document(resumed)["resumes"] == [entry] and "resumes" not in records.document(reference)
+    assert json.loads(records.read(records.write(resumed, tmp_path / "records")).attrs["resumes"]) == [entry]
 
 
 def test_resuming_a_run_that_died_before_finishing_trains_nothing_and_reports_its_epochs(tiny_config_path, tmp_path, monkeypatch):

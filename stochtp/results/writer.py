@@ -24,6 +24,9 @@ _RUN_SUBGROUPS = ("metrics", "diagnostics", "params", "best", "checkpoint")
 _RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
+RESUME_KEYS = ("git_commit", "git_dirty", "stochtp_version", "num_threads")  # what `RunWriter.note_resume` keeps of a provenance
+
+
 def _utc_now():
     return datetime.now(timezone.utc)
 
@@ -293,6 +296,16 @@ class RunWriter:
             _append_row(group["metrics"], group["diagnostics"], metrics, diagnostics or {}, columns or {})
             if group.attrs.get("status") != "running":
                 group.attrs.update({"status": "running", "error": "", "finished_at": ""})
+
+    def note_resume(self, first_epoch, provenance):
+        """Add to the run's `resumes` attribute (JSON text of a list) that a process continues it
+        from `first_epoch`: when, and the git commit, dirty flag, stochtp version and threads of
+        its `provenance`, so that a run another checkout finished says so (`git_commit` and the
+        other run attributes stay those of the process that started it)."""
+        entry = {"first_epoch": int(first_epoch), "at": _iso_time(_utc_now()), **{key: provenance[key] for key in RESUME_KEYS if key in provenance}}
+        with self._writer._open("r+") as h5file:
+            group = self._group(h5file)
+            group.attrs["resumes"] = json.dumps([*json.loads(group.attrs.get("resumes", "[]")), entry])
 
     def truncate(self, num_epochs):
         """Keep only the first `num_epochs` logged epochs, e.g. to drop those logged after the
