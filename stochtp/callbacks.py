@@ -37,6 +37,7 @@ import math
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -262,11 +263,20 @@ class CSVLogger(Callback):
 
     def __init__(self, path, append=False):
         self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise ValueError(f"CSVLogger: no folder {self.path.parent} to write {self.path.name} into")
+        self._check_target()
         self.append = append
         self._file = self._writer = None
         self._header_written = False
 
+    def _check_target(self):
+        """ValueError where the path is a folder or an HDF5 file (a results file is never written over)."""
+        if self.path.is_dir() or (self.path.is_file() and h5py.is_hdf5(self.path)):
+            raise ValueError(f"CSVLogger: {self.path} is {'a folder' if self.path.is_dir() else 'an HDF5 file (a results file?)'}; it writes a CSV file")
+
     def on_train_begin(self, run):
+        self._check_target()  # again: the run's results file may have been made at this path since
         has_rows = self.append and self.path.exists() and self.path.stat().st_size > 0
         self._file = open(self.path, "a" if self.append else "w", newline="")
         self._header_written = has_rows

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import config as config_module
 from . import bench, callbacks, data, estimators, experiment, kernels, layout, methods, report, results, sweep, train
-from .errors import ConfigError, DiskFull, StochtpError, TrainingFailed
+from .errors import ConfigError, DiskFull, ResultsError, StochtpError, TrainingFailed
 
 DEFAULT_COMPARISON = ("paper-stochastic-dtp", "paper-stochastic-st", "paper-stochastic-reinforce")
 DEFAULT_COMPARISON_EPOCHS = 3
@@ -344,9 +344,9 @@ def cmd_show(args):
             sys.stdout.write(text)
             return 0
         try:
-            Path(args.output).write_text(text)
-        except OSError as error:
-            raise UsageError(f"--output {args.output}: cannot write it ({error.strerror or error})", "stochtp show") from None
+            results.replace_text(args.output, text, f"--output {args.output}")
+        except ResultsError as error:
+            raise UsageError(str(error), "stochtp show") from None
         print(f"written: {args.output}")
         return 0
     if args.run_id is None:
@@ -404,16 +404,30 @@ def _run_line(run):
     return f"{run.id:34} {attrs.get('name', ''):28} {attrs.get('method', ''):10} {attrs.get('seed', ''):>5} {run.status:11} {run.num_epochs:>6} {_format(result.best_valid):>10} {_format(result.at_best):>9} {samples:>8}"
 
 
+def _refuse_clashing(args, names, why):
+    """UsageError where one of the report options `names` is given beside one that decides them."""
+    given = {"--records": bool(args.record_folders), "--rank": args.rank, "--by": args.by != "name", "--metric": args.metric is not None,
+             "--partial": args.partial, "--plot": args.plot is not None, "--export-records": args.export_records is not None,
+             "--filters": args.filters, "--follow": args.follow, "--out": args.out is not None}
+    if clashing := [name for name in names if given[name]]:
+        raise UsageError(f"{why}: drop {', '.join(clashing)}", "stochtp report")
+
+
 def cmd_report(args):
     if not args.files and not args.record_folders:
         raise UsageError("name a results file (FILE.h5) or --records DIR", "stochtp report")
     if args.layout:
-        clashing = [option for option, given in (("--rank", args.rank), ("--by", args.by != "name"), ("--metric", args.metric), ("--plot", args.plot),
-                                                 ("--export-records", args.export_records), ("--filters", args.filters), ("--follow", args.follow), ("--out", args.out)) if given]
-        if clashing:
-            raise UsageError(f"--layout sets the rows and their metrics itself: drop {', '.join(clashing)}", "stochtp report")
+        _refuse_clashing(args, ["--rank", "--by", "--metric", "--plot", "--export-records", "--filters", "--follow", "--out"], "--layout sets the rows and their metrics itself")
         rows = layout.load(args.layout)
         print(layout.format_table(layout.fill(rows, report.load_runs(args.files, args.record_folders), args.partial), args.format))
+        return 0
+    if args.export_records:
+        _refuse_clashing(args, ["--records", "--rank", "--by", "--metric", "--partial", "--plot", "--filters", "--follow", "--out"],
+                         "--export-records writes every completed run of the results files named")
+        if not args.files:
+            raise UsageError("--export-records: name the results files (FILE.h5) to export", "stochtp report")
+        for path, written in report.export_records(args.files, args.export_records):
+            print(f"written: {path}" if written else f"kept: {path} (it records a newer run of the same config)")
         return 0
     if args.follow:
         report.follow(args.files, args.interval)
@@ -423,10 +437,6 @@ def cmd_report(args):
         if len(args.files) != 1:
             raise UsageError("--filters: name one results file", "stochtp report")
         print(f"written: {report.filters(args.files[0], args.out)}")
-        return 0
-    if args.export_records:
-        for path in report.export_records(args.files, args.export_records):
-            print(f"written: {path}")
         return 0
     if args.rank:
         print(report.format_ranking(report.rank_trials(args.files, metric=args.metric, record_folders=args.record_folders), args.format))
@@ -543,6 +553,9 @@ def main(argv=None):
     except MemoryError as error:
         print(f"stochtp: error: not enough memory{f' ({error})' if str(error) else ''}; a smaller dataset, network or batch needs less", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`stochtp report ... | head`): nothing to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit does not fail again
+        return 1
     except OSError as error:  # a full disk, say; a run it stops keeps its last checkpoint (status interrupted)
         print(f"stochtp: error: {error}", file=sys.stderr)
         return 1

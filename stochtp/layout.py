@@ -60,7 +60,7 @@ def load(path):
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"--layout {path}: not a readable TOML file ({error})") from None
     tables = document.get("row")
-    if set(document) != {"row"} or not isinstance(tables, list) or not tables:
+    if set(document) != {"row"} or not isinstance(tables, list) or not tables or not all(isinstance(table, dict) for table in tables):
         raise ConfigError(f"--layout {path}: expected [[row]] tables only, one per row, got {', '.join(sorted(document)) or 'nothing'}")
     rows, seen = [], {}
     for number, table in enumerate(tables, 1):

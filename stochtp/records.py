@@ -24,12 +24,12 @@ digits>.json`: one file per config, the newest completed run of it.
 import json
 import math
 import os
-import tempfile
+import re
 from pathlib import Path
 
 import numpy as np
 
-from . import results
+from . import results, search
 from .errors import ResultsError
 
 FORMAT = "stochtp-run-record"
@@ -53,38 +53,51 @@ def document(run):
     }
 
 
+NAME_LIMIT = 120  # characters of the run name kept in a record's file name
+
+
 def file_name(run):
-    return f"{run.attrs.get('name', 'run')}-seed{run.attrs.get('seed', '')}-{run.attrs.get('config_hash', run.id)[:12]}.json"
+    """`<name>-seed<seed>-<config hash, 12 digits>.json`, the name reduced to letters, digits and
+    `._+-` (others become `_`; no leading dot), so that a record stays inside its folder."""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(run.attrs.get("name", "run")))[:NAME_LIMIT].lstrip(".") or "run"
+    return f"{name}-seed{run.attrs.get('seed', '')}-{str(run.attrs.get('config_hash', run.id))[:12]}.json"
 
 
 def write(run, folder):
     """Write the record of `run` into `folder` (made if needed), replacing that config's earlier
-    record whole (a temporary file renamed into place); return its path."""
+    record whole (`results.replace_text`), unless that record is of a newer run of the config
+    (run ids sort by start time). Returns (the record's path, whether it was written)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / file_name(run)
-    text = json.dumps(document(run), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+    what = f"--export-records {folder}"
     try:
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; a record is for everyone to read
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ResultsError(f"{what}: cannot make the folder ({error.strerror or error})") from None
+    path = folder / file_name(run)
+    if path.is_file():
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8")).get("run_id", "")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            kept = ""  # a damaged record is replaced
+        if isinstance(kept, str) and kept > run.id:
+            return path, False
+    results.replace_text(path, json.dumps(document(run), indent=1, sort_keys=True, allow_nan=False) + "\n", what)
+    return path, True
 
 
 def read(path):
-    """The run a record file holds, as a `results.Run` (no parameters; its path is the record's)."""
+    """The run a record file holds, as a `results.Run` (no parameters; its path is the record's).
+    ResultsError, one line naming the file, for a file that is not a well-formed record."""
     try:
-        content = json.loads(Path(path).read_text())
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path} is not a readable run record ({error})") from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ResultsError(f"{path} is not a stochtp run record (no \"format\": \"{FORMAT}\")")
     if content.get("format_version") != FORMAT_VERSION:
         raise ResultsError(f"{path} is a run record of format version {content.get('format_version')}; this stochtp reads version {FORMAT_VERSION}")
+    if problem := _malformed(content):
+        raise ResultsError(f"{path} is a damaged run record: {problem}")
     metrics = {name: _column(values) for name, values in content["metrics"].items()}
     attrs = {key: content[key] for key in ATTRIBUTES if key in content}
     attrs["config"] = json.dumps(content["config"], sort_keys=True)
@@ -92,6 +105,29 @@ def read(path):
         attrs["resumes"] = json.dumps(content["resumes"])
     epochs = len(next(iter(metrics.values()))) if metrics else 0
     return results.Run(os.fspath(path), content["run_id"], attrs, epochs, metrics, {})
+
+
+def _malformed(content):
+    """What makes a record's content unusable, or "" for a well-formed one."""
+    for key, kind, name in (("run_id", str, "text"), ("config", dict, "a table"), ("metrics", dict, "a table of metric lists")):
+        if not isinstance(content.get(key), kind):
+            return f"{key} must be {name}"
+    columns = content["metrics"].values()
+    if not all(isinstance(values, list) and all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) for value in values) for values in columns):
+        return "every metric must be a list of numbers (null where not evaluated)"
+    if len({len(values) for values in columns}) > 1:
+        return "its metrics have different numbers of epochs"
+    for key in ATTRIBUTES:
+        if key in content and not isinstance(content[key], (str, int, float, bool, type(None))):
+            return f"{key} must be a single value"
+    if "seed" in content and (isinstance(content["seed"], bool) or not isinstance(content["seed"], int)):
+        return "seed must be a whole number"
+    if "search" in content:
+        try:
+            search.trial_of({search.ATTRIBUTE: content["search"]})
+        except ValueError as error:
+            return str(error)
+    return ""
 
 
 def load(folder):

@@ -245,7 +245,8 @@ def load_runs(paths, record_folders=()):
 
 def export_records(paths, folder):
     """Write the record of every run a report of the results files `paths` would count (the
-    completed ones, one per config) into `folder`; return the records' paths."""
+    completed ones, one per config) into `folder`; return (path, written) per record (not
+    written: the folder holds the record of a newer run of that config, kept)."""
     included, _ = _included_runs(load_runs(paths), None)
     return [records.write(run, folder) for run in included]
 
@@ -352,12 +353,12 @@ def rank_trials(paths, metric=None, record_folders=()):
     each sorted on validation error, lowest first (ties and NaN: by trial index, NaN last).
     Never ranked on test: the test metric is carried along for information."""
     included, _ = _included_runs(load_runs(paths, record_folders), metric)
-    trials = {}  # (run name, search seed, trial) -> its runs (one per [sweep] combination, e.g. seed)
+    trials = {}  # (run name, search seed, trial, its values) -> its runs (one per [sweep] combination, e.g. seed)
     for run in included:
-        if (found := search.trial_of(run.attrs)) is not None:
-            trials.setdefault((str(run.attrs.get("name")), *found[:2]), []).append(run)
+        if (found := search.trial_of(run.attrs)) is not None:  # a file may hold two searches whose trials share indices
+            trials.setdefault((str(run.attrs.get("name")), *found[:2], json.dumps(found[2], sort_keys=True)), []).append(run)
     searches = {}
-    for (name, seed, trial), runs in sorted(trials.items()):
+    for (name, seed, trial, _), runs in sorted(trials.items()):
         group = Group(trial, runs, [outcome(run.metrics, metric) for run in runs])
         valid = statistics.fmean(group.per_seed("best_valid").values())
         test = statistics.fmean(group.per_seed("at_best").values())
@@ -534,8 +535,9 @@ def plain_table(header, cells, text_columns=2):
 
 
 def markdown_table(header, cells, text_columns=2):
+    """Markdown lines of a table, a `|` inside a cell escaped so that it stays in its column."""
     align = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
-    return ["| " + " | ".join(line) + " |" for line in [header, align, *cells]]
+    return ["| " + " | ".join(text.replace("|", "\\|") for text in line) + " |" for line in [header, align, *cells]]
 
 
 def json_number(value):

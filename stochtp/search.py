@@ -33,6 +33,7 @@ from .errors import ConfigError
 SCALES = ("linear", "log")
 RANGE_FIELDS = ("low", "high", "scale", "integer")
 SETTINGS = ("trials", "seed")  # the search's own keys; every other key is a config key
+MAX_TRIALS = 10_000  # a search plans every trial before the first runs: far more is a typo
 SECTIONS = ("method", "data")  # the config tables a dotted key reaches into
 SIGNIFICANT_DIGITS = 4
 ATTRIBUTE = "search"  # the run attribute holding a trial's JSON: {"seed", "trial", "values"}
@@ -83,10 +84,13 @@ def draw(seed, trial, key):
 
 
 def trial_of(attrs):
-    """(search seed, trial, values) of a run's attributes, or None for a run that is no trial."""
+    """(search seed, trial, values) of a run's attributes, or None for a run that is no trial;
+    ValueError where the attribute is there but is not a trial's."""
     if ATTRIBUTE not in attrs:
         return None
-    document = json.loads(attrs[ATTRIBUTE])
+    document = json.loads(attrs[ATTRIBUTE])  # ValueError (JSONDecodeError) for text that is not JSON
+    if not (isinstance(document, dict) and _is_int(document.get("seed")) and _is_int(document.get("trial")) and isinstance(document.get("values"), dict)):
+        raise ValueError(f"its {ATTRIBUTE} attribute is not a search trial's (seed, trial and values)")
     return document["seed"], document["trial"], document["values"]
 
 
@@ -97,8 +101,8 @@ def parse(table, source, swept=()):
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table of config keys with ranges, and trials = N")
     trials = table.get("trials")
-    if not _is_int(trials) or trials < 1:
-        raise ConfigError(f"{where} needs trials = N, a whole number of at least 1, got {trials!r}")
+    if not _is_int(trials) or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"{where} needs trials = N, a whole number from 1 to {MAX_TRIALS}, got {trials!r}")
     seed = table.get("seed", 0)
     if not _is_int(seed) or not 0 <= seed < 2**64:
         raise ConfigError(f"{where} seed (the search's own) must be a whole number in [0, 2**64), got {seed!r}")
@@ -126,7 +130,7 @@ def _check_key(key, where, swept):
     section, dot, option = key.partition(".")
     known = section in SECTIONS if dot else key in CONFIG_KEYS
     if not known or (dot and (not option or "." in option)):
-        raise ConfigError(f"{where}: unknown key; search a config key ({', '.join(k for k in CONFIG_KEYS if k not in SECTIONS)}) or method.<option>, data.<option>")
+        raise ConfigError(f"{where}: unknown key; search a config key ({', '.join(k for k in CONFIG_KEYS if k not in SECTIONS and k not in SETTINGS)}) or method.<option>, data.<option>")
     if key in swept:
         raise ConfigError(f"{where} is also in [sweep]: a key is either swept or searched")
 

@@ -48,6 +48,7 @@ signal or not.
 import concurrent.futures
 import copy
 import itertools
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -61,7 +62,7 @@ from pathlib import Path
 from . import config as config_module
 from . import callbacks, data, experiment, extras, report, results, search, train
 from .process import configure_process
-from .errors import ConfigError, StochtpError, TrainingFailed
+from .errors import ConfigError, DataError, StochtpError, TrainingFailed
 
 SECTIONS = search.SECTIONS  # the config tables a dotted sweep key can reach into
 DASK_CONNECT_TIMEOUT_S = 30
@@ -391,6 +392,28 @@ def _fetch_data(planned_runs, data_dir):
             data.fetch(name, data_dir)
 
 
+def check_data(planned_runs, path, data_dir=None):
+    """ConfigError, before anything is trained or written, where a planned run's data options are
+    not its dataset's or its network does not fit its data (`train.check_fit`). Each distinct
+    dataset and options is loaded once; a file dataset absent here (a Dask cluster's workers
+    have their own) is left to the workers to check."""
+    loaded = {}
+    for item in planned_runs:
+        cfg = item.config
+        key = (cfg.dataset, json.dumps(cfg.data, sort_keys=True))
+        try:
+            if key not in loaded:
+                try:
+                    loaded[key] = data.load(cfg.dataset, data_dir, download=False, **cfg.data)
+                except DataError:
+                    loaded[key] = None
+            if loaded[key] is not None:
+                net, method = experiment.build_model(cfg)
+                train.check_fit(cfg, loaded[key], net, method.task)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: run {item.label or cfg.name}: {error}") from None
+
+
 def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
     """Run the sweep file at `path` into the results file `out` (default results/<stem>.h5) on
     `workers` local processes (default: one per core) or, given a `scheduler` address, on that
@@ -407,6 +430,7 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
     if scheduler is None:  # local workers share this machine's data folder: complete it once, before the results file is made
         done = results.completed_hashes(out) if os.path.isfile(out) else set()
         _fetch_data([item for item in planned if item.config.hash not in done], data_dir)
+    check_data(planned, path, data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]

@@ -81,6 +81,19 @@ def test_csv_logger_appends_to_the_rows_of_an_earlier_run(tmp_path):
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "1", "2"]
 
 
+def test_csv_logger_refuses_a_missing_folder_and_a_results_file(tmp_path):
+    with pytest.raises(ValueError, match="no folder"):
+        callbacks.CSVLogger(tmp_path / "missing" / "m.csv")
+    fit(out=tmp_path / "r.h5")
+    before = (tmp_path / "r.h5").read_bytes()
+    with pytest.raises(ValueError, match="is an HDF5 file"):
+        callbacks.CSVLogger(tmp_path / "r.h5")
+    with pytest.raises(ValueError, match="is an HDF5 file"):  # the run's own results file, made as the run starts
+        fit(callbacks.CSVLogger(tmp_path / "new.h5"), out=tmp_path / "new.h5")
+    assert (tmp_path / "r.h5").read_bytes() == before
+    assert results.open(tmp_path / "new.h5").runs[0].status == "failed"
+
+
 def tfrecords(path):
     """The records of a TensorBoard event file (TFRecord framing: length, its CRC, data, its CRC)."""
     data = path.read_bytes()

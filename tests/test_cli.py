@@ -502,11 +502,23 @@ def test_show_writes_every_metric_of_every_epoch_as_csv_or_json(capsys, tiny_con
     (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
     (["--format", "csv", "--follow"], "--format and --follow do not go together"),
     (["--format", "csv", "--output", "missing/m.csv"], "--output missing/m.csv: cannot write it"),
+    (["--format", "csv", "--output", "."], "--output .: is a folder"),
 ])
 def test_show_format_bad_usage_exits_2(capsys, results_file, tmp_path, monkeypatch, argv, pattern):
     monkeypatch.chdir(tmp_path)
     line = fails_with_usage_error(capsys, "show", str(results_file), *argv)
     assert re.search(pattern, line), line
+
+
+def test_show_output_never_writes_over_a_results_file(capsys, results_file, tmp_path):
+    """Not over the file it reads, nor over another results file: exit 2, both intact."""
+    other = tmp_path / "other.h5"
+    other.write_bytes(results_file.read_bytes())
+    before = results_file.read_bytes()
+    for target in (results_file, other):
+        line = fails_with_usage_error(capsys, "show", str(results_file), "--format", "csv", "--output", str(target))
+        assert "is an HDF5 file" in line
+    assert results_file.read_bytes() == before == other.read_bytes()
 
 
 def test_show_labels_k_sample_errors(capsys, results_file):

@@ -122,3 +122,10 @@ def test_options_the_layout_decides_are_refused(capsys, laid_out, option):
     source, table = laid_out
     assert main(["report", str(source), "--layout", str(table), *option]) == 2
     assert f"drop {option[0]}" in capsys.readouterr().err
+
+
+def test_a_bar_in_a_label_stays_in_its_column(capsys, laid_out):
+    source, table = laid_out
+    table.write_text('[[row]]\nname = "alpha"\nmethod = "DTP | tanh"\n')
+    lines = report_lines(capsys, source, "--layout", table, "--format", "markdown")
+    assert lines[2].startswith("|  | DTP \\| tanh (`alpha`) |") and lines[2].count(" | ") == 5

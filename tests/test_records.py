@@ -5,6 +5,7 @@ import math
 import re
 from pathlib import Path
 
+import h5py
 import pytest
 
 from conftest import REPO_ROOT
@@ -58,6 +59,68 @@ def test_a_report_from_records_is_the_report_from_the_file(capsys, tmp_path, fmt
     else:
         from_file = from_file.replace("- left out: 1 failed, 1 repeated config\n", "")
     assert from_records == from_file
+
+
+def test_a_record_stays_in_its_folder_whatever_the_run_name(capsys, tmp_path):
+    source = write_runs(tmp_path / "runs.h5")
+    with h5py.File(source, "r+") as file:
+        first = sorted(file["runs"])[1]
+        file["runs"][first].attrs["name"] = "../../escaped|x"
+    paths = export(capsys, source, tmp_path / "deep" / "records")
+    assert all(path.parent == tmp_path / "deep" / "records" for path in paths)
+    assert any(path.name.startswith("_.._escaped_x-seed") for path in paths) and not list(tmp_path.glob("escaped*"))
+
+
+def test_exporting_an_older_run_keeps_the_newer_record(capsys, tmp_path):
+    """Two results files with runs of one config: the record keeps the newer run, whichever file
+    is exported last."""
+    newer_file = write_runs(tmp_path / "newer.h5")  # run ids sort by start time: made after `older`'s
+    older_file = tmp_path / "older.h5"
+    older_file.write_bytes(write_runs(tmp_path / "tmp.h5").read_bytes())
+    with h5py.File(older_file, "r+") as file:  # the same runs, given earlier ids
+        for run_id in list(file["runs"]):
+            file["runs"].move(run_id, "2000" + run_id[4:])
+    (tmp_path / "tmp.h5").unlink()
+    export(capsys, newer_file, tmp_path / "records")
+    kept = {path.name: json.loads(path.read_text())["run_id"] for path in (tmp_path / "records").glob("*.json")}
+    assert main(["report", str(older_file), "--export-records", str(tmp_path / "records")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("kept: ") == len(kept) and "written: " not in out
+    assert {path.name: json.loads(path.read_text())["run_id"] for path in (tmp_path / "records").glob("*.json")} == kept
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda record: record.pop("metrics"), "metrics must be a table of metric lists"),
+    (lambda record: record.update(metrics=[1, 2]), "metrics must be a table of metric lists"),
+    (lambda record: record["metrics"].update(epoch=3), "every metric must be a list of numbers"),
+    (lambda record: record["metrics"]["epoch"].pop(), "different numbers of epochs"),
+    (lambda record: record.update(config=[1]), "config must be a table"),
+    (lambda record: record.pop("run_id"), "run_id must be text"),
+    (lambda record: record.update(seed=[0]), "seed must be a single value"),
+    (lambda record: record.update(seed=True), "seed must be a whole number"),
+    (lambda record: record.update(search='{"trial": 1}'), "is not a search trial's"),
+    (lambda record: record.update(search="{not json"), "Expecting property name"),
+])
+def test_a_damaged_record_is_refused_with_one_line_naming_it(capsys, tmp_path, damage, message):
+    (path, *_) = export(capsys, write_runs(tmp_path / "runs.h5"), tmp_path / "records")
+    record = json.loads(path.read_text())
+    damage(record)
+    path.write_text(json.dumps(record))
+    assert main(["report", "--records", str(tmp_path / "records")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} is a damaged run record" in err and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", [["--records", "."], ["--rank"], ["--by", "seed"], ["--metric", "test_error"], ["--partial"]])
+def test_export_refuses_options_it_would_ignore(capsys, tmp_path, option):
+    assert main(["report", str(write_runs(tmp_path / "runs.h5")), "--export-records", str(tmp_path / "records"), *option]) == 2
+    assert f"drop {option[0]}" in capsys.readouterr().err and not (tmp_path / "records").exists()
+
+
+def test_export_into_a_file_exits_2(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    assert main(["report", str(write_runs(tmp_path / "runs.h5")), "--export-records", str(tmp_path / "afile")]) == 2
+    assert "cannot make the folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"
 
 
 def test_bad_record_input_exits_2_with_one_line(capsys, tmp_path):

@@ -59,7 +59,8 @@ def test_log_scale_is_log_uniform_and_integers_cover_their_range():
 @pytest.mark.parametrize(
     "table, pattern",
     [
-        ('trials = 0\n"method.lr" = {low = 1e-4, high = 1e-2, scale = "log"}', "needs trials = N, a whole number of at least 1, got 0"),
+        ('trials = 0\n"method.lr" = {low = 1e-4, high = 1e-2, scale = "log"}', "needs trials = N, a whole number from 1 to 10000, got 0"),
+        ('trials = 1000000000\n"method.lr" = {low = 1e-4, high = 1e-2, scale = "log"}', "needs trials = N, a whole number from 1 to 10000, got 1000000000"),
         ('"method.lr" = {low = 1e-4, high = 1e-2, scale = "log"}', "needs trials = N"),
         ('trials = 2\n"method.lr" = {low = 1e-4, high = 1e-2, scale = "cubic"}', "key 'method.lr': unknown scale 'cubic'; scales: linear, log"),
         ('trials = 2\n"method.lr" = {low = 1e-2, high = 1e-2, scale = "linear"}', "key 'method.lr': low must be below high"),
@@ -158,10 +159,23 @@ def test_the_search_files_of_the_paper_protocol(tmp_path):
 
 
 def test_a_failed_trial_keeps_its_search_attribute(tmp_path):
-    """A trial whose worker raises (here: fewer training examples than a mini-batch, found when the
-    data is loaded) is recorded as failed, with its trial."""
-    text = BASE + '[search]\ntrials = 1\n"data.n_train" = {low = 1, high = 3, scale = "linear", integer = true}\n'
+    """A trial that fails in training (a learning rate that diverges in epoch 1) is recorded as
+    failed, with its trial."""
+    text = BASE + '[method]\nname = "bp"\noptimizer = "sgd"\n\n[search]\ntrials = 1\n"method.lr" = {low = 1e299, high = 1e300, scale = "log"}\n'
     summary = sweep.run(write_sweep(tmp_path, text), out=tmp_path / "s.h5", workers=1, say=None)
     (run,) = results.open(tmp_path / "s.h5").runs
-    assert summary.failed == [run.id] and run.status == "failed" and "fewer than one mini-batch" in run.attrs["error"]
-    assert search.trial_of(run.attrs) == (0, 0, {"data.n_train": run.config["data"]["n_train"]})
+    assert summary.failed == [run.id] and run.status == "failed" and "epoch 1" in run.attrs["error"]
+    assert search.trial_of(run.attrs) == (0, 0, {"method.lr": run.config["method"]["lr"]})
+
+
+def test_two_searches_sharing_trial_indices_are_ranked_apart(tmp_path):
+    """A file where a search's ranges were changed and run again: trial 0 of each is its own row."""
+    with results.Writer(tmp_path / "s.h5") as writer:
+        for lr, valid in ((0.001, 0.2), (0.005, 0.4)):
+            trial = json.dumps({"seed": 0, "trial": 0, "values": {"method.lr": lr}}, sort_keys=True)
+            cfg = {"name": "grid", "seed": 0, "method": {"name": "st", "lr": lr}}
+            run = writer.start_run(name="grid", method="st", dataset="teacher", network="8-3s", seed=0, config=cfg, provenance={search.ATTRIBUTE: trial})
+            run.append({"epoch": 1, "valid_error": valid, "test_error": valid})
+            run.finish("completed")
+    (ranked,) = report.rank_trials([tmp_path / "s.h5"])
+    assert [(item.trial, item.values["method.lr"], item.valid) for item in ranked] == [(0, 0.001, 0.2), (0, 0.005, 0.4)]

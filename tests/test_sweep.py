@@ -1,5 +1,6 @@
 """Sweeps: grid expansion, the run-record path, local and Dask executors,
 resuming a killed sweep, failed runs."""
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -15,7 +16,7 @@ from conftest import REPO_ROOT
 
 from stochtp import config, experiment, results, sweep
 from stochtp.cli import main
-from stochtp.errors import ResultsError
+from stochtp.errors import ConfigError, ResultsError
 
 TIMING_METRICS = ("wall_time", "epoch_time")
 TIME_ATTRIBUTES = ("started_at", "finished_at")
@@ -238,21 +239,44 @@ def test_missing_or_unreachable_dask_is_a_usage_error(capsys, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_failed_runs_are_recorded_and_the_others_complete(capsys, tmp_path):
-    """A run that diverges (its worker's record says failed, with its message) and runs whose
-    worker raises (an impossible dataset option) are `failed` in the file; the rest completes; exit 1."""
-    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "bp"\noptimizer = "sgd"\n\n[sweep]\nmethod.lr = [0.01, 1e300]\ndata.n_train = [400, 0]\n')
+    """A run that diverges (its worker's record says failed, with its message) is `failed` in the
+    file; the rest completes; exit 1."""
+    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "bp"\noptimizer = "sgd"\n\n[sweep]\nmethod.lr = [0.01, 1e300]\n')
     out = tmp_path / "grid.h5"
     assert main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 1
-    assert "sweep done: 1 completed, 3 failed, 0 skipped" in capsys.readouterr().out
-    by_values = {(run.config["method"]["lr"], run.config["data"]["n_train"]): run for run in results.open(out).runs}
-    assert by_values.keys() == {(0.01, 400), (1e300, 400), (0.01, 0), (1e300, 0)}
-    assert by_values[0.01, 400].status == "completed" and by_values[0.01, 400].num_epochs == 2
-    diverged = by_values[1e300, 400]
+    assert "sweep done: 1 completed, 1 failed, 0 skipped" in capsys.readouterr().out
+    by_lr = {run.config["method"]["lr"]: run for run in results.open(out).runs}
+    assert by_lr[0.01].status == "completed" and by_lr[0.01].num_epochs == 2
+    diverged = by_lr[1e300]
     assert diverged.status == "failed" and "epoch 1" in diverged.attrs["error"] and diverged.attrs["finished_at"]
-    for lr in (0.01, 1e300):
-        raised = by_values[lr, 0]
-        assert raised.status == "failed" and raised.attrs["error"].startswith("ConfigError: ") and "n_train" in raised.attrs["error"]
-        assert raised.attrs["config_hash"] == config.from_dict(raised.config).hash
+
+
+@pytest.mark.parametrize("grid, message", [
+    ("data.n_train = [400, 0]", "run data.n_train=0: teacher option n_train must be an integer >= 1"),
+    ("data.n_train = [400, 30]", "fewer than one mini-batch"),
+    ("data.nosuch = [1]", "has no option nosuch"),
+    ('network = ["8-6b-3s", "5-6b-3s"]', "does not fit dataset"),
+])
+def test_runs_that_cannot_meet_their_data_stop_the_sweep_before_anything_is_written(capsys, tmp_path, grid, message):
+    path = write_sweep(tmp_path, BASE + f"\n[sweep]\n{grid}\n")
+    out = tmp_path / "grid.h5"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_task_that_raises_is_recorded_as_a_failed_run(tmp_path):
+    """A worker's task that raises (a Dask worker whose data the client could not check) comes
+    back to the client, which writes a failed run of its config naming the exception."""
+    (planned,) = sweep.expand(write_sweep(tmp_path, BASE + "\n[sweep]\nseed = [0]\n"))
+    future = concurrent.futures.Future()
+    future.set_exception(ConfigError("dataset 'teacher' has 0 training examples"))
+    with results.Writer(tmp_path / "grid.h5") as writer:
+        run_id, status, detail = sweep._store(writer, planned, future)
+    (run,) = results.open(tmp_path / "grid.h5").runs
+    assert (run.id, run.status, status) == (run_id, "failed", "failed") and run.attrs["error"] == detail == "ConfigError: dataset 'teacher' has 0 training examples"
+    assert run.attrs["config_hash"] == planned.config.hash
 
 
 @pytest.mark.slow

@@ -326,7 +326,7 @@ def test_resume_after_a_crash_between_log_and_checkpoint(tiny_config_path, tmp_p
     assert entry["first_epoch"] == crash_epoch and entry["git_commit"] == resumed.attrs["git_commit"] and entry["num_threads"] == 1
     assert "resumes" not in reference.attrs
     assert records.document(resumed)["resumes"] == [entry] and "resumes" not in records.document(reference)
-    assert json.loads(records.read(records.write(resumed, tmp_path / "records")).attrs["resumes"]) == [entry]
+    assert json.loads(records.read(records.write(resumed, tmp_path / "records")[0]).attrs["resumes"]) == [entry]
 
 
 def test_resuming_a_run_that_died_before_finishing_trains_nothing_and_reports_its_epochs(tiny_config_path, tmp_path, monkeypatch):

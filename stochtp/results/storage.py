@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import time
 
 import h5py
@@ -55,6 +56,31 @@ def _has_hdf5_signature(path):
                 offset = 512 if offset == 0 else offset * 2
     except OSError:
         return False
+
+
+def replace_text(path, text, what):
+    """Write `text` to the file `path` whole or not at all: into a temporary file beside it, then
+    renamed over it, so that a fault (a full disk) leaves the old file as it was. An HDF5 file
+    (a results file, perhaps one being written) is never replaced by text. ResultsError, one
+    line starting with `what` ("--output metrics.csv"), where it cannot be written."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ResultsError(f"{what}: is a folder")
+    if _has_hdf5_signature(path):
+        raise ResultsError(f"{what}: is an HDF5 file (a results file?); text is never written over one")
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = None
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; these files are for reading
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def _check_format(h5file, path):
