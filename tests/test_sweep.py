@@ -258,12 +258,17 @@ def test_failed_runs_are_recorded_and_the_others_complete(capsys, tmp_path):
     ('network = ["8-6b-3s", "5-6b-3s"]', "does not fit dataset"),
 ])
 def test_runs_that_cannot_meet_their_data_stop_the_sweep_before_anything_is_written(capsys, tmp_path, grid, message):
-    path = write_sweep(tmp_path, BASE + f"\n[sweep]\n{grid}\n")
-    out = tmp_path / "grid.h5"
+    assert message in refused_with_one_line(capsys, tmp_path, BASE + f"\n[sweep]\n{grid}\n")
+
+
+def refused_with_one_line(capsys, tmp_path, text):
+    """The stderr line of a sweep of the file `text` refused before anything ran: exit 2, one
+    line naming the sweep file, no results file."""
+    path, out = write_sweep(tmp_path, text), tmp_path / "out.h5"
     assert main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
-    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(path) in err and not out.exists()
+    return err
 
 
 def test_a_task_that_raises_is_recorded_as_a_failed_run(tmp_path):
