@@ -503,9 +503,11 @@ INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
 }
 
 
-RESUMABLE = {  # how to go on once a full disk has room again, by command
-    "run": "; free some space, then continue with --resume",
-    "sweep": "; free some space, then run the sweep again",
+AFTER_A_FULL_DISK = {  # how to go on once a full disk has room again, by command (a run: whether it was in the file)
+    ("run", True): "; free some space, then continue with --resume",
+    ("run", False): "; free some space, then run it again",
+    ("sweep", False): "; free some space, then run the sweep again",
+    ("sweep", True): "; free some space, then run the sweep again",
 }
 
 
@@ -542,7 +544,7 @@ def main(argv=None):
         print(f"stochtp: {INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
         return 1
     except DiskFull as error:
-        print(f"stochtp: error: {error}{RESUMABLE.get(command, '')}", file=sys.stderr)
+        print(f"stochtp: error: {error}{AFTER_A_FULL_DISK.get((command, error.resumable), '')}", file=sys.stderr)
         return 1
     except UsageError as error:
         print(f"{error.command}: error: {error}", file=sys.stderr)

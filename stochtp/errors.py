@@ -23,7 +23,11 @@ class ResultsError(StochtpError):
 class DiskFull(ResultsError, OSError):
     """The disk holding a results file is full: the write that met it was not made, and the file
     is as the last complete write left it. An OSError too (errno ENOSPC or EDQUOT): a run it
-    stops is `interrupted`, and the CLI exits with 1, not 2, as for any failing file system."""
+    stops is `interrupted`, and the CLI exits with 1, not 2, as for any failing file system.
+    `resumable` is set where it stopped a run that --resume can continue (the run was in the
+    file before the disk filled)."""
+
+    resumable = False
 
 
 class TrainingFailed(StochtpError):

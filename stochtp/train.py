@@ -433,6 +433,7 @@ def _loop(run, callbacks, interrupts):
             raise
         # a full disk: the results file's last complete write is whole, so --resume can continue
         _end(run, callbacks, "interrupted", f"stopped with {run.epoch} of {config.epochs} epochs logged: {error}")
+        error.resumable = True
         raise
     except Exception as error:
         _end(run, callbacks, "failed", str(error) or type(error).__name__)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from stochtp import cli, config, experiment, results, train
+from stochtp.errors import DiskFull
 from stochtp.cli import main
 
 RUN_OPTIONS = ("--threads", "1", "--quiet")
@@ -257,6 +258,19 @@ def test_a_full_disk_stops_the_run_resumably_with_one_line(capsys, tiny_config_p
     assert main(["run", str(tiny_config_path), "--out", str(out), "--resume", *RUN_OPTIONS]) == 0
     (run,) = results.open(out).runs
     assert run.status == "completed" and list(run.metrics["epoch"]) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("where, advice", [("start_run", "then run it again"), ("save_checkpoint", "then continue with --resume")])
+def test_a_full_disk_advises_resume_only_where_a_run_was_written(capsys, tiny_config_path, tmp_path, monkeypatch, where, advice):
+    owner = results.Writer if where == "start_run" else results.RunWriter
+
+    def disk_full(self, *args, **kwargs):
+        raise DiskFull(f"the disk holding {tmp_path / 'r.h5'} is full")
+
+    monkeypatch.setattr(owner, where, disk_full)
+    assert main(["run", str(tiny_config_path), "--out", str(tmp_path / "r.h5"), *RUN_OPTIONS]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.rstrip().endswith(advice)
 
 
 @pytest.mark.parametrize("option, message", [
