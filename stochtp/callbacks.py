@@ -37,7 +37,6 @@ import math
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -272,7 +271,7 @@ class CSVLogger(Callback):
 
     def _check_target(self):
         """ValueError where the path is a folder or an HDF5 file (a results file is never written over)."""
-        if self.path.is_dir() or (self.path.is_file() and h5py.is_hdf5(self.path)):
+        if self.path.is_dir() or results.has_hdf5_signature(self.path):
             raise ValueError(f"CSVLogger: {self.path} is {'a folder' if self.path.is_dir() else 'an HDF5 file (a results file?)'}; it writes a CSV file")
 
     def on_train_begin(self, run):

@@ -408,7 +408,7 @@ def _refuse_clashing(args, names, why):
     """UsageError where one of the report options `names` is given beside one that decides them."""
     given = {"--records": bool(args.record_folders), "--rank": args.rank, "--by": args.by != "name", "--metric": args.metric is not None,
              "--partial": args.partial, "--plot": args.plot is not None, "--export-records": args.export_records is not None,
-             "--filters": args.filters, "--follow": args.follow, "--out": args.out is not None}
+             "--filters": args.filters, "--follow": args.follow, "--out": args.out is not None, "--format": args.format != "table"}
     if clashing := [name for name in names if given[name]]:
         raise UsageError(f"{why}: drop {', '.join(clashing)}", "stochtp report")
 
@@ -422,7 +422,7 @@ def cmd_report(args):
         print(layout.format_table(layout.fill(rows, report.load_runs(args.files, args.record_folders), args.partial), args.format))
         return 0
     if args.export_records:
-        _refuse_clashing(args, ["--records", "--rank", "--by", "--metric", "--partial", "--plot", "--filters", "--follow", "--out"],
+        _refuse_clashing(args, ["--records", "--rank", "--by", "--metric", "--partial", "--plot", "--filters", "--follow", "--out", "--format"],
                          "--export-records writes every completed run of the results files named")
         if not args.files:
             raise UsageError("--export-records: name the results files (FILE.h5) to export", "stochtp report")
@@ -555,8 +555,13 @@ def main(argv=None):
     except MemoryError as error:
         print(f"stochtp: error: not enough memory{f' ({error})' if str(error) else ''}; a smaller dataset, network or batch needs less", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader of stdout went away (`stochtp report ... | head`): nothing to tell it
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit does not fail again
+    except BrokenPipeError:  # the reader of stdout went away (`stochtp report ... | head`)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit does not fail again
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout
+            pass
+        if command not in ("show", "report"):  # a command that does more than print says what stopped it
+            print(f"stochtp: error: {command} stopped: its output was closed (broken pipe)", file=sys.stderr)
         return 1
     except OSError as error:  # a full disk, say; a run it stops keeps its last checkpoint (status interrupted)
         print(f"stochtp: error: {error}", file=sys.stderr)

@@ -76,12 +76,12 @@ def write(run, folder):
     path = folder / file_name(run)
     if path.is_file():
         try:
-            kept = json.loads(path.read_text(encoding="utf-8")).get("run_id", "")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            kept = read(path).id
+        except ResultsError:
             kept = ""  # a damaged record is replaced
-        if isinstance(kept, str) and kept > run.id:
+        if kept > run.id:
             return path, False
-    results.replace_text(path, json.dumps(document(run), indent=1, sort_keys=True, allow_nan=False) + "\n", what)
+    results.replace_text(path, json.dumps(document(run), indent=1, sort_keys=True, allow_nan=False) + "\n", f"--export-records {path}")
     return path, True
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import callbacks, extras, records, results, search
-from .errors import ConfigError, StochtpError
+from .errors import ConfigError, ResultsError, StochtpError
 
 FORMATS = ("table", "markdown", "csv", "json")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -355,7 +355,11 @@ def rank_trials(paths, metric=None, record_folders=()):
     included, _ = _included_runs(load_runs(paths, record_folders), metric)
     trials = {}  # (run name, search seed, trial, its values) -> its runs (one per [sweep] combination, e.g. seed)
     for run in included:
-        if (found := search.trial_of(run.attrs)) is not None:  # a file may hold two searches whose trials share indices
+        try:
+            found = search.trial_of(run.attrs)
+        except ValueError as error:
+            raise ResultsError(f"{run.path}: run {run.id}: {error}") from None
+        if found is not None:  # a file may hold two searches whose trials share indices
             trials.setdefault((str(run.attrs.get("name")), *found[:2], json.dumps(found[2], sort_keys=True)), []).append(run)
     searches = {}
     for (name, seed, trial, _), runs in sorted(trials.items()):

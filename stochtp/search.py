@@ -88,9 +88,13 @@ def trial_of(attrs):
     ValueError where the attribute is there but is not a trial's."""
     if ATTRIBUTE not in attrs:
         return None
-    document = json.loads(attrs[ATTRIBUTE])  # ValueError (JSONDecodeError) for text that is not JSON
+    text = attrs[ATTRIBUTE]
+    try:
+        document = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:
+        document = None
     if not (isinstance(document, dict) and _is_int(document.get("seed")) and _is_int(document.get("trial")) and isinstance(document.get("values"), dict)):
-        raise ValueError(f"its {ATTRIBUTE} attribute is not a search trial's (seed, trial and values)")
+        raise ValueError(f"its {ATTRIBUTE} attribute is not a search trial's (JSON text of seed, trial and values)")
     return document["seed"], document["trial"], document["values"]
 
 

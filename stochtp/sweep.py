@@ -139,10 +139,37 @@ def _label(assignment, attrs):
     return " ".join(prefix + [f"{key}={value}" for key, value in assignment.items()])
 
 
-def expand(path):
+@dataclass(frozen=True)
+class DataShape:
+    """What `train.check_fit` reads of a dataset: its features and classes, and its splits'
+    sizes (as ranges, which `len` reads as it reads a split)."""
+
+    n_features: int
+    n_classes: int
+    train: range
+    valid: range
+    test: range
+
+
+def data_shape(run_config, data_dir, shapes):
+    """The DataShape of the run's dataset and data options, loaded once per sweep (`shapes` keeps
+    them); None for a file dataset absent here (a Dask cluster's workers have their own data)."""
+    key = (run_config.dataset, json.dumps(run_config.data, sort_keys=True))
+    if key not in shapes:
+        try:
+            dataset = data.load(run_config.dataset, data_dir, download=False, **run_config.data)
+        except DataError:
+            shapes[key] = None
+        else:
+            shapes[key] = DataShape(dataset.n_features, dataset.n_classes, *(range(len(getattr(dataset, name))) for name in ("train", "valid", "test")))
+    return shapes[key]
+
+
+def expand(path, data_dir=None):
     """The runs of the sweep file at `path`, in grid order (trials first, then the last [sweep]
-    key varies fastest), each config once. Every config is checked here, method options and the
-    method's fit to the network included, so that a typo stops the sweep before any run starts."""
+    key varies fastest), each config once. Every config is checked here, method options, the
+    method's fit to the network and the network's fit to its data (from `data_dir`, as present
+    here) included, so that a typo stops the sweep before any run starts or anything is written."""
     path = Path(path)
     table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
@@ -151,14 +178,16 @@ def expand(path):
         raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values, or a [search] table")
     axes = [] if searched_only else _axes(grid, path)
     trials = _trials(table, path, axes)
-    planned, seen = [], set()
+    planned, seen, shapes = [], set(), {}
     for (searched, attrs), values in itertools.product(trials, itertools.product(*(values for _, values in axes))):
         assignment = {**searched, **dict(zip((key for key, _ in axes), values))}
         run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
         try:
-            experiment.build_model(run_config)
+            net, method = experiment.build_model(run_config)
+            if (shape := data_shape(run_config, data_dir, shapes)) is not None:
+                train.check_fit(run_config, shape, net, method.task)
         except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from None
+            raise ConfigError(f"{path}: run {_label(assignment, attrs) or run_config.name}: {error}") from None
         if run_config.hash not in seen:
             seen.add(run_config.hash)
             planned.append(PlannedRun(run_config, _label(assignment, attrs), attrs))
@@ -392,28 +421,6 @@ def _fetch_data(planned_runs, data_dir):
             data.fetch(name, data_dir)
 
 
-def check_data(planned_runs, path, data_dir=None):
-    """ConfigError, before anything is trained or written, where a planned run's data options are
-    not its dataset's or its network does not fit its data (`train.check_fit`). Each distinct
-    dataset and options is loaded once; a file dataset absent here (a Dask cluster's workers
-    have their own) is left to the workers to check."""
-    loaded = {}
-    for item in planned_runs:
-        cfg = item.config
-        key = (cfg.dataset, json.dumps(cfg.data, sort_keys=True))
-        try:
-            if key not in loaded:
-                try:
-                    loaded[key] = data.load(cfg.dataset, data_dir, download=False, **cfg.data)
-                except DataError:
-                    loaded[key] = None
-            if loaded[key] is not None:
-                net, method = experiment.build_model(cfg)
-                train.check_fit(cfg, loaded[key], net, method.task)
-        except ConfigError as error:
-            raise ConfigError(f"{path}: run {item.label or cfg.name}: {error}") from None
-
-
 def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
     """Run the sweep file at `path` into the results file `out` (default results/<stem>.h5) on
     `workers` local processes (default: one per core) or, given a `scheduler` address, on that
@@ -423,14 +430,13 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError("give --workers or --scheduler, not both")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    planned = expand(path)
+    planned = expand(path, data_dir)
     if out is not None:
         results.check_results_path(out)  # before Path drops a trailing slash
     out = Path(out) if out is not None else default_out(path)
     if scheduler is None:  # local workers share this machine's data folder: complete it once, before the results file is made
         done = results.completed_hashes(out) if os.path.isfile(out) else set()
         _fetch_data([item for item in planned if item.config.hash not in done], data_dir)
-    check_data(planned, path, data_dir)
     with results.Writer(out) as writer:
         completed_before = writer.completed_hashes()
         todo = [item for item in planned if item.config.hash not in completed_before]

@@ -535,6 +535,14 @@ def test_show_output_never_writes_over_a_results_file(capsys, results_file, tmp_
     assert results_file.read_bytes() == before == other.read_bytes()
 
 
+def test_show_output_through_a_link_writes_the_file_it_names(capsys, results_file, tmp_path):
+    (tmp_path / "m.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "m.csv")
+    assert main(["show", str(results_file), "--format", "csv", "--output", str(tmp_path / "link.csv")]) == 0
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "m.csv").read_text().startswith("run,epoch")
+    assert not list(tmp_path.glob(".*.part"))
+
+
 def test_show_labels_k_sample_errors(capsys, results_file):
     (run,) = results.open(results_file).runs
     assert main(["show", str(results_file)]) == 0

@@ -99,7 +99,8 @@ def test_exporting_an_older_run_keeps_the_newer_record(capsys, tmp_path):
     (lambda record: record.update(seed=[0]), "seed must be a single value"),
     (lambda record: record.update(seed=True), "seed must be a whole number"),
     (lambda record: record.update(search='{"trial": 1}'), "is not a search trial's"),
-    (lambda record: record.update(search="{not json"), "Expecting property name"),
+    (lambda record: record.update(search="{not json"), "is not a search trial's"),
+    (lambda record: record.update(search=5), "is not a search trial's"),
 ])
 def test_a_damaged_record_is_refused_with_one_line_naming_it(capsys, tmp_path, damage, message):
     (path, *_) = export(capsys, write_runs(tmp_path / "runs.h5"), tmp_path / "records")

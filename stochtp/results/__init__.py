@@ -85,11 +85,11 @@ Crash safety and concurrency
 from .columns import STANDARD_COLUMNS, UNDESCRIBED, Column, training_columns
 from .origin import provenance
 from .reader import Results, Run, completed_hashes, open, read_record
-from .storage import FORMAT, FORMAT_VERSION, is_being_written, replace_text
+from .storage import FORMAT, FORMAT_VERSION, has_hdf5_signature, is_being_written, replace_text
 from .writer import FINAL_STATUSES, PARAMETER_GROUPS, RunWriter, Writer, check_results_path
 
 __all__ = [
     "FINAL_STATUSES", "FORMAT", "FORMAT_VERSION", "PARAMETER_GROUPS", "STANDARD_COLUMNS", "UNDESCRIBED", "Column", "Results",
-    "Run", "RunWriter", "Writer", "check_results_path", "completed_hashes", "is_being_written", "open", "provenance",
+    "Run", "RunWriter", "Writer", "check_results_path", "completed_hashes", "has_hdf5_signature", "is_being_written", "open", "provenance",
     "read_record", "replace_text", "training_columns",
 ]

@@ -41,8 +41,11 @@ def _set_text_attrs(h5object, attrs):
         h5object.attrs.create(key, encoded[0] if isinstance(value, str) else encoded, dtype=dtype)
 
 
-def _has_hdf5_signature(path):
-    """Whether the file starts with the HDF5 signature at 0, 512, 1024, 2048... (user block)."""
+def has_hdf5_signature(path):
+    """Whether `path` is a regular file that starts with the HDF5 signature at 0, 512, 1024,
+    2048... (user block)."""
+    if not os.path.isfile(path):
+        return False
     try:
         with io.open(path, "rb") as raw:
             offset = 0
@@ -60,18 +63,25 @@ def _has_hdf5_signature(path):
 
 def replace_text(path, text, what):
     """Write `text` to the file `path` whole or not at all: into a temporary file beside it, then
-    renamed over it, so that a fault (a full disk) leaves the old file as it was. An HDF5 file
-    (a results file, perhaps one being written) is never replaced by text. ResultsError, one
-    line starting with `what` ("--output metrics.csv"), where it cannot be written."""
-    path = os.fspath(path)
+    renamed over it, so that a fault (a full disk) leaves the old file as it was. A symbolic link
+    is followed (the file it names is replaced); what is not a regular file (a pipe, a device) is
+    written to directly. An HDF5 file (a results file, perhaps one being written) is never
+    replaced by text. ResultsError, one line starting with `what`, where it cannot be written."""
+    path = os.path.realpath(path)
     if os.path.isdir(path):
         raise ResultsError(f"{what}: is a folder")
-    if _has_hdf5_signature(path):
+    if os.path.exists(path) and not os.path.isfile(path):
+        try:
+            with open(path, "w", encoding="utf-8") as stream:
+                stream.write(text)
+        except OSError as error:
+            raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
+        return
+    if has_hdf5_signature(path):
         raise ResultsError(f"{what}: is an HDF5 file (a results file?); text is never written over one")
-    folder = os.path.dirname(os.path.abspath(path))
     temporary = None
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".part")
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; these files are for reading
@@ -169,7 +179,7 @@ def _open_checked(path, mode):
     try:
         h5file = h5py.File(path, mode, locking=False)
     except OSError:
-        if not _has_hdf5_signature(path):
+        if not has_hdf5_signature(path):
             raise ResultsError(
                 f"{path} is not a stochtp results file (it is not an HDF5 file)"
             ) from None
