@@ -171,34 +171,37 @@ def _cell(row, found):
 
 
 def _comparisons(rows, groups):
-    """(first name, second name, Comparison or why there is none) for every pair a row names in
-    `compare`, on each metric the row shows."""
+    """(first name, second name, the metric where the row shows several, Comparison or why there
+    is none) for every pair a row names in `compare`, on each metric the row shows."""
     pairs = []
     for row in rows:
         for other in row.compare:
             for metric in row.metrics:
+                named = metric if len(row.metrics) > 1 else None
                 first, second = groups[metric].get(row.name), groups[metric].get(other)
                 if first is None or second is None:
                     missing = " and ".join(f"`{name}`" for name, group in ((row.name, first), (other, second)) if group is None)
-                    pairs.append((row.name, other, f"no record yet of {missing}"))
+                    pairs.append((row.name, other, named, f"no record yet of {missing}"))
                 elif not report.comparable(first, second):
                     raise ConfigError(f"{row.where}: {row.name} and {other} report different metrics or networks ({first.metric_label}, {second.metric_label}): no paired comparison")
                 elif not set(first.seeds) & set(second.seeds):
-                    pairs.append((row.name, other, "no shared seed"))
+                    pairs.append((row.name, other, named, "no shared seed"))
                 else:
-                    pairs.append((row.name, other, report.compare(first, second)))
+                    pairs.append((row.name, other, named, report.compare(first, second)))
     return pairs
 
 
 # ------------------------------------------------------------------------------ the text
 
 
-def comparison_text(first, second, item):
-    """A comparison line as `report` writes it, error differences in points (×100), or why there is none."""
+def comparison_text(first, second, metric, item):
+    """A compact comparison line (`report.comparison_line`), error differences in points (×100),
+    or why there is none; led by the metric where the row shows several."""
+    lead = f"{metric}: " if metric else ""
     if isinstance(item, str):
-        return f"`{first}` − `{second}`: {item}"
+        return f"{lead}`{first}` − `{second}`: {item}"
     scale, unit = (100, " points") if is_error(item.metric) else (1, "")
-    return report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"`{label}`")
+    return lead + report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"`{label}`", compact=True)
 
 
 def _display_rows(cells):
@@ -220,8 +223,8 @@ def format_table(table, fmt="markdown"):
         return json.dumps({
             "rows": [{**cell, "values": {metric: {"mean": report.json_number(mean), "std": report.json_number(std)} for metric, (mean, std) in cell["values"].items()}}
                      for cell in table.cells],
-            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "none": item}
-                            for first, second, item in table.comparisons],
+            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "metric": metric, "none": item}
+                            for first, second, metric, item in table.comparisons],
             "notes": table.notes,
         }, indent=2)
     if fmt == "csv":
@@ -231,7 +234,7 @@ def format_table(table, fmt="markdown"):
         writer.writerow(keys)
         writer.writerows([[cell[key] for key in keys] for cell in table.cells])
         return buffer.getvalue().rstrip("\n")
-    notes = ([report.COMPARISONS_HEADING + " (error differences in points)"] if table.comparisons else []) + [comparison_text(*pair) for pair in table.comparisons] + table.notes
+    notes = ([report.COMPARISONS_HEADING + " (error differences in points; lower on: the seeds on which each is lower)"] if table.comparisons else []) + [comparison_text(*pair) for pair in table.comparisons] + table.notes
     if fmt == "markdown":
         return "\n".join(report.markdown_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + [f"- {note}" for note in notes] if notes else []))
     return "\n".join(report.plain_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + notes if notes else []))

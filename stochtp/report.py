@@ -474,14 +474,21 @@ def _cells(report):
     return header, cells
 
 
-def comparison_line(item, scale=1, unit="", digits=4, name=str):
+def comparison_line(item, scale=1, unit="", digits=4, name=str, compact=False):
     """One paired comparison as text: "a − b (metric): difference [low, high] over n seeds; lower:
     a on i, b on j; sign test p", differences times `scale` with `digits` decimals and `unit`
-    after the difference; `name` writes the groups' labels."""
+    after them; `name` writes the groups' labels. `compact` (where the metric is said elsewhere):
+    "a − b: difference [low, high] unit, n seeds, lower on i / j, sign test p"."""
     def signed(value):
         return "nan" if math.isnan(value) else f"{scale * value:+.{digits}f}"
 
     first, second = name(item.first), name(item.second)
+    if compact:
+        head = f"{first} − {second}: {signed(item.difference)}"
+        if not item.tested:
+            return f"{head}{unit}, {len(item.seeds)} shared seed (a t interval needs {MIN_PAIRED_SEEDS})"
+        return (f"{head} [{signed(item.low)}, {signed(item.high)}]{unit}, {len(item.seeds)} seeds, "
+                f"lower on {item.first_lower} / {item.second_lower}, sign test p = {item.sign_p:.3g}")
     head = f"{first} − {second} ({item.metric_label or item.metric}): {signed(item.difference)}{unit}"
     if not item.tested:
         return f"{head} on {_untested(item)}"

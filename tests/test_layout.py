@@ -54,7 +54,7 @@ def test_markdown_rows_hold_the_hand_computed_numbers_in_layout_order(capsys, la
     assert lines[3] == "|  | DTP at another lr (`beta`) | — | 29.00 ± 12.73 % · 13.00 ± 0.00 % | 2 | 3 (not given) |"
     assert lines[4] == f"| another network | never run (`delta`) |  | {layout.NO_RECORD} | 0 | — |"
     # alpha - beta: mean -0.09, 95 % interval [-1.487683, +1.307683] (test_report), in points
-    assert lines[7] == "- `alpha` − `beta` (test_error_k (K)): -9.00 points [-148.77, +130.77] over 2 seeds; lower: `alpha` on 1, `beta` on 1; sign test p = 1"
+    assert lines[7] == "- `alpha` − `beta`: -9.00 [-148.77, +130.77] points, 2 seeds, lower on 1 / 1, sign test p = 1"
     assert lines[8] == "- beta: its runs differ in method.lr, not only the seed (--by one of them splits the group)"
     assert lines[9] == "- left out: 1 failed, 1 repeated config"
 
@@ -129,3 +129,11 @@ def test_a_bar_in_a_label_stays_in_its_column(capsys, laid_out):
     table.write_text('[[row]]\nname = "alpha"\nmethod = "DTP | tanh"\n')
     lines = report_lines(capsys, source, "--layout", table, "--format", "markdown")
     assert lines[2].startswith("|  | DTP \\| tanh (`alpha`) |") and lines[2].count(" | ") == 5
+
+
+def test_one_shared_seed_gives_the_difference_and_says_why_no_interval(tmp_path):
+    """alpha 0.22 and beta 0.20 at their best-validation epochs on seed 0 (test_report's runs)."""
+    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["beta"]\n')
+    runs = [run for run in layout.report.load_runs([write_runs(tmp_path / "runs.h5")]) if run.attrs["seed"] == 0]
+    (pair,) = layout.fill(layout.load(tmp_path / "table.toml"), runs).comparisons
+    assert layout.comparison_text(*pair) == "`alpha` − `beta`: +2.00 points, 1 shared seed (a t interval needs 2)"
