@@ -345,6 +345,8 @@ def cmd_show(args):
             return 0
         try:
             results.replace_text(args.output, text, f"--output {args.output}")
+        except DiskFull:
+            raise
         except ResultsError as error:
             raise UsageError(str(error), "stochtp show") from None
         print(f"written: {args.output}")
@@ -503,12 +505,11 @@ INTERRUPTED = {  # what Ctrl-C or SIGTERM leaves, by command
 }
 
 
-AFTER_A_FULL_DISK = {  # how to go on once a full disk has room again, by command (a run: whether it was in the file)
-    ("run", True): "; free some space, then continue with --resume",
-    ("run", False): "; free some space, then run it again",
-    ("sweep", False): "; free some space, then run the sweep again",
-    ("sweep", True): "; free some space, then run the sweep again",
+AFTER_A_FULL_DISK = {  # how to go on once a full disk has room again, by command
+    "run": "; free some space, then run it again",
+    "sweep": "; free some space, then run the sweep again",
 }
+RESUME_AFTER_A_FULL_DISK = "; free some space, then continue with --resume"  # a run that was in the file
 
 
 @contextlib.contextmanager
@@ -544,7 +545,8 @@ def main(argv=None):
         print(f"stochtp: {INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
         return 1
     except DiskFull as error:
-        print(f"stochtp: error: {error}{AFTER_A_FULL_DISK.get((command, error.resumable), '')}", file=sys.stderr)
+        advice = RESUME_AFTER_A_FULL_DISK if command == "run" and error.resumable else AFTER_A_FULL_DISK.get(command, "")
+        print(f"stochtp: error: {error}{advice}", file=sys.stderr)
         return 1
     except UsageError as error:
         print(f"{error.command}: error: {error}", file=sys.stderr)

@@ -69,6 +69,9 @@ def load(path):
             raise ConfigError(f"{row.where}: {row.name} is laid out already, in row {seen[row.name]}")
         seen[row.name] = number
         rows.append(row)
+    for row in rows:
+        if unknown := [name for name in row.compare if name not in seen]:
+            raise ConfigError(f"{row.where}: compare names {', '.join(unknown)}, which no row of the layout lays out")
     return rows
 
 
@@ -160,7 +163,7 @@ def _cell(row, found):
     return {
         "name": row.name,
         "network": row.network,
-        "method": f"{row.method} (`{row.name}`)" if row.method else f"`{row.name}`",
+        "method": row.method,
         "reference": row.reference,
         "measured": " · ".join(ABSENT if group is None else measured_text(group) for group in found) if present else NO_RECORD,
         "seeds": len(first.seeds) if first else 0,
@@ -194,22 +197,25 @@ def _comparisons(rows, groups):
 # ------------------------------------------------------------------------------ the text
 
 
-def comparison_text(first, second, metric, item):
+def comparison_text(first, second, metric, item, quote="`"):
     """A compact comparison line (`report.comparison_line`), error differences in points (×100),
-    or why there is none; led by the metric where the row shows several."""
+    or why there is none; led by the metric where the row shows several; run names in `quote`."""
     lead = f"{metric}: " if metric else ""
     if isinstance(item, str):
-        return f"{lead}`{first}` − `{second}`: {item}"
+        return f"{lead}{quote}{first}{quote} − {quote}{second}{quote}: {item.replace('`', quote)}"
     scale, unit = (100, " points") if is_error(item.metric) else (1, "")
-    return lead + report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"`{label}`", compact=True)
+    return lead + report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"{quote}{label}{quote}", compact=True)
 
 
-def _display_rows(cells):
-    """Text cells of the table and markdown forms: a network named once for its consecutive rows."""
+def _display_rows(cells, quote):
+    """Text cells of the table and markdown forms: a network named once for its consecutive rows,
+    the method followed by its run name in `quote`."""
     lines, previous = [], None
     for cell in cells:
+        name = f"{quote}{cell['name']}{quote}"
         epochs = f"{cell['epochs']} ({cell['paper_epochs']})" if cell["paper_epochs"] else str(cell["epochs"])
-        lines.append(["" if cell["network"] == previous else cell["network"], cell["method"], cell["reference"], cell["measured"], str(cell["seeds"]), epochs])
+        lines.append(["" if cell["network"] == previous else cell["network"], f"{cell['method']} ({name})" if cell["method"] else name,
+                      cell["reference"], cell["measured"], str(cell["seeds"]), epochs])
         previous = cell["network"]
     return lines
 
@@ -223,7 +229,7 @@ def format_table(table, fmt="markdown"):
         return json.dumps({
             "rows": [{**cell, "values": {metric: {"mean": report.json_number(mean), "std": report.json_number(std)} for metric, (mean, std) in cell["values"].items()}}
                      for cell in table.cells],
-            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "metric": metric, "none": item}
+            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "metric": metric, "none": item.replace("`", "")}
                             for first, second, metric, item in table.comparisons],
             "notes": table.notes,
         }, indent=2)
@@ -234,7 +240,9 @@ def format_table(table, fmt="markdown"):
         writer.writerow(keys)
         writer.writerows([[cell[key] for key in keys] for cell in table.cells])
         return buffer.getvalue().rstrip("\n")
-    notes = ([report.COMPARISONS_HEADING + " (error differences in points; lower on: the seeds on which each is lower)"] if table.comparisons else []) + [comparison_text(*pair) for pair in table.comparisons] + table.notes
+    quote = "`" if fmt == "markdown" else ""
+    notes = ([report.COMPARISONS_HEADING + " (error differences in points; lower on: the seeds on which each is lower)"] if table.comparisons else [])
+    notes += [comparison_text(*pair, quote=quote) for pair in table.comparisons] + table.notes
     if fmt == "markdown":
-        return "\n".join(report.markdown_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + [f"- {note}" for note in notes] if notes else []))
-    return "\n".join(report.plain_table(HEADER, _display_rows(table.cells), text_columns=4) + ([""] + notes if notes else []))
+        return "\n".join(report.markdown_table(HEADER, _display_rows(table.cells, quote), text_columns=4) + ([""] + [f"- {note}" for note in notes] if notes else []))
+    return "\n".join(report.plain_table(HEADER, _display_rows(table.cells, quote), text_columns=4) + ([""] + notes if notes else []))

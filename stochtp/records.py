@@ -47,13 +47,21 @@ def document(run):
         "format_version": FORMAT_VERSION,
         "run_id": run.id,
         **{key: run.attrs[key] for key in ATTRIBUTES if key in run.attrs},
-        **({"resumes": json.loads(run.attrs["resumes"])} if "resumes" in run.attrs else {}),
+        **({"resumes": _resumes(run)} if "resumes" in run.attrs else {}),
         "config": run.config,
         "metrics": {name: [_json_value(value) for value in column.tolist()] for name, column in run.metrics.items()},
     }
 
 
 NAME_LIMIT = 120  # characters of the run name kept in a record's file name
+
+
+def _resumes(run):
+    """A run's `resumes` attribute as a list; ResultsError naming the run where it is not JSON."""
+    try:
+        return json.loads(run.attrs["resumes"])
+    except (TypeError, ValueError):
+        raise ResultsError(f"{run.path}: run {run.id}: its resumes attribute is not JSON text") from None
 
 
 def file_name(run):
@@ -122,6 +130,8 @@ def _malformed(content):
             return f"{key} must be a single value"
     if "seed" in content and (isinstance(content["seed"], bool) or not isinstance(content["seed"], int)):
         return "seed must be a whole number"
+    if "resumes" in content and not (isinstance(content["resumes"], list) and all(isinstance(entry, dict) for entry in content["resumes"])):
+        return "resumes must be a list of tables"
     if "search" in content:
         try:
             search.trial_of({search.ATTRIBUTE: content["search"]})

@@ -6,6 +6,7 @@ import errno
 import importlib.metadata
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -541,6 +542,19 @@ def test_show_output_through_a_link_writes_the_file_it_names(capsys, results_fil
     assert main(["show", str(results_file), "--format", "csv", "--output", str(tmp_path / "link.csv")]) == 0
     assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "m.csv").read_text().startswith("run,epoch")
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_show_output_on_a_full_disk_exits_1_and_keeps_the_old_file(capsys, results_file, tmp_path, monkeypatch):
+    (tmp_path / "m.csv").write_text("old")
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    assert main(["show", str(results_file), "--format", "csv", "--output", str(tmp_path / "m.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "is full" in err and err.count("\n") == 1
+    assert (tmp_path / "m.csv").read_text() == "old" and not list(tmp_path.glob(".*.part"))
 
 
 def test_show_labels_k_sample_errors(capsys, results_file):

@@ -72,10 +72,12 @@ def test_json_gives_the_raw_values_and_csv_the_cells(capsys, laid_out):
     assert lines[2].startswith("beta,\"teacher, 8-6b-6b-3s\",")  # the network named on every row here
 
 
-def test_a_missing_comparison_partner_is_said_not_invented(capsys, tmp_path):
-    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["nowhere"]\n')
+def test_a_comparison_partner_without_runs_is_said_not_invented(capsys, tmp_path):
+    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["nowhere"]\n[[row]]\nname = "nowhere"\n')
+    lines = report_lines(capsys, write_runs(tmp_path / "runs.h5"), "--layout", tmp_path / "table.toml", "--format", "markdown")
+    assert "- `alpha` − `nowhere`: no record yet of `nowhere`" in lines
     lines = report_lines(capsys, write_runs(tmp_path / "runs.h5"), "--layout", tmp_path / "table.toml")
-    assert "`alpha` − `nowhere`: no record yet of `nowhere`" in lines
+    assert "alpha − nowhere: no record yet of nowhere" in lines and lines[2].strip().startswith("nowhere")  # plain text: no Markdown quotes
 
 
 def test_runs_of_another_network_are_not_compared(capsys, tmp_path):
@@ -84,7 +86,7 @@ def test_runs_of_another_network_are_not_compared(capsys, tmp_path):
         run = writer.start_run(name="other", method="bp", dataset="teacher", network="8-3s", seed=0, config={"name": "other", "seed": 0}, provenance={})
         run.append({"epoch": 1, "valid_error": 0.3, "test_error": 0.3})
         run.finish("completed")
-    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\nmetrics = ["test_error"]\ncompare = ["other"]\n')
+    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\nmetrics = ["test_error"]\ncompare = ["other"]\n[[row]]\nname = "other"\n')
     assert main(["report", str(source), "--layout", str(tmp_path / "table.toml")]) == 2
     assert "row 1: alpha and other report different metrics or networks" in capsys.readouterr().err
 
@@ -99,6 +101,7 @@ def test_runs_of_another_network_are_not_compared(capsys, tmp_path):
     ('[[row]]\nname = "alpha"\npaper_epochs = 1.5\n', "row 1: paper_epochs must be a whole number or text"),
     ('[[row]]\nname = "alpha"\n[[row]]\nname = "alpha"\n', "row 2: alpha is laid out already, in row 1"),
     ('[[row]]\nname = "alpha"\ncompare = ["alpha"]\n', "row 1: alpha is compared with itself"),
+    ('[[row]]\nname = "alpha"\ncompare = ["alhpa"]\n', "row 1: compare names alhpa, which no row of the layout lays out"),
     ('[[row]]\nname = "alpha"\nmetrics = ["test_eror"]\n', "row 1: the runs of alpha have no metric test_eror"),
     (b"\xff\xfe[[row]]", "not a readable TOML file"),
     ("directory", "not a readable TOML file"),
@@ -133,7 +136,7 @@ def test_a_bar_in_a_label_stays_in_its_column(capsys, laid_out):
 
 def test_one_shared_seed_gives_the_difference_and_says_why_no_interval(tmp_path):
     """alpha 0.22 and beta 0.20 at their best-validation epochs on seed 0 (test_report's runs)."""
-    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["beta"]\n')
+    (tmp_path / "table.toml").write_text('[[row]]\nname = "alpha"\ncompare = ["beta"]\n[[row]]\nname = "beta"\n')
     runs = [run for run in layout.report.load_runs([write_runs(tmp_path / "runs.h5")]) if run.attrs["seed"] == 0]
     (pair,) = layout.fill(layout.load(tmp_path / "table.toml"), runs).comparisons
     assert layout.comparison_text(*pair) == "`alpha` − `beta`: +2.00 points, 1 shared seed (a t interval needs 2)"

@@ -101,6 +101,7 @@ def test_exporting_an_older_run_keeps_the_newer_record(capsys, tmp_path):
     (lambda record: record.update(search='{"trial": 1}'), "is not a search trial's"),
     (lambda record: record.update(search="{not json"), "is not a search trial's"),
     (lambda record: record.update(search=5), "is not a search trial's"),
+    (lambda record: record.update(resumes={"first_epoch": 3}), "resumes must be a list of tables"),
 ])
 def test_a_damaged_record_is_refused_with_one_line_naming_it(capsys, tmp_path, damage, message):
     (path, *_) = export(capsys, write_runs(tmp_path / "runs.h5"), tmp_path / "records")

@@ -75,6 +75,8 @@ def replace_text(path, text, what):
             with open(path, "w", encoding="utf-8") as stream:
                 stream.write(text)
         except OSError as error:
+            if isinstance(full := _out_of_space(error, path), DiskFull):
+                raise full from None
             raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
         return
     if has_hdf5_signature(path):
@@ -87,6 +89,8 @@ def replace_text(path, text, what):
         os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; these files are for reading
         os.replace(temporary, path)
     except OSError as error:
+        if isinstance(full := _out_of_space(error, path), DiskFull):
+            raise full from None  # a failing file system, not bad input: the CLI exits 1
         raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
     finally:
         if temporary is not None and os.path.exists(temporary):
