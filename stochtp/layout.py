@@ -174,8 +174,9 @@ def _cell(row, found):
 
 
 def _comparisons(rows, groups):
-    """(first name, second name, the metric where the row shows several, Comparison or why there
-    is none) for every pair a row names in `compare`, on each metric the row shows."""
+    """(first name, second name, the metric where the row shows several, Comparison or, where there
+    is none, the names of the two without runs: empty when both have runs but share no seed) for
+    every pair a row names in `compare`, on each metric the row shows."""
     pairs = []
     for row in rows:
         for other in row.compare:
@@ -183,12 +184,11 @@ def _comparisons(rows, groups):
                 named = metric if len(row.metrics) > 1 else None
                 first, second = groups[metric].get(row.name), groups[metric].get(other)
                 if first is None or second is None:
-                    missing = " and ".join(f"`{name}`" for name, group in ((row.name, first), (other, second)) if group is None)
-                    pairs.append((row.name, other, named, f"no record yet of {missing}"))
+                    pairs.append((row.name, other, named, tuple(name for name, group in ((row.name, first), (other, second)) if group is None)))
                 elif not report.comparable(first, second):
                     raise ConfigError(f"{row.where}: {row.name} and {other} report different metrics or networks ({first.metric_label}, {second.metric_label}): no paired comparison")
                 elif not set(first.seeds) & set(second.seeds):
-                    pairs.append((row.name, other, named, "no shared seed"))
+                    pairs.append((row.name, other, named, ()))
                 else:
                     pairs.append((row.name, other, named, report.compare(first, second)))
     return pairs
@@ -201,10 +201,15 @@ def comparison_text(first, second, metric, item, quote="`"):
     """A compact comparison line (`report.comparison_line`), error differences in points (×100),
     or why there is none; led by the metric where the row shows several; run names in `quote`."""
     lead = f"{metric}: " if metric else ""
-    if isinstance(item, str):
-        return f"{lead}{quote}{first}{quote} − {quote}{second}{quote}: {item.replace('`', quote)}"
+    if not isinstance(item, report.Comparison):
+        return f"{lead}{quote}{first}{quote} − {quote}{second}{quote}: {_no_comparison(item, quote)}"
     scale, unit = (100, " points") if is_error(item.metric) else (1, "")
     return lead + report.comparison_line(item, scale, unit, digits=2, name=lambda label: f"{quote}{label}{quote}", compact=True)
+
+
+def _no_comparison(missing, quote):
+    """Why a pair has no comparison: the names without runs (in `quote`), or no shared seed."""
+    return "no record yet of " + " and ".join(f"{quote}{name}{quote}" for name in missing) if missing else "no shared seed"
 
 
 def _display_rows(cells, quote):
@@ -229,7 +234,7 @@ def format_table(table, fmt="markdown"):
         return json.dumps({
             "rows": [{**cell, "values": {metric: {"mean": report.json_number(mean), "std": report.json_number(std)} for metric, (mean, std) in cell["values"].items()}}
                      for cell in table.cells],
-            "comparisons": [report.comparison_document(item) if not isinstance(item, str) else {"first": first, "second": second, "metric": metric, "none": item.replace("`", "")}
+            "comparisons": [report.comparison_document(item) if isinstance(item, report.Comparison) else {"first": first, "second": second, "metric": metric, "none": _no_comparison(item, "")}
                             for first, second, metric, item in table.comparisons],
             "notes": table.notes,
         }, indent=2)

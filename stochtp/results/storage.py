@@ -75,9 +75,7 @@ def replace_text(path, text, what):
             with open(path, "w", encoding="utf-8") as stream:
                 stream.write(text)
         except OSError as error:
-            if isinstance(full := _out_of_space(error, path), DiskFull):
-                raise full from None
-            raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
+            raise _text_write_error(error, path, what) from None
         return
     if has_hdf5_signature(path):
         raise ResultsError(f"{what}: is an HDF5 file (a results file?); text is never written over one")
@@ -89,12 +87,17 @@ def replace_text(path, text, what):
         os.chmod(temporary, 0o644)  # mkstemp's 0600 is for secrets; these files are for reading
         os.replace(temporary, path)
     except OSError as error:
-        if isinstance(full := _out_of_space(error, path), DiskFull):
-            raise full from None  # a failing file system, not bad input: the CLI exits 1
-        raise ResultsError(f"{what}: cannot write it ({error.strerror or error})") from None
+        raise _text_write_error(error, path, what) from None
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _text_write_error(error, path, what):
+    """DiskFull for a full disk (a failing file system, not bad input: the CLI exits 1), else a
+    ResultsError starting with `what`."""
+    full = _out_of_space(error, path)
+    return full if isinstance(full, DiskFull) else ResultsError(f"{what}: cannot write it ({error.strerror or error})")
 
 
 def _check_format(h5file, path):
