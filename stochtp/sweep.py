@@ -170,6 +170,13 @@ def expand(path, data_dir=None):
     key varies fastest), each config once. Every config is checked here, method options, the
     method's fit to the network and the network's fit to its data (from `data_dir`, as present
     here) included, so that a typo stops the sweep before any run starts or anything is written."""
+    return plan(path, data_dir)[0]
+
+
+def plan(path, data_dir=None):
+    """(`expand`'s runs, the labels of the combinations left out because their config is one an
+    earlier combination already has): two search trials whose values coincide once rounded to
+    `search.SIGNIFICANT_DIGITS`, or a value listed twice in [sweep], make one run."""
     path = Path(path)
     table = config_module.read_toml(path)
     grid = table.pop("sweep", None)
@@ -178,7 +185,7 @@ def expand(path, data_dir=None):
         raise ConfigError(f"{path}: a sweep file needs a [sweep] table of config keys with lists of values, or a [search] table")
     axes = [] if searched_only else _axes(grid, path)
     trials = _trials(table, path, axes)
-    planned, seen, shapes = [], set(), {}
+    planned, repeats, seen, shapes = [], [], set(), {}
     for (searched, attrs), values in itertools.product(trials, itertools.product(*(values for _, values in axes))):
         assignment = {**searched, **dict(zip((key for key, _ in axes), values))}
         run_config = config_module.from_dict(_run_table(table, assignment, path), str(path))
@@ -188,10 +195,12 @@ def expand(path, data_dir=None):
                 train.check_fit(run_config, shape, net, method.task)
         except ConfigError as error:
             raise ConfigError(f"{path}: run {_label(assignment, attrs) or run_config.name}: {error}") from None
-        if run_config.hash not in seen:
+        if run_config.hash in seen:
+            repeats.append(_label(assignment, attrs) or run_config.name)
+        else:
             seen.add(run_config.hash)
             planned.append(PlannedRun(run_config, _label(assignment, attrs), attrs))
-    return planned
+    return planned, repeats
 
 
 # ------------------------------------------------------------------------------- workers
@@ -430,7 +439,7 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         raise ConfigError("give --workers or --scheduler, not both")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    planned = expand(path, data_dir)
+    planned, repeats = plan(path, data_dir)
     if out is not None:
         results.check_results_path(out)  # before Path drops a trailing slash
     out = Path(out) if out is not None else default_out(path)
@@ -442,6 +451,8 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         todo = [item for item in planned if item.config.hash not in completed_before]
         summary = SweepSummary(out, len(planned), len(planned) - len(todo))
         say(f"sweep {path}: {summary.planned} runs, {summary.skipped} already completed in {out}, {len(todo)} to run")
+        if repeats:
+            say(f"  {len(repeats)} more combination(s) repeat an earlier run's config and make no run of their own: {'; '.join(repeats)}")
         if not todo:
             return summary
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))

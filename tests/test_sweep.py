@@ -90,6 +90,7 @@ def test_expand_is_the_cartesian_product_with_dotted_keys(tmp_path):
     ]
     assert all(item.config.name == "grid" and item.config.method["name"] == "dtp" for item in planned)
     assert all(item.config.data["n_valid"] == 200 for item in planned)
+    assert sweep.plan(path)[1] == [f"seed=1 method.lr_f={lr} data.n_train=300" for lr in (0.001, 0.01)]
 
 
 def test_swept_presets_name_their_runs(tmp_path):
