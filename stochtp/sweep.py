@@ -66,6 +66,7 @@ from .errors import ConfigError, DataError, StochtpError, TrainingFailed
 
 SECTIONS = search.SECTIONS  # the config tables a dotted sweep key can reach into
 DASK_CONNECT_TIMEOUT_S = 30
+SHOWN_REPEATS = 5  # combinations named on the sweep's line about repeated configs; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,8 @@ def run(path, out=None, workers=None, scheduler=None, data_dir=None, say=print):
         summary = SweepSummary(out, len(planned), len(planned) - len(todo))
         say(f"sweep {path}: {summary.planned} runs, {summary.skipped} already completed in {out}, {len(todo)} to run")
         if repeats:
-            say(f"  {len(repeats)} more combination(s) repeat an earlier run's config and make no run of their own: {'; '.join(repeats)}")
+            shown = "; ".join(repeats[:SHOWN_REPEATS]) + (f"; and {len(repeats) - SHOWN_REPEATS} more" if len(repeats) > SHOWN_REPEATS else "")
+            say(f"  {len(repeats)} more combination(s) repeat an earlier run's config and make no run of their own: {shown}")
         if not todo:
             return summary
         executor = DaskWorkers(scheduler) if scheduler is not None else LocalWorkers(min(workers or os.cpu_count() or 1, len(todo)))

@@ -180,13 +180,13 @@ def test_two_searches_sharing_trial_indices_are_ranked_apart(tmp_path):
 
 
 def test_trials_that_coincide_make_one_run_and_the_sweep_says_so(tmp_path):
-    """Six trials of an integer key with two values: one run per distinct config, and the
-    sweep's first lines name the combinations that make no run of their own."""
-    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "st"\n\n[search]\ntrials = 6\nepochs = {low = 1, high = 2, scale = "linear", integer = true}\n')
+    """Eight trials of an integer key with two values: one run per distinct config, and the
+    sweep's second line names the first combinations that make no run of their own and counts the rest."""
+    path = write_sweep(tmp_path, BASE + '\n[method]\nname = "st"\n\n[search]\ntrials = 8\nepochs = {low = 1, high = 2, scale = "linear", integer = true}\n')
     planned, repeats = sweep.plan(path)
     assert sorted(item.config.epochs for item in planned) == [1, 2]
-    assert len(repeats) == 4 and all(label.startswith("trial=") for label in repeats)
+    assert len(repeats) == 6 and all(label.startswith("trial=") for label in repeats)
     lines = []
     sweep.run(path, out=tmp_path / "search.h5", workers=1, say=lines.append)
     assert lines[0].endswith("2 runs, 0 already completed in " + str(tmp_path / "search.h5") + ", 2 to run")
-    assert lines[1] == f"  4 more combination(s) repeat an earlier run's config and make no run of their own: {'; '.join(repeats)}"
+    assert lines[1] == f"  6 more combination(s) repeat an earlier run's config and make no run of their own: {'; '.join(repeats[:5])}; and 1 more"
