@@ -1,7 +1,7 @@
 # Quick start: `make demo` (sets up .venv, runs the default DTP / ST / REINFORCE comparison on MNIST),
 # `make test` (sets up .venv, runs the whole test suite and builds the documentation site with
 # `mkdocs build --strict`), `make docs` (the site alone, into site/), `make test-fast` (the tests marked neither
-# `slow` nor `mnist`: under two minutes on two cores, for the edit-test loop).
+# `slow` nor `mnist`, for the edit-test loop).
 # Datasets are read from $STOCHTP_DATA when it is set, else from data/ (downloaded there on first use).
 VENV ?= .venv
 PYTHON ?= python3
