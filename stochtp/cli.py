@@ -428,8 +428,11 @@ def cmd_report(args):
                          "--export-records writes every completed run of the results files named")
         if not args.files:
             raise UsageError("--export-records: name the results files (FILE.h5) to export", "stochtp report")
-        for path, written in report.export_records(args.files, args.export_records):
+        exported, left_out = report.export_records(args.files, args.export_records)
+        for path, written in exported:
             print(f"written: {path}" if written else f"kept: {path} (it records a newer run of the same config)")
+        if left_out:
+            print(f"not exported: {', '.join(f'{count} {why}' for why, count in sorted(left_out.items()))} (only completed runs, one per config, are exported)")
         return 0
     if args.follow:
         report.follow(args.files, args.interval)

@@ -245,10 +245,11 @@ def load_runs(paths, record_folders=()):
 
 def export_records(paths, folder):
     """Write the record of every run a report of the results files `paths` would count (the
-    completed ones, one per config) into `folder`; return (path, written) per record (not
-    written: the folder holds the record of a newer run of that config, kept)."""
-    included, _ = _included_runs(load_runs(paths), None)
-    return [records.write(run, folder) for run in included]
+    completed ones, one per config) into `folder`. Returns ((path, written) per record (not
+    written: the folder holds the record of a newer run of that config, kept), a Counter of why
+    the other runs were left out)."""
+    included, left_out = _included_runs(load_runs(paths), None)
+    return [records.write(run, folder) for run in included], left_out
 
 
 def _included_runs(runs, metric, partial=False):

@@ -16,16 +16,20 @@ from test_report import write_runs
 RECORDS = REPO_ROOT / "experiments" / "results"
 
 
-def export(capsys, source, folder):
+def export(capsys, source, folder, left_out=None):
+    """The records `--export-records` wrote, and (checked where given) its line on the runs it left out."""
     assert main(["report", str(source), "--export-records", str(folder)]) == 0
-    return [Path(line.removeprefix("written: ")) for line in capsys.readouterr().out.splitlines()]
+    lines = capsys.readouterr().out.splitlines()
+    if left_out is not None:
+        assert lines[-1] == f"not exported: {left_out} (only completed runs, one per config, are exported)"
+    return [Path(line.removeprefix("written: ")) for line in lines if line.startswith("written: ")]
 
 
 def test_records_hold_one_completed_run_per_config(capsys, tmp_path):
     """write_runs: 5 completed runs of 4 configs (one config twice) and a failed run -> 4 records,
     the repeated config's newer run; NaN is null; config, hash, commit and version are kept."""
     source = write_runs(tmp_path / "runs.h5")
-    paths = export(capsys, source, tmp_path / "records")
+    paths = export(capsys, source, tmp_path / "records", left_out="1 failed, 1 repeated config")
     assert len(paths) == 4 and sorted(paths) == sorted((tmp_path / "records").glob("*.json"))
     newest = max((run for run in results.open(source).runs if run.attrs["name"] == "alpha" and run.attrs["seed"] == 0), key=lambda run: run.id)
     document = json.loads((tmp_path / "records" / records.file_name(newest)).read_text())
