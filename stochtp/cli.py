@@ -432,7 +432,7 @@ def cmd_report(args):
         for path, written in exported:
             print(f"written: {path}" if written else f"kept: {path} (it records a newer run of the same config)")
         if left_out:
-            print(f"not exported: {', '.join(f'{count} {why}' for why, count in sorted(left_out.items()))} (only completed runs, one per config, are exported)")
+            print(f"{report.left_out_note(left_out)} (records are made of completed runs, the newest per config)")
         return 0
     if args.follow:
         report.follow(args.files, args.interval)

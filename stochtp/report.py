@@ -261,8 +261,10 @@ def _included_runs(runs, metric, partial=False):
     for run in runs:
         if run.attrs.get("method") == "estimators":  # `stochtp estimators` scores, not a training run
             left_out["estimator scores"] += 1
-        elif run.status not in accepted or run.num_epochs == 0:
-            left_out[run.status or "no status"] += 1
+        elif run.status not in accepted:
+            left_out[run.status or "without a status"] += 1
+        elif run.num_epochs == 0:
+            left_out["without epochs"] += 1
         elif metric is not None and not _has_values(run.metrics, metric):
             left_out[f"without {metric}"] += 1
         else:

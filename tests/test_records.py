@@ -21,7 +21,7 @@ def export(capsys, source, folder, left_out=None):
     assert main(["report", str(source), "--export-records", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
     if left_out is not None:
-        assert lines[-1] == f"not exported: {left_out} (only completed runs, one per config, are exported)"
+        assert lines[-1] == f"left out: {left_out} (records are made of completed runs, the newest per config)"
     return [Path(line.removeprefix("written: ")) for line in lines if line.startswith("written: ")]
 
 
