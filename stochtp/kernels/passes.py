@@ -16,12 +16,13 @@ weights, so that an evaluation's chunks of examples share them.
 `chain_totals` works through the examples a tile of rows at a time and, for each tile, through
 the K passes in order: it samples each layer with the Bernoulli kernels' own routine at the
 positions `bernoulli`/`sigmoid_bernoulli` use (r n + j of the layer's stream in pass k, so the
-same numbers), forms the next pre-activation, and adds the softmax output to `total` in float64,
-pass by pass. A row keeps its last pass's samples and pre-activations: where only a few samples
-changed (a trained network's units are mostly near 0 or 1, and about 5 of 200 change from pass to
-pass), the pre-activation moves by the rows of W of those units, added or subtracted; otherwise,
-and every REFRESH passes, it is summed afresh from the tables. `chain_sum` splits the tiles over
-the run's threads (`sampling.run_tasks`, a tile a task).
+same numbers), into scratch of the tile's size, packs each row's samples into its codes, forms
+the next pre-activation, and adds the softmax output to `total` in float64, pass by pass. A row
+keeps its last pass's codes and pre-activations: the bits where the codes differ are the units
+whose sample changed. Where only a few did (a trained network's units are mostly near 0 or 1,
+and a few of 200 change from pass to pass), the pre-activation moves by the rows of W of those
+units, added or subtracted; otherwise, and every REFRESH passes, it is summed afresh from the
+tables. `chain_sum` splits the tiles over the run's threads (`sampling.run_tasks`, a tile a task).
 
 What differs from passes made with BLAS products is rounding only: the float32 sums run in
 another order, a shortcut pre-activation carries its rounding for up to REFRESH - 1 passes, and
@@ -36,7 +37,7 @@ import math
 import numba
 import numpy as np
 
-from .sampling import GROUP, _bernoulli_groups, run_tasks, sigmoid_scalar
+from .sampling import GROUP, bernoulli_span, run_tasks, sigmoid_scalar
 
 BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
@@ -44,6 +45,8 @@ REFRESH = 16  # a row's pre-activations are summed afresh from the tables every 
 MAX_TABLE_BYTES = 64 << 20  # wider chains take the pass-by-pass path (BLAS), faster there anyway
 MIN_SAMPLES = 32  # fewer passes take the pass-by-pass path: a first pass sums table rows for every row, slower than BLAS
 _POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit weights
+_LOWEST = np.array([(c & -c).bit_length() - 1 for c in range(PATTERNS)], np.int64)  # each pattern's lowest set bit (-1 for none)
+_POPCOUNT = np.array([bin(c).count("1") for c in range(PATTERNS)], np.int64)  # set bits of each pattern
 
 
 def bit_tables(W):
@@ -96,66 +99,66 @@ def tile_rows(widths):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def chain_totals(first_tile, stop_tile, p_first, probs, fired, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
+def chain_totals(first_tile, stop_tile, p_first, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
     """total[r] += softmax output of pass k for k = 0..K-1, on the tiles first_tile..stop_tile-1
     (rows_per_tile rows each) of a chain of len(widths) - 1 Bernoulli layers and a softmax layer of
     widths[-1] units; returns True if a probability was NaN.
 
-    p_first: the first layer's probabilities (N x widths[0], flat). probs, fired: flat scratch
-    arrays of N x (sum of the Bernoulli layers' widths) values, each layer's probabilities and
-    samples in a part of its own (each tile works on its own rows of it: a part shared by layers
-    of different widths would give one thread's tile rows another thread's tile uses; layer 0
-    reads p_first, and its part of probs stays unused). Product j (from layer j to j + 1) has its weights (n_in x
-    n_out), one after the other in `weights`, its
-    `bit_tables` at tables[table_starts[j]:] and its bias at biases[bias_starts[j]:]; Bernoulli
-    layer j of pass k draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope a)
-    after the first. The draws are made by the Bernoulli kernels' own routine,
-    `_bernoulli_groups`, on the tile's Philox groups (a tile starts on a group boundary).
+    p_first: the first layer's probabilities (N x widths[0], flat). Product j (from layer j to
+    j + 1) has its weights (n_in x n_out), one after the other in `weights`, its `bit_tables` at
+    tables[table_starts[j]:] and its bias at biases[bias_starts[j]:]; Bernoulli layer j of pass k
+    draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope a) after the first. The
+    draws are made by the Bernoulli kernels' own routine, `bernoulli_span`, on the tile's Philox
+    groups (a tile starts on a group boundary of every layer: `tile_rows`).
 
-    Each row keeps, per product, the pre-activation of its last pass and the samples it came
-    from (`_next_preactivation`).
+    Each row keeps, per product, the pre-activation of its last pass and the codes it came from
+    (`_next_preactivation`).
     """
     n = total.shape[0]
     layers = widths.size - 1
     widest = widths.max()
     nan = False
-    codes = np.empty((widest + BITS - 1) // BITS, np.int64)
-    flipped = np.empty(widest + 1, np.int64)  # the units whose sample changed since the row's last pass
-    # Per product j, from position j * stride (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
-    stride = rows_per_tile * widest
-    previous = np.zeros(layers * stride, np.float32)  # the samples of layer j in the row's last pass
+    most_groups = (widest + BITS - 1) // BITS
+    codes = np.empty(most_groups, np.int64)  # a row's samples of a layer, packed
+    # Per product j and tile row, from position j * stride (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
+    stride, code_stride = rows_per_tile * widest, rows_per_tile * most_groups
+    previous = np.zeros(layers * code_stride, np.int64)  # the codes of layer j in the row's last pass
     pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1 they gave
+    softmax = np.empty(widths[-1], np.float32)  # a row's exp(logit - largest), each computed once
+    probs = np.empty(rows_per_tile * widest, np.float32)  # a layer's probabilities in the tile's rows, one pass
+    fired = np.empty(rows_per_tile * widest, np.float32)  # and its samples
     weight_starts = np.zeros(layers, np.int64)
-    scratch_starts = np.zeros(layers, np.int64)  # layer j's part of probs and fired: N x width at n * sum of widths below
     for j in range(1, layers):
         weight_starts[j] = weight_starts[j - 1] + widths[j - 1] * widths[j]
-        scratch_starts[j] = scratch_starts[j - 1] + n * widths[j - 1]
     for tile in range(first_tile, stop_tile):
         r0 = tile * rows_per_tile
         rows = min(rows_per_tile, n - r0)
         for k in range(stream0s.shape[0]):
             for j in range(layers):
                 width, n_out = widths[j], widths[j + 1]
-                start, stop = r0 * width, (r0 + rows) * width
-                part = scratch_starts[j]  # slices with int bounds keep the arrays C-contiguous for the routine
-                layer_probs = p_first[0:n * width] if j == 0 else probs[part:part + n * width]
-                if j > 0:
-                    _sigmoid_rows(pre[(j - 1) * stride:(j - 1) * stride + stop - start], slope, layer_probs[start:stop])
-                layer_fired = fired[part:part + n * width]
-                nan |= _bernoulli_groups(start // GROUP, (stop + GROUP - 1) // GROUP, layer_probs, layer_fired, key0, key1, stream0s[k, j], stream1s[k, j])
+                groups = (width + BITS - 1) // BITS
+                span = rows * width
+                if j == 0:
+                    layer_probs = p_first[r0 * width:r0 * width + span]
+                else:
+                    layer_probs = probs[0:span]
+                    _sigmoid_rows(pre[(j - 1) * stride:(j - 1) * stride + span], slope, layer_probs)
+                nan |= bernoulli_span(r0 * width // GROUP, layer_probs, fired[0:span], key0, key1, stream0s[k, j], stream1s[k, j])  # the tile starts on a Philox group
                 product = weights[weight_starts[j]:weight_starts[j] + width * n_out]
                 for r in range(rows):
-                    _next_preactivation(k, layer_fired[start + r * width:start + (r + 1) * width], previous[j * stride + r * width:j * stride + (r + 1) * width],
-                                        product, tables, table_starts[j], biases[bias_starts[j]:bias_starts[j] + n_out], codes, flipped, pre[j * stride + r * n_out:j * stride + (r + 1) * n_out])
+                    _pack(fired[r * width:(r + 1) * width], codes)
+                    _next_preactivation(k, codes[0:groups], previous[j * code_stride + r * groups:j * code_stride + (r + 1) * groups],
+                                        product, tables, table_starts[j], biases[bias_starts[j]:bias_starts[j] + n_out], pre[j * stride + r * n_out:j * stride + (r + 1) * n_out])
             out = widths[-1]
             for r in range(rows):
                 logits = pre[(layers - 1) * stride + r * out:(layers - 1) * stride + (r + 1) * out]
                 top = logits.max()
                 norm = np.float32(0.0)
                 for i in range(out):
-                    norm += np.float32(math.exp(logits[i] - top))
+                    softmax[i] = np.float32(math.exp(logits[i] - top))
+                    norm += softmax[i]
                 for i in range(out):
-                    total[r0 + r, i] += np.float64(np.float32(math.exp(logits[i] - top)) / norm)
+                    total[r0 + r, i] += np.float64(softmax[i] / norm)
     return nan
 
 
@@ -167,30 +170,31 @@ def _sigmoid_rows(a, slope, p):
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _next_preactivation(k, samples, previous, W, tables, table_start, bias, codes, flipped, pre):
-    """pre = samples @ W + bias for one row, and previous = samples, given the row's last pass
-    (previous, pre). If few samples changed since, pre moves by + or - the rows of W of those that
-    did (a trained network's samples change in a few units from pass to pass); otherwise, and on
-    every REFRESH-th pass, it is the sum of table rows (`bit_tables`), so that rounding does not
-    pile up."""
-    width, n_out = samples.size, pre.size
-    groups = (width + BITS - 1) // BITS
+def _next_preactivation(k, codes, previous, W, tables, table_start, bias, pre):
+    """pre = samples @ W + bias for one row, given its samples packed into `codes` (`_pack`) and
+    its last pass (previous: its codes then, pre: the pre-activation they gave); previous = codes.
+    If few samples changed since (the bits where the codes differ), pre moves by + or - the rows
+    of W of those that did, in increasing unit order (a trained network's samples change in a
+    few units from pass to pass); otherwise, and on every REFRESH-th pass, it is the sum of table
+    rows (`bit_tables`), so that rounding does not pile up."""
+    groups, n_out = codes.size, pre.size
     changed = 0
-    for i in range(width):  # branch-free: every i is written at the next free place, which it
-        flipped[changed] = i  # keeps only if its sample changed (hence flipped's one spare entry)
-        changed += samples[i] != previous[i]
+    for g in range(groups):
+        changed += _POPCOUNT[codes[g] ^ previous[g]]
     if k % REFRESH == 0 or changed > groups:
-        _pack(samples, codes)
-        _lookup(tables, table_start, bias, codes, width, pre)
+        _lookup(tables, table_start, bias, codes, pre)
     else:
-        for t in range(changed):
-            i = flipped[t]
-            step = samples[i] - previous[i]
-            row = W[i * n_out:(i + 1) * n_out]
-            for o in range(n_out):
-                pre[o] += step * row[o]
-    for i in range(width):
-        previous[i] = samples[i]
+        for g in range(groups):
+            difference = codes[g] ^ previous[g]
+            while difference:
+                b = _LOWEST[difference]
+                difference &= difference - 1
+                step = np.float32(1.0) if codes[g] >> b & 1 else np.float32(-1.0)
+                row = W[(g * BITS + b) * n_out:(g * BITS + b + 1) * n_out]
+                for o in range(n_out):
+                    pre[o] += step * row[o]
+    for g in range(groups):
+        previous[g] = codes[g]
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
@@ -212,11 +216,11 @@ def _pack(samples, codes):
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _lookup(tables, start, bias, codes, n_in, pre):
+def _lookup(tables, start, bias, codes, pre):
     """pre = sum over groups g of T[g, codes[g]] + bias for one row: the product of its packed 0/1
     samples by the layer's weights (tables at tables[start:]). Four groups' rows are added together
     before they go to pre, which is read and written once per four groups."""
-    groups = (n_in + BITS - 1) // BITS
+    groups = codes.size
     n_out = pre.size
     for i in range(n_out):
         pre[i] = np.float32(0.0)
@@ -265,8 +269,7 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
     key0, key1 = split64(check_uint64(seed, "seed"))
     total = np.zeros((p_first.shape[0], widths[-1]))
     rows = tile_rows(widths[:-1])
-    scratch = len(p_first) * widths[:-1].sum()
-    arguments = (np.ascontiguousarray(p_first, np.float32).reshape(-1), np.empty(scratch, np.float32), np.empty(scratch, np.float32),
+    arguments = (np.ascontiguousarray(p_first, np.float32).reshape(-1),
                  np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), flat_tables, table_starts,
                  np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
                  np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)

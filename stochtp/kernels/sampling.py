@@ -250,7 +250,7 @@ def _interleave(buffer, per_lane, out, loc, scale):
     """out[per_lane l + k] = loc[...] + scale buffer[k, l] (no loc where `loc` is empty), as far as
     `out` (a group's view) goes. `per_lane` is a literal at each call, so that the inner loop
     unrolls; the views are indexed from 0, so that LLVM sees no negative index (see
-    `_bernoulli_groups`: the loop vectorises)."""
+    `bernoulli_span`: the loop vectorises)."""
     if out.size == per_lane * LANES:
         if loc.size:
             for lane in range(LANES):
@@ -310,24 +310,34 @@ def _normal_groups(first, stop, out, loc, scale, key0, key1, stream0, stream1):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
-    """out = 1[u < p] on groups first..stop-1; True if one of their p is NaN.
+    """out = 1[u < p] on groups first..stop-1 of flat arrays; True if one of their p is NaN."""
+    start, end = first * GROUP, min(stop * GROUP, p.size)
+    return bernoulli_span(first, p[start:end], out[start:end], key0, key1, stream0, stream1)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def bernoulli_span(first, p, out, key0, key1, stream0, stream1):
+    """out = 1[u < p] where p and out are views of a stream's positions from first * GROUP on (as
+    far as p goes); True if one of their p is NaN. The K-sample passes kernel draws a tile's rows
+    with it, into scratch of the tile's size.
 
     A whole group is compared on views of it (`_bernoulli_group`), indexed from 0: indexed as
     p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (an argument), the loop
     would keep Numba's negative-index wraparound and not vectorise."""
     words = _scratch()
     nan = False
-    for g in range(first, stop):
-        philox4x32_lanes(g * LANES, key0, key1, stream0, stream1, words)
-        base = g * GROUP
-        if base + GROUP <= p.size:
-            nan |= _bernoulli_group(words, p[base:base + GROUP], out[base:base + GROUP])
-        else:
-            uniforms = _partial_group_uniforms(words, np.empty(GROUP, np.float32), p.size - base)
-            for i in range(uniforms.size):
-                prob = p[base + i]
-                out[base + i] = uniforms[i] < prob
-                nan |= prob != prob
+    whole = p.size // GROUP
+    for g in range(whole):
+        philox4x32_lanes((first + g) * LANES, key0, key1, stream0, stream1, words)
+        nan |= _bernoulli_group(words, p[g * GROUP:(g + 1) * GROUP], out[g * GROUP:(g + 1) * GROUP])
+    base = whole * GROUP
+    if base < p.size:  # the last group of an array that it does not fill
+        philox4x32_lanes((first + whole) * LANES, key0, key1, stream0, stream1, words)
+        uniforms = _partial_group_uniforms(words, np.empty(GROUP, np.float32), p.size - base)
+        for i in range(uniforms.size):
+            prob = p[base + i]
+            out[base + i] = uniforms[i] < prob
+            nan |= prob != prob
     return nan
 
 
