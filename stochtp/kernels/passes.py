@@ -120,7 +120,7 @@ def chain_totals(first_tile, stop_tile, p_first, weights, tables, table_starts, 
     nan = False
     most_groups = (widest + BITS - 1) // BITS
     codes = np.empty(most_groups, np.int64)  # a row's samples of a layer, packed
-    # Per product j and tile row, from position j * stride (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
+    # Per product j and tile row, from position j * stride in pre and j * code_stride in previous (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
     stride, code_stride = rows_per_tile * widest, rows_per_tile * most_groups
     previous = np.zeros(layers * code_stride, np.int64)  # the codes of layer j in the row's last pass
     pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1 they gave

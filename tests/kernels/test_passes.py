@@ -76,6 +76,21 @@ def test_chain_sum_follows_the_reference_when_few_samples_change_between_passes(
                                passes.chain_totals_reference(p_first, weights, biases, 1.0, 2, streams), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("widths", [[21, 13, 7], [5, 9, 3, 4]])
+def test_chain_sum_shortcut_is_exact_for_widths_not_multiples_of_the_group(widths):
+    """Probabilities near 0 or 1 and weights whose sums are exact in float32, so that the
+    shortcut's pre-activations (the last pass's plus or minus the changed units' rows) equal the
+    reference's: rows whose last code group is partial, several tiles and a partial last one, more
+    passes than REFRESH."""
+    rng = np.random.default_rng(9)
+    p_first = np.where(rng.random((300, widths[0])) < 0.5, 0.01, 0.99).astype(np.float32)
+    weights, biases = random_chain(rng, widths, scale=0.5, exact=True)
+    assert 300 % passes.tile_rows(np.array(widths[:-1])) != 0 and 300 > 2 * passes.tile_rows(np.array(widths[:-1]))
+    streams = chain_streams(2 * passes.REFRESH + 3, len(widths) - 1)
+    np.testing.assert_allclose(passes.chain_sum(p_first, weights, biases, 1.0, 6, streams),
+                               passes.chain_totals_reference(p_first, weights, biases, 1.0, 6, streams), rtol=2e-6, atol=1e-7)
+
+
 def test_chain_sum_draws_the_reference_samples_where_the_sums_are_exact():
     """With weights whose sums are exact in float32 the two compute the same pre-activations, so
     every sample must be the same: the outputs agree to the softmax's last bits."""
@@ -89,8 +104,9 @@ def test_chain_sum_draws_the_reference_samples_where_the_sums_are_exact():
 
 
 def test_chain_sum_does_not_depend_on_the_thread_count():
-    """Layers of different widths, so that the threads' tiles cover different stretches of each
-    layer's scratch; repeated, as a race shows up only in some runs."""
+    """Layers of different widths, tiles split over the threads in different ranges: each draws and
+    sums on its own, and the totals must not depend on the split; repeated, as a race shows up
+    only in some runs."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba has a single thread here: thread invariance cannot be observed")
     rng = np.random.default_rng(4)
