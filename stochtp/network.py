@@ -378,6 +378,16 @@ class Network:
                 total += rows
         return total / samples
 
+    def kernels_to_compile(self, samples):
+        """The `kernels.ahead` items that training this network and its `samples`-pass evaluation
+        call: the Bernoulli draws where a layer is stochastic, and the K-sample passes kernel
+        where `predict_proba` runs it."""
+        first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
+        if first is None:
+            return []
+        chain = samples >= passes.MIN_SAMPLES and self._bernoulli_chain(first) is not None
+        return [f"bernoulli-{self.dtype.name}", *(["chain"] if chain else [])]
+
     def _bernoulli_chain(self, first):
         """(weights, biases) of the products above stochastic layer `first` where `kernels.passes`
         runs the K-sample passes: float32, the layers from `first` below the output Bernoulli

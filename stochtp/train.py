@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from . import callbacks as callbacks_module
 from . import kernels, losses, probe, results
+from .kernels import ahead
 from .batching import Batches
 from .callbacks import network_arrays
 from .config import Config, check_value
@@ -387,6 +388,7 @@ def train_run(config, dataset, net, method, out=None, callbacks=(), threads=None
     on SIGINT/SIGTERM, after recording them.
     """
     history = callbacks_module.History()
+    ahead.start(net.kernels_to_compile(config.eval_samples))  # on a fresh install, the long sampling kernels compile alongside
     with thread_limit(threads), frozen_heap(), Interrupts() as interrupts:
         if out is None:
             run = Run(config, dataset, net, method)

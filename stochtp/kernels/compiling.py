@@ -15,10 +15,16 @@ as `stochtp.kernels` is imported, before any kernel is defined, sets it as Numba
 
 `compilations()` measures what a block compiled; cache loads are not compilations, so a warm
 cache reports nothing. The `stochtp` command prints one line from it.
+
+A child process may compile kernels ahead of their first call (`ahead`): `expect` names the
+kernels it will put into the cache, and `wait_for`, called before a kernel runs
+(`sampling.run_tasks`), waits for the child's report that it did, so that this process loads
+the kernel instead of compiling it a second time. The wait counts as compilation time.
 """
 import getpass
 import os
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,13 +60,16 @@ def _writable(folder):
 @dataclass
 class Compilations:
     """What a `compilations()` block compiled: `kernels` (kernels compiled for new argument
-    types; what they call in turn is part of them) and `seconds` (wall-clock time spent)."""
+    types; what they call in turn is part of them), `ahead` (kernels a child process compiled
+    for it, `ahead`) and `seconds` (wall-clock time spent compiling them or waiting for them)."""
 
     kernels: int = 0
+    ahead: int = 0
     seconds: float = 0.0
 
     def __str__(self):
-        return f"compiled {self.kernels} Numba kernel{'s' if self.kernels != 1 else ''} in {self.seconds:.1f} s (cached for next runs)"
+        alongside = f", {self.ahead} more in a second process alongside" if self.ahead else ""
+        return f"compiled {self.kernels} Numba kernel{'s' if self.kernels != 1 else ''}{alongside} in {self.seconds:.1f} s (cached for next runs)"
 
 
 class _Listener(numba_event.Listener):
@@ -97,7 +106,49 @@ def compilations(on_first=None):
     record = Compilations()
     listener = _Listener(record, on_first)
     numba_event.register("numba:compile", listener)
+    _RECORDS.append(record)
     try:
         yield record
     finally:
+        _RECORDS.remove(record)
         numba_event.unregister("numba:compile", listener)
+
+
+_RECORDS = []  # the Compilations of the open compilations() blocks
+_LOCK = threading.Lock()
+_EXPECTED = {}  # kernel -> the name under which the child compiling it reports it
+_CHILD = {}  # process: the child; pid: the process that started it; reported: the names it printed
+
+
+def expect(process, kernels):
+    """`process` (a child with text stdout) compiles `kernels` ({kernel: name}) and prints each
+    name, one a line, once the kernel is in the cache."""
+    with _LOCK:
+        _CHILD.update(process=process, pid=os.getpid(), reported=set())
+        _EXPECTED.clear()
+        _EXPECTED.update(kernels)
+
+
+def expecting():
+    """Whether a child of this process is compiling kernels ahead."""
+    return _CHILD.get("pid") == os.getpid() and _CHILD["process"].poll() is None
+
+
+def wait_for(kernel):
+    """Before `kernel` runs: where a child of this process compiles it ahead and has not yet
+    reported it, wait for its report (or its end, whatever the reason)."""
+    if not _EXPECTED:
+        return
+    with _LOCK:
+        name = _EXPECTED.pop(kernel, None)
+        if name is None or _CHILD["pid"] != os.getpid():  # a forked process has not the child
+            return
+        started = time.perf_counter()
+        if name not in _CHILD["reported"]:
+            for line in _CHILD["process"].stdout:
+                _CHILD["reported"].add(line.strip())
+                if name in _CHILD["reported"]:
+                    break
+        for record in _RECORDS:
+            record.seconds += time.perf_counter() - started
+            record.ahead += name in _CHILD["reported"]

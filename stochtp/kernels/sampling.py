@@ -41,6 +41,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from . import compiling
 from .bits import bits_from_float32, float32_from_bits
 from .philox import LANES, philox4x32_lanes
 
@@ -440,7 +441,9 @@ def run_tasks(kernel, tasks, size, *args):
     calling thread below PARALLEL_MIN_SIZE values or with one thread, else in contiguous ranges,
     one per thread of `numba.get_num_threads()` (Python threads: the kernels release the GIL).
     Returns whether a call returned True, once every range has ended (the calling thread runs the
-    first range itself)."""
+    first range itself). A kernel that a child process compiles ahead is waited for first
+    (`compiling.wait_for`)."""
+    compiling.wait_for(kernel)
     threads = min(numba.get_num_threads(), tasks) if size >= PARALLEL_MIN_SIZE else 1
     if threads <= 1:
         return bool(kernel(0, tasks, *args))
