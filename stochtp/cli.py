@@ -517,16 +517,17 @@ RESUME_AFTER_A_FULL_DISK = "; free some space, then continue with --resume"  # a
 
 @contextlib.contextmanager
 def compile_notice(quiet):
-    """Unless `quiet`, a line on stderr as the block's first kernel compilation starts (a fresh
-    install's first run), and one after the block: how many, how long. Nothing when the cache
-    had them all; nothing after an error (whose message stays the one line)."""
+    """Unless `quiet`, a line on stderr as the block's first kernel compilation (or wait for a
+    kernel compiled ahead) starts, on a fresh install's first run, and one after the block: how
+    many, how long. Nothing when the cache had them all; nothing after an error (whose message
+    stays the one line)."""
     def starting():
         if not quiet:
             print("stochtp: compiling Numba kernels (once per install; cached for later runs)", file=sys.stderr, flush=True)
 
     with kernels.compilations(on_first=starting) as compiled:
         yield
-    if compiled.kernels and not quiet:
+    if (compiled.kernels or compiled.ahead) and not quiet:
         print(f"stochtp: {compiled}", file=sys.stderr)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels, losses, units
-from .kernels import fused, passes
+from .kernels import ahead, fused, passes
 from .errors import ConfigError
 
 INITS = ("glorot", "orthogonal")
@@ -353,7 +353,7 @@ class Network:
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
             raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
         n = len(self.layers)
-        first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
+        first = self._first_stochastic()
         x = self.fed_input(x, train=False)
         if first is None:
             return self.forward(x, seed, stream, train=False).output.astype(np.float64)
@@ -382,11 +382,13 @@ class Network:
         """The `kernels.ahead` items that training this network and its `samples`-pass evaluation
         call: the Bernoulli draws where a layer is stochastic, and the K-sample passes kernel
         where `predict_proba` runs it."""
-        first = next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
+        first = self._first_stochastic()
         if first is None:
             return []
-        chain = samples >= passes.MIN_SAMPLES and self._bernoulli_chain(first) is not None
-        return [f"bernoulli-{self.dtype.name}", *(["chain"] if chain else [])]
+        return ahead.items(self.dtype, chain=samples >= passes.MIN_SAMPLES and self._bernoulli_chain(first) is not None)
+
+    def _first_stochastic(self):
+        return next((i for i, layer in enumerate(self.layers) if layer.stochastic), None)
 
     def _bernoulli_chain(self, first):
         """(weights, biases) of the products above stochastic layer `first` where `kernels.passes`

@@ -3,25 +3,31 @@
 On a fresh install every kernel compiles on its first call, one after another, in the process
 that calls it, while the machine's other cores wait. A run knows before its first mini-batch
 which of the long ones it will need: a stochastic network draws its samples with
-`sigmoid_bernoulli` and `bernoulli` (about 4 s to compile on a 2-core machine), and its
-K-sample evaluation runs the passes kernel (about 4.5 s) at the end of an epoch. `start(items)`
-compiles those in a child process into Numba's cache, while the run compiles its input noise,
-its methods' kernels and its optimiser; the run's first call of one of them waits until the
-child has reported it (`compiling.wait_for`), then loads it from the cache as a later run would.
+`sigmoid_bernoulli` and `bernoulli`, and its K-sample evaluation runs the passes kernel at the
+end of an epoch. `start(items)` compiles those in a child process into Numba's cache, while the
+run compiles its input noise, its method's kernels and its optimiser; the run's first call of
+one of them waits until the child has reported it (`compiling.wait_for`), then loads it from the
+cache as a later run would.
 
 An item is a warm-up call on a tiny input that compiles the signatures the real calls use
-(`WARM_UPS`). The child prints an item's name once its call has returned, and leaves a stamp
-in the cache folder (`stamp_path`), named after what decides whether Numba's cache still holds
-the code (Numba's and Python's versions, the kernels' source files, the CPU), so that later
-runs start no child for it.
+(`WARM_UPS`; `items` names a network's). The child reports each item on stdout once its call
+has returned, with how many of its kernels it compiled and how long that took, and leaves a
+stamp in the cache folder (`stamp_path`), named after what decides whether Numba's cache still
+holds the code (Numba's and Python's versions, the source files the items compile, the CPU), so
+that later runs start no child for it. A child that fails leaves a failure stamp instead (its
+error is in `stochtp-ahead.log` in the cache folder), and is not tried again for those sources.
+While one child compiles (it holds `stochtp-ahead.lock` there), no other process starts one.
 
-Nothing depends on the child: where it cannot start, fails or is killed, its line never comes,
-the wait ends with its output, and the run compiles the kernel itself, as it would without it.
+Nothing depends on the child: where it cannot start, fails or is killed, its report never
+comes, the wait ends with it, and the run compiles the kernel itself, as it would without it.
+`STOCHTP_COMPILE_AHEAD=0` in the environment turns it off.
 """
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
+import time
 
 import numba
 import numpy as np
@@ -50,51 +56,79 @@ WARM_UPS = {  # item -> (the call that compiles it, the kernels whose first call
     "bernoulli-float64": (lambda: _bernoulli_warm_up(np.float64), (sampling.sigmoid_tasks, sampling.bernoulli_tasks)),
     "chain": (_chain_warm_up, (passes.chain_totals,)),
 }
+SOURCES = ("ahead.py", "bits.py", "passes.py", "philox.py", "sampling.py")  # the files the items compile (and choose)
+_FOLDER = os.path.dirname(os.path.abspath(__file__))
 
 
-def stamp_path(item):
-    """The file that says a child compiled `item` into Numba's cache from these sources."""
+def items(dtype, chain):
+    """The items of a stochastic network of `dtype` whose K-sample evaluation does (`chain`) or
+    does not run the passes kernel."""
+    return [f"bernoulli-{np.dtype(dtype).name}", *(["chain"] if chain else [])]
+
+
+def stamp_path(item, outcome="done", sources=_FOLDER):
+    """The file that says a child compiled `item` into Numba's cache (`outcome` "done") or
+    failed to ("failed"), from the SOURCES in the folder `sources` as they are now."""
     digest = hashlib.blake2b(digest_size=8)
-    folder = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            status = os.stat(os.path.join(folder, name))
-            digest.update(f"{name}:{status.st_mtime_ns}:{status.st_size};".encode())
+    for name in SOURCES:
+        status = os.stat(os.path.join(sources, name))
+        digest.update(f"{name}:{status.st_mtime_ns}:{status.st_size};".encode())
     digest.update(f"{numba.__version__};{sys.version};{binding.get_process_triple()};{binding.get_host_cpu_name()};"
                   f"{binding.get_host_cpu_features().flatten()}".encode())
-    return os.path.join(sampling.bernoulli_tasks.stats.cache_path, f"stochtp-ahead-{item}-{digest.hexdigest()}")
+    return os.path.join(_cache_folder(), f"stochtp-ahead-{item}-{outcome}-{digest.hexdigest()}")
 
 
-def start(items):
-    """Compile the `WARM_UPS` items that no stamp covers in a child process; returns those it
-    compiles (none where every item is stamped, a child is still at work, or none can start)."""
-    if compiling.expecting():
+def _cache_folder():
+    return sampling.bernoulli_tasks.stats.cache_path
+
+
+def start(names):
+    """Compile the items `names` in a child process, those that no stamp covers; returns them
+    (none where every one is stamped, a child is at work, it is turned off, or none can start)."""
+    unknown = [name for name in names if name not in WARM_UPS]
+    if unknown:
+        raise ValueError(f"no kernels to compile ahead under {unknown}; known: {sorted(WARM_UPS)}")
+    if os.environ.get("STOCHTP_COMPILE_AHEAD", "1") == "0" or getattr(sys, "frozen", False) or compiling.expecting():
         return []
-    todo = [item for item in dict.fromkeys(items) if not os.path.exists(stamp_path(item))]
+    todo = [name for name in dict.fromkeys(names) if not any(os.path.exists(stamp_path(name, outcome)) for outcome in ("done", "failed"))]
     if not todo:
         return []
-    environment = dict(os.environ)
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
-    if numba.config.CACHE_DIR:
-        environment["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
+    folder = _cache_folder()
     try:
-        process = subprocess.Popen([sys.executable, "-m", "stochtp.kernels.ahead", *todo], env=environment, text=True,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        os.makedirs(folder, exist_ok=True)
+        lock = os.open(os.path.join(folder, "stochtp-ahead.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return []
-    compiling.expect(process, {kernel: item for item in reversed(todo) for kernel in WARM_UPS[item][1]})
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by the child (its copy of the descriptor) until it ends
+        with open(os.path.join(folder, "stochtp-ahead.log"), "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from stochtp.kernels.ahead import main; main(sys.argv[1], sys.argv[2:])",
+                 os.path.dirname(os.path.dirname(_FOLDER)), *todo],
+                env={**os.environ, **({"NUMBA_CACHE_DIR": numba.config.CACHE_DIR} if numba.config.CACHE_DIR else {})},
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, pass_fds=(lock,), text=True)
+    except OSError:  # another process's child holds the lock, or none could start
+        return []
+    finally:
+        os.close(lock)
+    compiling.expect(process, {kernel: name for name in reversed(todo) for kernel in WARM_UPS[name][1]})
     return todo
 
 
-def _main(items):
-    """The child: each item's warm-up call, then its stamp and its name on stdout."""
-    for item in items:
-        WARM_UPS[item][0]()
-        with open(stamp_path(item), "w"):
-            pass
-        print(item, flush=True)
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
+def main(package_parent, names):
+    """The child: each item's warm-up call, then its stamp and its report on stdout; nothing
+    where this is not the parent's stochtp (`package_parent`, the folder that holds it)."""
+    if os.path.realpath(_FOLDER) != os.path.realpath(os.path.join(package_parent, "stochtp", "kernels")):
+        raise SystemExit(f"stochtp.kernels.ahead: this child imported stochtp from {_FOLDER}, not from {package_parent}")
+    for name in names:
+        kernels = WARM_UPS[name][1]
+        compiled_before = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
+        started = time.perf_counter()
+        try:
+            WARM_UPS[name][0]()
+        except Exception:
+            open(stamp_path(name, "failed"), "w").close()
+            raise
+        compiled = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels) - compiled_before
+        open(stamp_path(name), "w").close()
+        print(name, compiled, f"{time.perf_counter() - started:.3f}", flush=True)

@@ -19,10 +19,12 @@ cache reports nothing. The `stochtp` command prints one line from it.
 A child process may compile kernels ahead of their first call (`ahead`): `expect` names the
 kernels it will put into the cache, and `wait_for`, called before a kernel runs
 (`sampling.run_tasks`), waits for the child's report that it did, so that this process loads
-the kernel instead of compiling it a second time. The wait counts as compilation time.
+the kernel instead of compiling it a second time. The wait counts as this process's
+compilation time; the child's own compilations are counted apart (`Compilations.ahead`).
 """
 import getpass
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -60,30 +62,36 @@ def _writable(folder):
 @dataclass
 class Compilations:
     """What a `compilations()` block compiled: `kernels` (kernels compiled for new argument
-    types; what they call in turn is part of them), `ahead` (kernels a child process compiled
-    for it, `ahead`) and `seconds` (wall-clock time spent compiling them or waiting for them)."""
+    types; what they call in turn is part of them) and `seconds` (wall-clock time this process
+    spent compiling them, or waiting for a kernel a second process compiles ahead); `ahead`
+    and `ahead_seconds`, what a second process compiled meanwhile (`expect`)."""
 
     kernels: int = 0
-    ahead: int = 0
     seconds: float = 0.0
+    ahead: int = 0
+    ahead_seconds: float = 0.0
 
     def __str__(self):
-        alongside = f", {self.ahead} more in a second process alongside" if self.ahead else ""
-        return f"compiled {self.kernels} Numba kernel{'s' if self.kernels != 1 else ''}{alongside} in {self.seconds:.1f} s (cached for next runs)"
+        alongside = f", and {self.ahead} in a second process alongside ({self.ahead_seconds:.1f} s)" if self.ahead else ""
+        return f"compiled {self.kernels} Numba kernel{'s' if self.kernels != 1 else ''} in {self.seconds:.1f} s{alongside} (cached for next runs)"
 
 
 class _Listener(numba_event.Listener):
     """Adds each outermost compilation to a `Compilations` (Numba compiles under one lock, so
-    one depth counter serves every thread)."""
+    one depth counter serves every thread); `announce()` calls `on_first` once."""
 
     def __init__(self, record, on_first=None):
         self.record, self.depth, self.started, self.on_first = record, 0, 0.0, on_first
 
+    def announce(self):
+        if self.on_first is not None:
+            self.on_first()
+            self.on_first = None
+
     def on_start(self, event):
         self.depth += 1
         if self.depth == 1:
-            if self.on_first is not None and self.record.kernels == 0:
-                self.on_first()
+            self.announce()
             self.started = time.perf_counter()
 
     def on_end(self, event):
@@ -101,54 +109,80 @@ def compilations(on_first=None):
             stochtp.fit(net, method, train=(X, y))
         print(compiled.kernels, compiled.seconds)
 
-    `on_first()`, where given, is called as the block's first compilation starts (a notice that
-    the wait has a reason)."""
+    `on_first()`, where given, is called as the block's first compilation, or its first wait for
+    a kernel compiled ahead, starts (a notice that the wait has a reason)."""
     record = Compilations()
     listener = _Listener(record, on_first)
     numba_event.register("numba:compile", listener)
-    _RECORDS.append(record)
+    _OPEN.append(listener)
     try:
         yield record
     finally:
-        _RECORDS.remove(record)
+        _OPEN.remove(listener)
         numba_event.unregister("numba:compile", listener)
 
 
-_RECORDS = []  # the Compilations of the open compilations() blocks
-_LOCK = threading.Lock()
-_EXPECTED = {}  # kernel -> the name under which the child compiling it reports it
-_CHILD = {}  # process: the child; pid: the process that started it; reported: the names it printed
+_OPEN = []  # the listeners of the open compilations() blocks
+WAIT_LIMIT = 120.0  # seconds a kernel's first call waits for the child's report before it stops the child
+
+
+@dataclass
+class _Ahead:
+    """A child process compiling kernels ahead, as the process that started it sees it."""
+
+    process: subprocess.Popen
+    kernels: dict  # kernel -> the item whose report its first call waits for
+    reports: dict  # item -> threading.Event, set on the item's report or the child's end
+    pid: int  # the process that started the child (a forked copy does not wait for it)
+
+
+_AHEAD = None  # the child this process expects reports from, if any
 
 
 def expect(process, kernels):
-    """`process` (a child with text stdout) compiles `kernels` ({kernel: name}) and prints each
-    name, one a line, once the kernel is in the cache."""
-    with _LOCK:
-        _CHILD.update(process=process, pid=os.getpid(), reported=set())
-        _EXPECTED.clear()
-        _EXPECTED.update(kernels)
+    """`process`, a child with text stdout, compiles `kernels` ({kernel: item}) into the cache
+    and prints "ITEM KERNELS SECONDS" for each item once done: how many of the item's kernels
+    it compiled (0 where the cache had them) and how long that took. A thread reads the
+    reports, adds them to the open `compilations()` records, and reaps the child at its end."""
+    global _AHEAD
+    _AHEAD = _Ahead(process, dict(kernels), {item: threading.Event() for item in kernels.values()}, os.getpid())
+    threading.Thread(target=_read_reports, args=(_AHEAD,), name="stochtp-compile-ahead", daemon=True).start()
+
+
+def _read_reports(ahead):
+    for line in ahead.process.stdout:
+        item, compiled, seconds = (line.split() + ["", "", ""])[:3]
+        if item not in ahead.reports:  # not a report
+            continue
+        for listener in _OPEN:
+            listener.record.ahead += int(compiled)
+            listener.record.ahead_seconds += float(seconds)
+        ahead.reports[item].set()
+    ahead.process.wait()
+    for report in ahead.reports.values():
+        report.set()
 
 
 def expecting():
-    """Whether a child of this process is compiling kernels ahead."""
-    return _CHILD.get("pid") == os.getpid() and _CHILD["process"].poll() is None
+    """Whether a child that this process started is still compiling kernels ahead."""
+    ahead = _AHEAD
+    return ahead is not None and ahead.pid == os.getpid() and ahead.process.poll() is None
 
 
 def wait_for(kernel):
     """Before `kernel` runs: where a child of this process compiles it ahead and has not yet
-    reported it, wait for its report (or its end, whatever the reason)."""
-    if not _EXPECTED:
+    reported it, wait for its report, its end, or WAIT_LIMIT seconds (then stop it), so that
+    the kernel is loaded from the cache rather than compiled twice. The first call decides."""
+    ahead = _AHEAD
+    if ahead is None or ahead.pid != os.getpid():
         return
-    with _LOCK:
-        name = _EXPECTED.pop(kernel, None)
-        if name is None or _CHILD["pid"] != os.getpid():  # a forked process has not the child
-            return
-        started = time.perf_counter()
-        if name not in _CHILD["reported"]:
-            for line in _CHILD["process"].stdout:
-                _CHILD["reported"].add(line.strip())
-                if name in _CHILD["reported"]:
-                    break
-        for record in _RECORDS:
-            record.seconds += time.perf_counter() - started
-            record.ahead += name in _CHILD["reported"]
+    item = ahead.kernels.pop(kernel, None)
+    if item is None or ahead.reports[item].is_set():
+        return
+    started = time.perf_counter()
+    for listener in _OPEN:
+        listener.announce()
+    if not ahead.reports[item].wait(WAIT_LIMIT):
+        ahead.process.kill()
+    for listener in _OPEN:
+        listener.record.seconds += time.perf_counter() - started
