@@ -51,7 +51,7 @@ from . import config as config_module
 from . import batching, callbacks, data, experiment, methods, process, train
 from .data import cifar
 from .errors import ConfigError
-from .kernels import bernoulli, normal, sigmoid_bernoulli, uniform
+from .kernels import ahead, bernoulli, normal, sigmoid_bernoulli, uniform
 
 PRESETS = [  # every MNIST paper preset (a test checks), the stochastic network's first
     "paper-stochastic-dtp",
@@ -325,6 +325,7 @@ def loop_phases(config, dataset, batches):
     train_split = dataset.train
     short = dataclasses.replace(dataset, train=dataclasses.replace(train_split, x=train_split.x[:rows], y=train_split.y[:rows]))
     net, method = experiment.build_model(config)
+    ahead.compile_here(net.kernels_to_compile(config.eval_samples))  # so that no second process compiles them during the timed epoch
     phases = PhaseSeconds()
     with tempfile.TemporaryDirectory() as folder:
         train.train_run(dataclasses.replace(config, epochs=2), short, net, method, out=Path(folder) / "bench.h5", callbacks=[phases])

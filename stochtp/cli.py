@@ -527,7 +527,7 @@ def compile_notice(quiet):
 
     with kernels.compilations(on_first=starting) as compiled:
         yield
-    if (compiled.kernels or compiled.ahead) and not quiet:
+    if (compiled.seconds or compiled.ahead) and not quiet:  # what compiled, or was waited for after the first line
         print(f"stochtp: {compiled}", file=sys.stderr)
 
 

@@ -16,7 +16,9 @@ stamp in the cache folder (`stamp_path`), named after what decides whether Numba
 holds the code (Numba's and Python's versions, the source files the items compile, the CPU), so
 that later runs start no child for it. A child that fails leaves a failure stamp instead (its
 error is in `stochtp-ahead.log` in the cache folder), and is not tried again for those sources.
-While one child compiles (it holds `stochtp-ahead.lock` there), no other process starts one.
+While one child compiles it holds `stochtp-ahead.lock` there: a second child (another run's, as
+a grid's workers start together) ends at once, and its run compiles for itself. `compile_here`
+does a child's work in the calling process (the bench, before it times a run).
 
 Nothing depends on the child: where it cannot start, fails or is killed, its report never
 comes, the wait ends with it, and the run compiles the kernel itself, as it would without it.
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -73,8 +76,11 @@ def stamp_path(item, outcome="done", sources=_FOLDER):
     for name in SOURCES:
         status = os.stat(os.path.join(sources, name))
         digest.update(f"{name}:{status.st_mtime_ns}:{status.st_size};".encode())
-    digest.update(f"{numba.__version__};{sys.version};{binding.get_process_triple()};{binding.get_host_cpu_name()};"
-                  f"{binding.get_host_cpu_features().flatten()}".encode())
+    try:
+        features = binding.get_host_cpu_features().flatten()
+    except RuntimeError:  # LLVM cannot read them on this host (Numba then compiles without them too)
+        features = ""
+    digest.update(f"{numba.__version__};{sys.version};{binding.get_process_triple()};{binding.get_host_cpu_name()};{features}".encode())
     return os.path.join(_cache_folder(), f"stochtp-ahead-{item}-{outcome}-{digest.hexdigest()}")
 
 
@@ -93,33 +99,40 @@ def start(names):
     todo = [name for name in dict.fromkeys(names) if not any(os.path.exists(stamp_path(name, outcome)) for outcome in ("done", "failed"))]
     if not todo:
         return []
-    folder = _cache_folder()
     try:
-        os.makedirs(folder, exist_ok=True)
-        lock = os.open(os.path.join(folder, "stochtp-ahead.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
+        with _lock():  # free: no child of another process is at work
+            pass
+        with open(os.path.join(_cache_folder(), "stochtp-ahead.log"), "w") as log:
+            process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, os.path.dirname(os.path.dirname(_FOLDER)), *todo],
+                                       env={**os.environ, **({"NUMBA_CACHE_DIR": numba.config.CACHE_DIR} if numba.config.CACHE_DIR else {})},
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)
+        compiling.expect(process, {kernel: name for name in reversed(todo) for kernel in WARM_UPS[name][1]})
+    except Exception:  # the lock is held, or no child could start: the run compiles for itself
         return []
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by the child (its copy of the descriptor) until it ends
-        with open(os.path.join(folder, "stochtp-ahead.log"), "w") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from stochtp.kernels.ahead import main; main(sys.argv[1], sys.argv[2:])",
-                 os.path.dirname(os.path.dirname(_FOLDER)), *todo],
-                env={**os.environ, **({"NUMBA_CACHE_DIR": numba.config.CACHE_DIR} if numba.config.CACHE_DIR else {})},
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, pass_fds=(lock,), text=True)
-    except OSError:  # another process's child holds the lock, or none could start
-        return []
-    finally:
-        os.close(lock)
-    compiling.expect(process, {kernel: name for name in reversed(todo) for kernel in WARM_UPS[name][1]})
     return todo
 
 
-def main(package_parent, names):
-    """The child: each item's warm-up call, then its stamp and its report on stdout; nothing
-    where this is not the parent's stochtp (`package_parent`, the folder that holds it)."""
-    if os.path.realpath(_FOLDER) != os.path.realpath(os.path.join(package_parent, "stochtp", "kernels")):
-        raise SystemExit(f"stochtp.kernels.ahead: this child imported stochtp from {_FOLDER}, not from {package_parent}")
+# The child's command: the parent's stochtp first on sys.path, in place of the working folder that -c puts there.
+_LAUNCHER = ("import sys; sys.path[:1] = [sys.argv[1]] if sys.path[:1] == [''] else [sys.argv[1], *sys.path[:1]]; "
+             "from stochtp.kernels.ahead import main; main(sys.argv[1], sys.argv[2:])")
+
+
+@contextmanager
+def _lock():
+    """Hold `stochtp-ahead.lock` in the cache folder; BlockingIOError where another process holds it."""
+    folder = _cache_folder()
+    os.makedirs(folder, exist_ok=True)
+    descriptor = os.open(os.path.join(folder, "stochtp-ahead.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def compile_here(names, report=None):
+    """Each item's warm-up call in this process, then its stamp; `report(name, kernels, seconds)`
+    after each: how many of its kernels it compiled (0 where the cache had them), how long."""
     for name in names:
         kernels = WARM_UPS[name][1]
         compiled_before = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
@@ -129,6 +142,19 @@ def main(package_parent, names):
         except Exception:
             open(stamp_path(name, "failed"), "w").close()
             raise
-        compiled = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels) - compiled_before
         open(stamp_path(name), "w").close()
-        print(name, compiled, f"{time.perf_counter() - started:.3f}", flush=True)
+        if report is not None:
+            report(name, sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels) - compiled_before, time.perf_counter() - started)
+
+
+def main(package_parent, names):
+    """The child: `compile_here`, each item reported on stdout, while it holds the lock; nothing
+    where another child holds it, or where this is not the parent's stochtp (`package_parent`,
+    the folder that holds it)."""
+    if os.path.realpath(_FOLDER) != os.path.realpath(os.path.join(package_parent, "stochtp", "kernels")):
+        raise SystemExit(f"stochtp.kernels.ahead: this child imported stochtp from {_FOLDER}, not from {package_parent}")
+    try:
+        with _lock():
+            compile_here(names, lambda name, kernels, seconds: print(name, kernels, f"{seconds:.3f}", flush=True))
+    except BlockingIOError:
+        return

@@ -114,15 +114,18 @@ def compilations(on_first=None):
     record = Compilations()
     listener = _Listener(record, on_first)
     numba_event.register("numba:compile", listener)
-    _OPEN.append(listener)
+    with _OPEN_LOCK:
+        _OPEN.append(listener)
     try:
         yield record
     finally:
-        _OPEN.remove(listener)
+        with _OPEN_LOCK:
+            _OPEN.remove(listener)
         numba_event.unregister("numba:compile", listener)
 
 
 _OPEN = []  # the listeners of the open compilations() blocks
+_OPEN_LOCK = threading.Lock()  # the reports' thread adds to them
 WAIT_LIMIT = 120.0  # seconds a kernel's first call waits for the child's report before it stops the child
 
 
@@ -150,17 +153,23 @@ def expect(process, kernels):
 
 
 def _read_reports(ahead):
-    for line in ahead.process.stdout:
-        item, compiled, seconds = (line.split() + ["", "", ""])[:3]
-        if item not in ahead.reports:  # not a report
-            continue
-        for listener in _OPEN:
-            listener.record.ahead += int(compiled)
-            listener.record.ahead_seconds += float(seconds)
-        ahead.reports[item].set()
-    ahead.process.wait()
-    for report in ahead.reports.values():
-        report.set()
+    try:
+        for line in ahead.process.stdout:
+            try:
+                item, compiled, seconds = line.split()
+                compiled, seconds = int(compiled), float(seconds)
+            except ValueError:  # not a report
+                continue
+            if item in ahead.reports:
+                with _OPEN_LOCK:
+                    for listener in _OPEN:
+                        listener.record.ahead += compiled
+                        listener.record.ahead_seconds += seconds
+                ahead.reports[item].set()
+    finally:
+        ahead.process.wait()
+        for report in ahead.reports.values():
+            report.set()
 
 
 def expecting():
@@ -180,9 +189,11 @@ def wait_for(kernel):
     if item is None or ahead.reports[item].is_set():
         return
     started = time.perf_counter()
-    for listener in _OPEN:
+    with _OPEN_LOCK:
+        listeners = tuple(_OPEN)
+    for listener in listeners:
         listener.announce()
     if not ahead.reports[item].wait(WAIT_LIMIT):
         ahead.process.kill()
-    for listener in _OPEN:
+    for listener in listeners:
         listener.record.seconds += time.perf_counter() - started

@@ -36,7 +36,7 @@ def expect_child(script, items=("item",)):
     return child
 
 
-@pytest.mark.parametrize("script, ahead_kernels", [("print('other 5 1.0'); print('item 2 1.5'); import time; time.sleep(0.2)", 2),
+@pytest.mark.parametrize("script, ahead_kernels", [("print('other 5 1.0'); print('item two 1.5'); print('item 2 1.5'); import time; time.sleep(0.2)", 2),
                                                    ("import sys; sys.exit(1)", 0)])
 def test_a_kernel_expected_from_a_child_waits_for_its_report_or_its_end(no_child, script, ahead_kernels):
     with compilations() as compiled:
@@ -96,15 +96,25 @@ def test_start_refuses_unknown_items_and_can_be_turned_off(no_child, cache, monk
     assert ahead.start(["chain"]) == [] and not list(cache.iterdir())
 
 
-def test_no_child_starts_while_another_process_holds_the_lock(no_child, cache):
+def test_while_one_child_holds_the_lock_no_other_starts_or_compiles(no_child, cache, capsys):
     with open(cache / "stochtp-ahead.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         assert ahead.start(["chain"]) == []
-    assert not compiling.expecting()
+        ahead.main(str(ROOT), ["chain"])  # a child that finds the lock held ends at once
+    assert not compiling.expecting() and capsys.readouterr().out == "" and not list(cache.glob("stochtp-ahead-chain-*"))
 
 
-def test_a_child_that_cannot_run_leaves_the_kernels_to_the_run(no_child, cache, monkeypatch):
-    monkeypatch.setattr(ahead.sys, "executable", shutil.which("false"))
+def test_a_child_that_imported_another_stochtp_compiles_nothing(cache, tmp_path):
+    with pytest.raises(SystemExit, match="not from"):
+        ahead.main(str(tmp_path), ["chain"])
+    assert not list(cache.glob("stochtp-ahead-chain-*"))
+
+
+def test_a_child_that_cannot_run_leaves_the_kernels_to_the_run(no_child, cache, monkeypatch, tmp_path):
+    failing = tmp_path / "failing-python"
+    failing.write_text("#!/bin/sh\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(ahead.sys, "executable", str(failing))
     assert ahead.start(["bernoulli-float32"]) == ["bernoulli-float32"]
     from stochtp.kernels import bernoulli
 
