@@ -22,9 +22,9 @@ does a child's work in the calling process (the bench, before it times a run).
 
 Nothing depends on the child: where it cannot start, fails or is killed, its report never
 comes, the wait ends with it, and the run compiles the kernel itself, as it would without it.
-`STOCHTP_COMPILE_AHEAD=0` in the environment turns it off.
+`STOCHTP_COMPILE_AHEAD=0` in the environment turns it off; where Python has no `fcntl` (Windows)
+it is off.
 """
-import fcntl
 import hashlib
 import os
 import subprocess
@@ -35,6 +35,11 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 from llvmlite import binding
+
+try:
+    import fcntl  # the lock; where there is none (Windows), no child starts
+except ImportError:
+    fcntl = None
 
 from . import compiling, passes, sampling
 
@@ -70,8 +75,8 @@ def items(dtype, chain):
 
 
 def stamp_path(item, outcome="done", sources=_FOLDER):
-    """The file that says a child compiled `item` into Numba's cache (`outcome` "done") or
-    failed to ("failed"), from the SOURCES in the folder `sources` as they are now."""
+    """The file that says `item` was compiled into Numba's cache (`outcome` "done", by a child or
+    `compile_here`) or failed to ("failed"), from the SOURCES in the folder `sources` as they are now."""
     digest = hashlib.blake2b(digest_size=8)
     for name in SOURCES:
         status = os.stat(os.path.join(sources, name))
@@ -94,7 +99,7 @@ def start(names):
     unknown = [name for name in names if name not in WARM_UPS]
     if unknown:
         raise ValueError(f"no kernels to compile ahead under {unknown}; known: {sorted(WARM_UPS)}")
-    if os.environ.get("STOCHTP_COMPILE_AHEAD", "1") == "0" or getattr(sys, "frozen", False) or compiling.expecting():
+    if os.environ.get("STOCHTP_COMPILE_AHEAD", "1") == "0" or getattr(sys, "frozen", False) or fcntl is None or compiling.expecting():
         return []
     todo = [name for name in dict.fromkeys(names) if not any(os.path.exists(stamp_path(name, outcome)) for outcome in ("done", "failed"))]
     if not todo:
