@@ -101,10 +101,10 @@ def start(names):
         raise ValueError(f"no kernels to compile ahead under {unknown}; known: {sorted(WARM_UPS)}")
     if os.environ.get("STOCHTP_COMPILE_AHEAD", "1") == "0" or getattr(sys, "frozen", False) or fcntl is None or compiling.expecting():
         return []
-    todo = [name for name in dict.fromkeys(names) if not any(os.path.exists(stamp_path(name, outcome)) for outcome in ("done", "failed"))]
-    if not todo:
-        return []
     try:
+        todo = [name for name in dict.fromkeys(names) if not any(os.path.exists(stamp_path(name, outcome)) for outcome in ("done", "failed"))]
+        if not todo:
+            return []
         with _lock():  # free: no child of another process is at work
             pass
         with open(os.path.join(_cache_folder(), "stochtp-ahead.log"), "w") as log:
@@ -112,7 +112,7 @@ def start(names):
                                        env={**os.environ, **({"NUMBA_CACHE_DIR": numba.config.CACHE_DIR} if numba.config.CACHE_DIR else {})},
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)
         compiling.expect(process, {kernel: name for name in reversed(todo) for kernel in WARM_UPS[name][1]})
-    except Exception:  # the lock is held, or no child could start: the run compiles for itself
+    except Exception:  # the lock is held, the cache folder cannot be used, or no child could start: the run compiles for itself
         return []
     return todo
 
@@ -145,11 +145,18 @@ def compile_here(names, report=None):
         try:
             WARM_UPS[name][0]()
         except Exception:
-            open(stamp_path(name, "failed"), "w").close()
+            _stamp(name, "failed")
             raise
-        open(stamp_path(name), "w").close()
+        _stamp(name, "done")
         if report is not None:
             report(name, sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels) - compiled_before, time.perf_counter() - started)
+
+
+def _stamp(name, outcome):
+    try:
+        open(stamp_path(name, outcome), "w").close()
+    except OSError:  # a stamp spares later runs a child; without one they start it again
+        pass
 
 
 def main(package_parent, names):
