@@ -140,7 +140,7 @@ def compile_here(names, report=None):
     after each: how many of its kernels it compiled (0 where the cache had them), how long."""
     for name in names:
         kernels = WARM_UPS[name][1]
-        compiled_before = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
+        compiled_before = _compiled(kernels)
         started = time.perf_counter()
         try:
             WARM_UPS[name][0]()
@@ -149,7 +149,12 @@ def compile_here(names, report=None):
             raise
         _stamp(name, "done")
         if report is not None:
-            report(name, sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels) - compiled_before, time.perf_counter() - started)
+            report(name, _compiled(kernels) - compiled_before, time.perf_counter() - started)
+
+
+def _compiled(kernels):
+    """How many signatures of `kernels` this process has compiled (not found in the cache)."""
+    return sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
 
 
 def _stamp(name, outcome):

@@ -183,7 +183,7 @@ def wait_for(kernel):
     reported it, wait for its report, its end, or WAIT_LIMIT seconds (then stop it), so that
     the kernel is loaded from the cache rather than compiled twice. The first call decides."""
     ahead = _AHEAD
-    if ahead is None or ahead.pid != os.getpid():
+    if ahead is None or not ahead.kernels or ahead.pid != os.getpid():  # every kernel's call: the cheap tests first
         return
     item = ahead.kernels.pop(kernel, None)
     if item is None or ahead.reports[item].is_set():
