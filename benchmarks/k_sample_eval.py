@@ -3,7 +3,11 @@ the table-lookup kernel (`stochtp.kernels.passes`) and with the pass-by-pass pat
 products), timed alternately in one process on 1 and 2 threads. Prints a line per timing and
 whether the error rates of the two agree.
 
-    python benchmarks/k_sample_eval.py [--reps 2] [--samples 100] [--data-dir DIR] [--trained FILE.h5]
+    python benchmarks/k_sample_eval.py [--reps 2] [--samples 100] [--data-dir DIR] [--trained FILE.h5] [--as-is [--threads T]]
+
+With `--as-is` it times `train.evaluate` as the stochtp on the path runs it, without choosing a
+path, on `--threads` threads (default 2): with PYTHONPATH set to each, it compares two checkouts
+of stochtp, each timing in its own process.
 
 The network is `784-200b-200b-10s` as paper-stochastic-dtp initialises it (seed 0), or with
 --trained the best parameters of the first run of a results file of that network; on MNIST from
@@ -31,12 +35,26 @@ class Schedule:
         self.eval_samples = samples
 
 
+def time_as_is(net, dataset, config, threads, reps):
+    """`reps` timings of the K-sample evaluation after an untimed one, with the error rates."""
+    numba.set_num_threads(threads)
+    with threadpool_limits(threads):
+        train.evaluate(net, dataset, config, 10)
+        for rep in range(reps):
+            seconds = {}
+            metrics = train.evaluate(net, dataset, config, 10, seconds)
+            errors = " ".join(f"{name}={value:.4f}" for name, value in sorted(metrics.items()))
+            print(f"{stochtp.__file__}: threads={threads} rep={rep} K-sample evaluation {seconds['evaluate_k']:6.2f} s; {errors}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--data-dir", default=os.environ.get("STOCHTP_DATA", "data"))
     parser.add_argument("--trained", help="a results file whose first run's best parameters to evaluate")
+    parser.add_argument("--as-is", action="store_true", help="time the stochtp on the path as it runs, without choosing a path")
+    parser.add_argument("--threads", type=int, default=2, help="threads with --as-is (default 2)")
     args = parser.parse_args()
     stochtp.configure_process()
     dataset = data.load("mnist", args.data_dir, download=False)
@@ -47,6 +65,9 @@ def main():
             for i, layer in enumerate(net.layers):
                 layer.W[...], layer.b[...] = best[f"layer_{i}/W"][()], best[f"layer_{i}/b"][()]
     config = Schedule(args.samples)
+    if args.as_is:
+        time_as_is(net, dataset, config, args.threads, args.reps)
+        return
     kernel_chain = Network._bernoulli_chain
     paths = {"kernel": kernel_chain, "pass-by-pass": lambda self, first: None}
     for threads in (1, 2):
