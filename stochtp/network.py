@@ -67,6 +67,12 @@ class Layer:
         transmission's (a transmission is a unit's forward map), where their true derivative is zero."""
         return [unit for unit in (self.kind, units.get(self.transmission)) if not unit.differentiable]
 
+    def passes_gradient(self, surrogate=None):
+        """Whether back-propagation carries a gradient down through this layer: its unit and its
+        transmission have a derivative, or `surrogate` (straight-through's) stands in for the one
+        that is zero almost everywhere."""
+        return surrogate is not None or not self.surrogate_units
+
 
 @dataclass
 class Trace:

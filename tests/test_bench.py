@@ -30,13 +30,20 @@ def test_bench_times_every_paper_preset_and_every_other_gradient_method():
 
 
 def test_flop_counts_of_the_methods_by_hand():
-    """784-200b-200b-10s with B rows: products of 784x200, 200x200, 200x10 (2 B n_in n_out each)."""
+    """784-200b-200b-10s with B rows: products of 784x200, 200x200, 200x10 (2 B n_in n_out each).
+    Only the products a method takes count: none into a layer whose gradient is injected (the
+    score-function estimators) or zero (back-propagation through samples or sign)."""
     B = 10
     a, b, c = 2 * B * 784 * 200, 2 * B * 200 * 200, 2 * B * 200 * 10
     spec = "784-200b-200b-10s"
     assert flops("st", spec) == (a + b + c) + (a + b + c) + (b + c)  # forward; weight gradients; gradients into layers 1, 2
-    assert flops("reinforce", spec, samples=4) == 4 * flops("st", spec)
-    assert flops("arm", spec) == flops("st", spec) + 2 * ((b + c) + c)  # two passes above each stochastic layer
+    assert flops("reinforce", spec, samples=4) == 4 * ((a + b + c) + (a + b + c))  # forward; weight gradients
+    assert flops("arm", spec) == (a + b + c) + (a + b + c) + 2 * ((b + c) + c)  # and two passes above each stochastic layer
+    assert flops("bp", spec) == (a + b + c) + c  # the output layer's weights only: no gradient crosses a sample
+    A, H, C = 2 * B * 784 * 500, 2 * B * 500 * 500, 2 * B * 500 * 10
+    discrete = "784-500t:n-500t-10s"
+    assert flops("bp", discrete) == (A + H + C) + (C + C + H)  # weights of layers 2 and 1, the gradient into layer 1
+    assert flops("bp", discrete, train_transmission=False) == 2 * (A + H + C) + (H + C)  # trained without sign: all of it
     inverse = a + 3 * b  # layer 0, then f_1, g_1 and g_1's gradient
     forward = 2 * (a + b + c) + c + 2 * b  # forward, weight gradients, dL/dh_1, g_1 on 2B rows
     assert flops("dtp", spec) == inverse + forward

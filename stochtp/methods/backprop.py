@@ -18,6 +18,10 @@ def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
     `injected` maps a layer index to a dL/da that replaces the chain rule at that layer (the
     score-function estimators inject their estimates at the stochastic layers, where the
     pathwise derivative is zero). Layers below `bottom` are not visited (their entries are None).
+    The product that carries the gradient into layer i - 1 is taken only where it is used: not
+    where that layer passes no gradient on (`Layer.passes_gradient`; it and the layers below it
+    then get none, unless one is injected lower down) nor where `injected` replaces it.
+    `methods.base.backward_flops` counts the products taken.
     """
     grads = [None] * len(net.layers)
     grad_a = grad_a_top
@@ -29,9 +33,11 @@ def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
             grads[i] = (np.zeros_like(layer.W), np.zeros_like(layer.b))
             continue
         grads[i] = (trace.input_of(i).T @ grad_a, grad_a.sum(axis=0))  # dL/dW_i = t(h_{i-1})^T dL/da_i
-        if i > bottom:
-            below = net.layers[i - 1]
+        below = net.layers[i - 1] if i > bottom and not (injected is not None and i - 1 in injected) else None
+        if below is not None and below.passes_gradient(surrogate):
             grad_a = chain_below(below, trace, i - 1, grad_a @ layer.W.T, surrogate, net.slope)
+        else:
+            grad_a = None  # replaced by an injected gradient, zero, or not needed
     return grads
 
 
@@ -56,6 +62,10 @@ class Backprop(GradientMethod):
         trained = self.training_network(net)
         trace = batch.forward(trained, seed)
         return backward(trained, trace, trained.output_grad(trace, batch.y)), trace
+
+    def flops_per_batch(self, net, batch):
+        """A forward pass and back-propagation of the network it trains (`training_network`)."""
+        return super().flops_per_batch(self.training_network(net), batch)
 
     def training_network(self, net):
         """`net`, or with train_transmission=False a view of it whose sign transmissions are
