@@ -69,8 +69,9 @@ class Layer:
 
     def passes_gradient(self, surrogate=None):
         """Whether back-propagation carries a gradient down through this layer: its unit and its
-        transmission have a derivative, or `surrogate` (straight-through's) stands in for the one
-        that is zero almost everywhere."""
+        transmission are differentiable, or `surrogate` (straight-through's) stands in for the
+        derivative that is zero almost everywhere (`Unit.derivative` returns None exactly where
+        neither holds)."""
         return surrogate is not None or not self.surrogate_units
 
 

@@ -40,6 +40,12 @@ def test_flop_counts_of_the_methods_by_hand():
     assert flops("reinforce", spec, samples=4) == 4 * ((a + b + c) + (a + b + c))  # forward; weight gradients
     assert flops("arm", spec) == (a + b + c) + (a + b + c) + 2 * ((b + c) + c)  # and two passes above each stochastic layer
     assert flops("bp", spec) == (a + b + c) + c  # the output layer's weights only: no gradient crosses a sample
+
+    class Undeclared(methods.GradientMethod):  # an estimator that does not say how it back-propagates
+        def estimate(self, net, batch, seed):
+            raise NotImplementedError
+
+    assert Undeclared().flops_per_batch(Network.from_spec(spec, seed=0), B) == flops("st", spec)  # through every layer
     A, H, C = 2 * B * 784 * 500, 2 * B * 500 * 500, 2 * B * 500 * 10
     discrete = "784-500t:n-500t-10s"
     assert flops("bp", discrete) == (A + H + C) + (C + C + H)  # weights of layers 2 and 1, the gradient into layer 1

@@ -38,7 +38,7 @@ class Arm(GradientMethod):
 
     name = "arm"
     needs_stochastic = True
-    injects_at_stochastic = True
+    true_derivatives = injects_at_stochastic = True
 
     @staticmethod
     def unit_weight(u, b, b_tilde, phi):

@@ -57,6 +57,7 @@ class Backprop(GradientMethod):
 
     name = "bp"
     OPTIONS = {**GradientMethod.OPTIONS, "train_transmission": True}
+    true_derivatives = True
 
     def estimate(self, net, batch, seed):
         trained = self.training_network(net)

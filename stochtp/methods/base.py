@@ -130,8 +130,8 @@ class Method(abc.ABC):
     def flops_per_batch(self, net, batch):
         """Floating-point operations of the matrix products one training mini-batch of `batch`
         examples costs (2 per multiply-add; element-wise work is not counted): the work against
-        which `stochtp bench` measures speed. Default: a forward pass and back-propagation with
-        the units' true derivatives (`backward_flops`)."""
+        which `stochtp bench` measures speed. Default: a forward pass and back-propagation
+        through every layer (`backward_flops`)."""
         return gemm_flops(net, batch) + backward_flops(net, batch)
 
     def diagnostics(self):
@@ -221,20 +221,20 @@ def gemm_flops(net, rows, layers=None):
     return sum(2 * rows * layer.n_in * layer.n_out for layer in chosen)
 
 
-def backward_flops(net, rows, surrogate=None, injected=()):
-    """The products `methods.backprop.backward` takes with this `surrogate` and gradients
-    `injected` at these layers: from the top down, the weight gradient of every layer a gradient
-    reaches (from above, or injected), and the gradient into the layer below where that layer
-    passes it on (`Layer.passes_gradient`) and nothing is injected there. For a network whose
-    layers all pass gradients: every layer's weight gradient and the gradient into every layer but
-    the first."""
+def backward_flops(net, rows, true_derivatives=False, injected=()):
+    """The products `methods.backprop.backward` takes with gradients `injected` at these layers:
+    from the top down, the weight gradient of every layer a gradient reaches (from above, or
+    injected), and the gradient into the layer below unless one is injected there or, with the
+    units' `true_derivatives` (no surrogate), that layer passes none on (`Layer.passes_gradient`).
+    By default (a surrogate, or units that all have derivatives): every layer's weight gradient
+    and the gradient into every layer but the first."""
     flops, reached = 0, True
     for i in range(len(net.layers) - 1, -1, -1):
         reached = reached or i in injected
         if not reached:
             continue
         flops += gemm_flops(net, rows, [i])
-        reached = i > 0 and i - 1 not in injected and net.layers[i - 1].passes_gradient(surrogate)
+        reached = i > 0 and i - 1 not in injected and (not true_derivatives or net.layers[i - 1].passes_gradient())
         if reached:
             flops += gemm_flops(net, rows, [i])
     return flops
@@ -276,7 +276,11 @@ class GradientMethod(Method):
     """
 
     OPTIONS = {"lr": 1e-3, "optimizer": "centred_rmsprop", "optimizer_options": {}, "samples": 1}
-    injects_at_stochastic = False  # whether `estimate`'s dL/da replaces the chain rule at the stochastic layers (score-function estimators)
+    # How `estimate` back-propagates, for `flops_per_batch`: with the units' true derivatives (the
+    # gradient stops at a sample or a sign; else through every layer, as with a surrogate), and
+    # with its own dL/da in place of the chain rule at the stochastic layers (score-function estimators).
+    true_derivatives = False
+    injects_at_stochastic = False
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -314,16 +318,11 @@ class GradientMethod(Method):
         return grads, first_rows(trace, len(batch))
 
     def flops_per_batch(self, net, batch):
-        """A forward pass and the back-propagation `estimate` runs (`backward_flops` with
-        `backward_surrogate()`, and gradients injected at the stochastic layers where the method
-        `injects_at_stochastic`), on `samples` copies of the mini-batch."""
+        """A forward pass and the back-propagation `estimate` runs (`backward_flops`, as
+        `true_derivatives` and `injects_at_stochastic` say), on `samples` copies of the mini-batch."""
         rows = batch * self.options["samples"]
         injected = [i for i, layer in enumerate(net.layers) if layer.stochastic] if self.injects_at_stochastic else ()
-        return gemm_flops(net, rows) + backward_flops(net, rows, self.backward_surrogate(), injected)
-
-    def backward_surrogate(self):
-        """The straight-through surrogate `estimate` back-propagates with; None: the units' true derivatives."""
-        return None
+        return gemm_flops(net, rows) + backward_flops(net, rows, self.true_derivatives, injected)
 
     def step(self, net, batch, seed):
         grads, trace = self.sampled_estimate(net, batch, seed)

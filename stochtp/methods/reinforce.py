@@ -37,7 +37,7 @@ class Reinforce(GradientMethod):
 
     name = "reinforce"
     needs_stochastic = True
-    injects_at_stochastic = True
+    true_derivatives = injects_at_stochastic = True
     OPTIONS = {**GradientMethod.OPTIONS, "baseline": "none", "ema_decay": 0.99}
 
     def __init__(self, **options):

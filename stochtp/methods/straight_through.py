@@ -55,9 +55,6 @@ class StraightThrough(GradientMethod):
         epoch of a method that does not anneal (slope 1, rate 0), `net` as it is."""
         return net.replace(slope=self.slope) if net.stochastic and self.slope is not None else net
 
-    def backward_surrogate(self):
-        return self.options["surrogate"]
-
     def estimate(self, net, batch, seed):
         sloped = self.inference_network(net)
         trace = batch.forward(sloped, seed)
