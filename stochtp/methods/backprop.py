@@ -23,19 +23,19 @@ def backward(net, trace, grad_a_top, surrogate=None, bottom=0, injected=None):
     then get none, unless one is injected lower down) nor where `injected` replaces it.
     `methods.base.backward_flops` counts the products taken.
     """
+    injected = {} if injected is None else injected
     grads = [None] * len(net.layers)
     grad_a = grad_a_top
     for i in range(len(net.layers) - 1, bottom - 1, -1):
         layer = net.layers[i]
-        if injected is not None and i in injected:
+        if i in injected:
             grad_a = injected[i]
         if grad_a is None:
             grads[i] = (np.zeros_like(layer.W), np.zeros_like(layer.b))
             continue
         grads[i] = (trace.input_of(i).T @ grad_a, grad_a.sum(axis=0))  # dL/dW_i = t(h_{i-1})^T dL/da_i
-        below = net.layers[i - 1] if i > bottom and not (injected is not None and i - 1 in injected) else None
-        if below is not None and below.passes_gradient(surrogate):
-            grad_a = chain_below(below, trace, i - 1, grad_a @ layer.W.T, surrogate, net.slope)
+        if i > bottom and i - 1 not in injected and net.layers[i - 1].passes_gradient(surrogate):
+            grad_a = chain_below(net.layers[i - 1], trace, i - 1, grad_a @ layer.W.T, surrogate, net.slope)
         else:
             grad_a = None  # replaced by an injected gradient, zero, or not needed
     return grads
