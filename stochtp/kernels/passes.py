@@ -14,22 +14,34 @@ output. The tables serve every pass; `tables_of` keeps the latest ones, keyed by
 weights, so that an evaluation's chunks of examples share them.
 
 `chain_totals` works through the examples a tile of rows at a time and, for each tile, through
-the K passes in order: it samples each layer with the Bernoulli kernels' own routine at the
-positions `bernoulli`/`sigmoid_bernoulli` use (r n + j of the layer's stream in pass k, so the
-same numbers), into scratch of the tile's size, packs each row's samples into its codes, forms
-the next pre-activation, and adds the softmax output to `total` in float64, pass by pass. A row
-keeps its last pass's codes and pre-activations: the bits where the codes differ are the units
-whose sample changed. Where only a few did (a trained network's units are mostly near 0 or 1,
-and a few of 200 change from pass to pass), the pre-activation moves by the rows of W of those
-units, added or subtracted; otherwise, and every REFRESH passes, it is summed afresh from the
-tables. `chain_sum` splits the tiles over the run's threads (`sampling.run_tasks`, a tile a task).
+the K passes in order: it samples each layer as the Bernoulli kernels do, u < p with u the
+float32 uniform of the same Philox word (position r n + j of the layer's stream in pass k, so the
+same samples), as bits in position order, forms the next pre-activation row by row from the
+row's bits (its table codes are their bytes), and adds the softmax output to `total` in float64,
+pass by pass.
+
+The Philox words of a group come in *word order* (position 4 l + k of the group from words[k, l]:
+`philox4x32_lanes`). The Bernoulli kernels shuffle them into position order to compare them with
+p; here p is put in word order instead: once per call for the first layer (`word_order`), whose p
+is the same in every pass, and by the sigmoid pass for the layers above (`_logistic_word_order`),
+so that the draws compare words and probabilities as they lie (`_draw_bits`).
+
+A row's pre-activation is formed from reference samples and the pre-activation they give: for the
+first product the first layer's likelier samples (p >= 1/2), the same in every pass, for the
+products above the last pass's. Where the samples differ from the reference in a few units (a
+trained network's units are mostly near 0 or 1: of 200, a few tens differ), it is the reference's
+plus or minus the rows of W of those units; otherwise, and every REFRESH passes for a reference
+that follows the passes, it is summed afresh from the tables. Narrow products (the softmax
+layer's) always sum table rows. `chain_sum` splits the tiles over the run's threads
+(`sampling.run_tasks`, a tile a task).
 
 What differs from passes made with BLAS products is rounding only: the float32 sums run in
-another order, a shortcut pre-activation carries its rounding for up to REFRESH - 1 passes, and
-the softmax takes a scalar exp and a sequential sum where NumPy's are vectorised. A sample can
-flip where u lies within rounding of p (about one draw in 10**7), and a K-sample error rate can
-differ where an average's argmax is within rounding of a tie. `chain_totals_reference` is the
-NumPy version the tests compare it with.
+another order, a pre-activation that follows the passes carries its rounding for up to
+REFRESH - 1 passes, the sigmoid and softmax take an exp of their own (`_exp_clamped`, within 2 ulp
+of libm's), and the softmax sums sequentially where NumPy's sum is vectorised. A sample can flip
+where u lies within rounding of p (about one draw in 10**7), and a K-sample error rate can differ
+where an average's argmax is within rounding of a tie. `chain_totals_reference` is the NumPy
+version the tests compare it with.
 """
 import hashlib
 import math
@@ -37,16 +49,29 @@ import math
 import numba
 import numpy as np
 
-from .sampling import GROUP, bernoulli_span, run_tasks, sigmoid_scalar
+from .bits import float32_from_bits, lowest_bit, set_bits
+from .philox import LANES, philox4x32_lanes
+from .sampling import GROUP, _u24, run_tasks
 
-BITS = 8  # inputs per table group: 256 patterns; a 200 x 200 layer's tables take 5 MB
+BITS = 8  # inputs per table group, a byte of a row's sample bits: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
 REFRESH = 16  # a row's pre-activations are summed afresh from the tables every REFRESH passes
+SHORTCUT_CHANGES = 1.5  # up to this many changed units per code group, a pre-activation moves by their rows
+SHORTCUT_MIN_OUTPUTS = 64  # narrower products always sum table rows: a row costs little more there than tracking changes
 MAX_TABLE_BYTES = 64 << 20  # wider chains take the pass-by-pass path (BLAS), faster there anyway
 MIN_SAMPLES = 32  # fewer passes take the pass-by-pass path: a first pass sums table rows for every row, slower than BLAS
-_POWERS = np.float32(2.0) ** np.arange(BITS, dtype=np.float32)  # a group's bit weights
-_LOWEST = np.array([(c & -c).bit_length() - 1 for c in range(PATTERNS)], np.int64)  # each pattern's lowest set bit (-1 for none)
-_POPCOUNT = np.array([bin(c).count("1") for c in range(PATTERNS)], np.int64)  # set bits of each pattern
+BYTES_PER_GROUP = GROUP // 8  # a Philox group's samples as bits
+# The exponential of the passes (`_exp_clamped`): for z clamped to [_Z_LOW, _Z_HIGH], z = n ln 2 + r
+# has n in [-126, 127] (one normal power of two) and |r| <= ln 2 / 2.
+_Z_LOW, _Z_HIGH, _Z_OVERFLOW = np.float32(-87.0), np.float32(88.0), np.float32(88.72)  # e^z is infinite above _Z_OVERFLOW in float32
+_INF = np.float32(np.inf)
+_LOG2E = np.float32(1.0 / math.log(2.0))
+_ROUNDER = np.float32(1.5 * 2**23)  # x + _ROUNDER - _ROUNDER rounds x to an integer
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)  # ln 2 = hi + lo, n hi exact
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+_R7 = np.float32(1.0 / math.factorial(7))
+_HORNER = (*(np.float32(1.0 / math.factorial(k)) for k in range(6, 1, -1)), _ONE)  # 1/6!, .., 1/2!, 1
 
 
 def bit_tables(W):
@@ -98,64 +123,90 @@ def tile_rows(widths):
     return rows
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def chain_totals(first_tile, stop_tile, p_first, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
     """total[r] += softmax output of pass k for k = 0..K-1, on the tiles first_tile..stop_tile-1
     (rows_per_tile rows each) of a chain of len(widths) - 1 Bernoulli layers and a softmax layer of
-    widths[-1] units; returns True if a probability was NaN.
+    widths[-1] units; returns True if a pre-activation was NaN.
 
-    p_first: the first layer's probabilities (N x widths[0], flat). Product j (from layer j to
-    j + 1) has its weights (n_in x n_out), one after the other in `weights`, its `bit_tables` at
-    tables[table_starts[j]:] and its bias at biases[bias_starts[j]:]; Bernoulli layer j of pass k
-    draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope a) after the first. The
-    draws are made by the Bernoulli kernels' own routine, `bernoulli_span`, on the tile's Philox
-    groups (a tile starts on a group boundary of every layer: `tile_rows`).
+    p_first: the first layer's probabilities (N x widths[0], flat) in word order (`word_order`);
+    first_modes: its likelier samples, 1[p >= 1/2], as bits in position order (`pack_bits`).
+    Product j (from layer j to j + 1) has its weights (n_in x n_out), one after the other in
+    `weights`, its `bit_tables` at tables[table_starts[j]:] and its bias at biases[bias_starts[j]:];
+    Bernoulli layer j of pass k draws from stream (stream0s[k, j], stream1s[k, j]); p = sigmoid(slope
+    a) after the first. A tile starts on a Philox group of every layer (`tile_rows`), so that its
+    draws are whole groups of the stream, and its samples fill whole bytes.
 
-    Each row keeps, per product, the pre-activation of its last pass and the codes it came from
-    (`_next_preactivation`).
+    A row's samples of a layer are held as bits, 64 to a word (`_row_bits`): a product's table
+    codes are their bytes. A product at least SHORTCUT_MIN_OUTPUTS wide has, per row, reference
+    samples and the
+    pre-activation they give (`_next_preactivation`): for the first product the first layer's
+    likelier samples, the same in every pass (so that the samples of a pass differ from them in
+    fewer units than from the last pass's), for the products above the last pass's. Narrower
+    products sum table rows (`_lookup`). The sigmoid and the softmax take `_exp_clamped`.
     """
     n = total.shape[0]
     layers = widths.size - 1
     widest = widths.max()
     nan = False
     most_groups = (widest + BITS - 1) // BITS
-    codes = np.empty(most_groups, np.int64)  # a row's samples of a layer, packed
-    # Per product j and tile row, from position j * stride in pre and j * code_stride in previous (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
-    stride, code_stride = rows_per_tile * widest, rows_per_tile * most_groups
-    previous = np.zeros(layers * code_stride, np.int64)  # the codes of layer j in the row's last pass
-    pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1 they gave
+    most_words = (widest + 63) // 64
+    sample_bits = np.empty(most_words, np.uint64)  # a row's samples of a layer
+    tile_groups = -(-rows_per_tile * widest // GROUP)  # the most Philox groups a layer of a tile draws
+    packed = np.zeros(tile_groups * GROUP // 64 + 1, np.uint64)  # the tile's samples of a layer as bits in position order (and a word past them)
+    words = np.empty((4, LANES), np.uint32)  # a Philox group
+    # Per product j and tile row, from position j * stride in pre and j * word_stride in reference (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
+    stride, word_stride = rows_per_tile * widest, rows_per_tile * most_words
+    reference = np.zeros(layers * word_stride, np.uint64)  # the reference samples of layer j (the first layer's likelier ones; the last pass's above)
+    pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1, this pass
+    first_pre = np.zeros(rows_per_tile * widths[1], np.float32)  # the pre-activation the first layer's reference codes give
     softmax = np.empty(widths[-1], np.float32)  # a row's exp(logit - largest), each computed once
-    probs = np.empty(rows_per_tile * widest, np.float32)  # a layer's probabilities in the tile's rows, one pass
-    fired = np.empty(rows_per_tile * widest, np.float32)  # and its samples
+    moved = np.empty(int(SHORTCUT_CHANGES * most_groups) + 1, np.int64)  # a row's changed units: unit * 2 + (1 if it fired)
+    probs = np.empty(tile_groups * GROUP, np.float32)  # a layer's probabilities in the tile's rows, one pass, in word order
     weight_starts = np.zeros(layers, np.int64)
     for j in range(1, layers):
         weight_starts[j] = weight_starts[j - 1] + widths[j - 1] * widths[j]
     for tile in range(first_tile, stop_tile):
         r0 = tile * rows_per_tile
         rows = min(rows_per_tile, n - r0)
+        width, n_out = widths[0], widths[1]
+        row_words = (width + 63) // 64
+        for r in range(rows):
+            first_bits = reference[r * row_words:(r + 1) * row_words]
+            _row_bits(first_modes, (r0 + r) * width, width, first_bits)
+            _lookup(tables, table_starts[0], biases[0:n_out], first_bits, (width + BITS - 1) // BITS, first_pre[r * n_out:(r + 1) * n_out])
         for k in range(stream0s.shape[0]):
             for j in range(layers):
                 width, n_out = widths[j], widths[j + 1]
-                groups = (width + BITS - 1) // BITS
+                groups, row_words = (width + BITS - 1) // BITS, (width + 63) // 64
                 span = rows * width
+                drawn = -(-span // GROUP) * GROUP  # whole groups: word order pads the last with p = 0
                 if j == 0:
-                    layer_probs = p_first[r0 * width:r0 * width + span]
+                    layer_probs = p_first[r0 * width:r0 * width + drawn]
                 else:
-                    layer_probs = probs[0:span]
-                    _sigmoid_rows(pre[(j - 1) * stride:(j - 1) * stride + span], slope, layer_probs)
-                nan |= bernoulli_span(r0 * width // GROUP, layer_probs, fired[0:span], key0, key1, stream0s[k, j], stream1s[k, j])  # the tile starts on a Philox group
+                    layer_probs = probs[0:drawn]
+                    nan |= _logistic_word_order(pre[(j - 1) * stride:(j - 1) * stride + span], slope, layer_probs)
+                _draw_bits(r0 * width // GROUP, layer_probs, packed.view(np.uint8), words, key0, key1, stream0s[k, j], stream1s[k, j])
                 product = weights[weight_starts[j]:weight_starts[j] + width * n_out]
+                bias = biases[bias_starts[j]:bias_starts[j] + n_out]
                 for r in range(rows):
-                    _pack(fired[r * width:(r + 1) * width], codes)
-                    _next_preactivation(k, codes[0:groups], previous[j * code_stride + r * groups:j * code_stride + (r + 1) * groups],
-                                        product, tables, table_starts[j], biases[bias_starts[j]:bias_starts[j] + n_out], pre[j * stride + r * n_out:j * stride + (r + 1) * n_out])
+                    row_bits = sample_bits[0:row_words]
+                    _row_bits(packed, r * width, width, row_bits)
+                    row_pre = pre[j * stride + r * n_out:j * stride + (r + 1) * n_out]
+                    if n_out < SHORTCUT_MIN_OUTPUTS:
+                        _lookup(tables, table_starts[j], bias, row_bits, groups, row_pre)
+                    else:
+                        follows = j > 0
+                        _next_preactivation(k, row_bits, reference[j * word_stride + r * row_words:j * word_stride + (r + 1) * row_words], follows, product,
+                                            tables, table_starts[j], groups, bias, row_pre if follows else first_pre[r * n_out:(r + 1) * n_out], row_pre, moved)
             out = widths[-1]
             for r in range(rows):
                 logits = pre[(layers - 1) * stride + r * out:(layers - 1) * stride + (r + 1) * out]
                 top = logits.max()
                 norm = np.float32(0.0)
                 for i in range(out):
-                    softmax[i] = np.float32(math.exp(logits[i] - top))
+                    softmax[i] = _exp_clamped(logits[i] - top)
+                for i in range(out):
                     norm += softmax[i]
                 for i in range(out):
                     total[r0 + r, i] += np.float64(softmax[i] / norm)
@@ -163,64 +214,157 @@ def chain_totals(first_tile, stop_tile, p_first, weights, tables, table_starts, 
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _sigmoid_rows(a, slope, p):
-    """p = sigmoid(slope a) on 1-D views indexed from 0 (a loop that vectorises)."""
+def _logistic_word_order(a, slope, p):
+    """p = 1 / (1 + e^z), z = -slope a, for the values of a (a tile's pre-activations in position
+    order), in word order (`word_order`: p holds whole groups, 0 past a's values); True if an a is
+    NaN. Each group's values are read four words at a time and stored a word row at a time, in a
+    loop that vectorises.
+
+    The sampling kernels' float32 sigmoid (`sampling.sigmoid_scalar`) rounds e^z near the ends of
+    its range as libm does, two powers of two apart. Here only 1 + e^z matters: e^z is scaled by
+    one power of two, with z clamped to [-87, 88] (a smaller e^z leaves 1 + e^z = 1, a larger one
+    gives p below 2**-24, which only u = 0 lies under, as under the exact p), and p = 0 where e^z
+    is infinite in float32, as there (`_exp_clamped`). p differs from the sampling kernels' in
+    its last bits: a sample differs where u lies within that of p."""
+    nan = False
     for i in range(a.size):
-        p[i] = sigmoid_scalar(a[i] * slope)
-
-
-@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _next_preactivation(k, codes, previous, W, tables, table_start, bias, pre):
-    """pre = samples @ W + bias for one row, given its samples packed into `codes` (`_pack`) and
-    its last pass (previous: its codes then, pre: the pre-activation they gave); previous = codes.
-    If few samples changed since (the bits where the codes differ), pre moves by + or - the rows
-    of W of those that did, in increasing unit order (a trained network's samples change in a
-    few units from pass to pass); otherwise, and on every REFRESH-th pass, it is the sum of table
-    rows (`bit_tables`), so that rounding does not pile up."""
-    groups, n_out = codes.size, pre.size
-    changed = 0
-    for g in range(groups):
-        changed += _POPCOUNT[codes[g] ^ previous[g]]
-    if k % REFRESH == 0 or changed > groups:
-        _lookup(tables, table_start, bias, codes, pre)
-    else:
-        for g in range(groups):
-            difference = codes[g] ^ previous[g]
-            while difference:
-                b = _LOWEST[difference]
-                difference &= difference - 1
-                step = np.float32(1.0) if codes[g] >> b & 1 else np.float32(-1.0)
-                row = W[(g * BITS + b) * n_out:(g * BITS + b + 1) * n_out]
-                for o in range(n_out):
-                    pre[o] += step * row[o]
-    for g in range(groups):
-        previous[g] = codes[g]
-
-
-@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _pack(samples, codes):
-    """codes[g] = the bits of one row's samples BITS g .. BITS g + BITS - 1 (0.0 or 1.0 each), as
-    the sum of sample_b 2**b, exact in float32."""
-    width = samples.size
-    whole = width // BITS
+        nan |= a[i] != a[i]
+    whole = a.size // GROUP
     for g in range(whole):
-        value = np.float32(0.0)
-        for b in range(BITS):
-            value += samples[g * BITS + b] * _POWERS[b]
-        codes[g] = np.int64(value)
-    if whole * BITS < width:
-        value = np.float32(0.0)
-        for b in range(width - whole * BITS):
-            value += samples[whole * BITS + b] * _POWERS[b]
-        codes[whole] = np.int64(value)
+        values, group = a[g * GROUP:(g + 1) * GROUP], p[g * GROUP:(g + 1) * GROUP]
+        for lane in range(LANES):
+            for k in range(4):
+                group[k * LANES + lane] = _ONE / (_ONE + _exp_clamped(-(values[4 * lane + k] * slope)))
+    if whole * GROUP < a.size:  # the last group of a tile that it does not fill
+        base = whole * GROUP
+        group = p[base:base + GROUP]
+        for i in range(GROUP):
+            position = base + 4 * (i % LANES) + i // LANES
+            group[i] = _ONE / (_ONE + _exp_clamped(-(a[position] * slope))) if position < a.size else _ZERO
+    return nan
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _lookup(tables, start, bias, codes, pre):
-    """pre = sum over groups g of T[g, codes[g]] + bias for one row: the product of its packed 0/1
-    samples by the layer's weights (tables at tables[start:]). Four groups' rows are added together
-    before they go to pre, which is read and written once per four groups."""
-    groups = codes.size
+def _exp_clamped(z):
+    """e^z in float32 as the passes need it, branch-free: for z clamped to [-87, 88], 2^n e^r with
+    e^r - 1 = r (1 + r/2! + ... + r^6/7!) in Horner form, which `chain_totals` compiles into fused
+    multiply-adds (relative error within 2 ulp of libm's); infinite above 88.72, as libm's, and NaN
+    for NaN. Below -87 it is e^-87, where libm's is smaller still: next to 1 (the sigmoid) or a
+    softmax's largest term, e^1 (the softmax), it is lost in rounding either way."""
+    clamped = min(max(z, _Z_LOW), _Z_HIGH)
+    n = (clamped * _LOG2E + _ROUNDER) - _ROUNDER
+    r = (clamped - n * _LN2_HI) - n * _LN2_LO
+    series = _R7
+    for coefficient in _HORNER:
+        series = series * r + coefficient
+    scale = float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    value = scale + (series * r) * scale
+    return z if z != z else (_INF if z > _Z_OVERFLOW else value)
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _next_preactivation(k, bits, reference, follows, W, tables, table_start, groups, bias, reference_pre, pre, moved):
+    """pre = samples @ W + bias for one row, given its samples as `bits` (`_row_bits`), reference
+    samples (as bits) and the pre-activation they give, `reference_pre`. If the samples differ from
+    the reference in few units (up to SHORTCUT_CHANGES per table group), pre is reference_pre plus
+    or minus the rows of W of those units, four rows at a time in increasing unit order (a trained
+    network's units are mostly near 0 or 1, and a few of 200 differ from pass to pass); otherwise
+    it is the sum of the `groups` table rows (`bit_tables`).
+
+    A reference that `follows` the passes is the last pass's (reference_pre is pre itself):
+    reference = bits after the pass, and every REFRESH-th pass sums table rows, so that rounding
+    does not pile up. `moved` is scratch for the units that differ."""
+    changed = 0
+    for i in range(bits.size):
+        changed += np.int64(set_bits(bits[i] ^ reference[i]))
+    if (follows and k % REFRESH == 0) or changed > SHORTCUT_CHANGES * groups:
+        _lookup(tables, table_start, bias, bits, groups, pre)
+    else:
+        count = 0
+        for i in range(bits.size):
+            difference = bits[i] ^ reference[i]
+            while difference:
+                b = lowest_bit(difference)
+                difference &= difference - np.uint64(1)
+                moved[count] = (64 * i + np.int64(b)) * 2 + np.int64(bits[i] >> b & np.uint64(1))
+                count += 1
+        if not follows:
+            for o in range(pre.size):
+                pre[o] = reference_pre[o]
+        _add_rows(W, moved[0:count], pre)
+    if follows:
+        for i in range(bits.size):
+            reference[i] = bits[i]
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _add_rows(W, moved, pre):
+    """pre += the rows of W (n_in x n_out, flat) of the units in `moved` (unit * 2 + 1 to add the
+    row, unit * 2 to subtract it), four rows at a time so that pre is read and written once for
+    four, in their order."""
+    n_out = pre.size
+    i = 0
+    while i + 4 <= moved.size:
+        r0, s0 = _signed_row(W, moved[i], n_out)
+        r1, s1 = _signed_row(W, moved[i + 1], n_out)
+        r2, s2 = _signed_row(W, moved[i + 2], n_out)
+        r3, s3 = _signed_row(W, moved[i + 3], n_out)
+        for o in range(n_out):
+            pre[o] += ((s0 * r0[o] + s1 * r1[o]) + s2 * r2[o]) + s3 * r3[o]
+        i += 4
+    for i in range(i, moved.size):
+        row, sign = _signed_row(W, moved[i], n_out)
+        for o in range(n_out):
+            pre[o] += sign * row[o]
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _signed_row(W, entry, n_out):
+    """(row, +1 or -1) of an entry of `moved` (`_add_rows`)."""
+    unit = entry >> 1
+    return W[unit * n_out:(unit + 1) * n_out], np.float32(1.0) if entry & 1 else np.float32(-1.0)
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _draw_bits(first_group, p, packed, words, key0, key1, stream0, stream1):
+    """The samples 1[u < p] of the groups first_group.. of a stream, for p in word order (whole
+    groups), as bits in position order: bit b of byte packed[c] is the sample of position 8 c + b.
+    Position 4 l + k is words[k, l] and p[LANES k + l]: a byte's 8 positions are lanes 2 c' and
+    2 c' + 1 of the group, so that it gathers the word rows at even and odd lanes."""
+    for g in range(p.size // GROUP):
+        philox4x32_lanes((first_group + g) * LANES, key0, key1, stream0, stream1, words)
+        group, codes = p[g * GROUP:(g + 1) * GROUP], packed[g * BYTES_PER_GROUP:(g + 1) * BYTES_PER_GROUP]
+        for c in range(BYTES_PER_GROUP):
+            code = 0
+            for k in range(4):
+                code |= np.int32(_u24(words[k, 2 * c]) < group[k * LANES + 2 * c]) << k
+                code |= np.int32(_u24(words[k, 2 * c + 1]) < group[k * LANES + 2 * c + 1]) << (k + 4)
+            codes[c] = code
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _row_bits(packed, first, width, out):
+    """out = bits first .. first + width - 1 of `packed` (64 to a uint64 word, in position order),
+    64 to a word from out[0] on, the bits of the last word past width cleared: a row's samples."""
+    for i in range(out.size):
+        position = first + 64 * i
+        word, shift = position // 64, np.uint64(position % 64)
+        bits = packed[word] >> shift
+        if shift:
+            bits |= packed[word + 1] << (np.uint64(64) - shift)
+        out[i] = bits
+    tail = width - 64 * (out.size - 1)
+    if tail < 64:
+        out[out.size - 1] &= (np.uint64(1) << np.uint64(tail)) - np.uint64(1)
+
+
+@numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
+def _lookup(tables, start, bias, bits, groups, pre):
+    """pre = sum over groups g < `groups` of T[g, code_g] + bias for one row: the product of its
+    0/1 samples (`bits`, `_row_bits`; code_g is their byte g) by the layer's weights (tables at
+    tables[start:]). Four groups' rows are added together before they go to pre, which is read and
+    written once per four groups."""
+    codes = bits.view(np.uint8)
     n_out = pre.size
     for i in range(n_out):
         pre[i] = np.float32(0.0)
@@ -269,13 +413,37 @@ def chain_sum(p_first, weights, biases, slope, seed, streams):
     key0, key1 = split64(check_uint64(seed, "seed"))
     total = np.zeros((p_first.shape[0], widths[-1]))
     rows = tile_rows(widths[:-1])
-    arguments = (np.ascontiguousarray(p_first, np.float32).reshape(-1),
+    p_first = np.ascontiguousarray(p_first, np.float32)
+    if np.isnan(p_first).any():
+        raise ValueError(_NAN_MESSAGE)
+    arguments = (word_order(p_first.reshape(-1)), pack_bits(p_first.reshape(-1) >= 0.5),
                  np.concatenate([np.asarray(W, np.float32).ravel() for W in weights]), flat_tables, table_starts,
                  np.concatenate(biases).astype(np.float32), _starts(biases), widths, np.float32(slope), key0, key1,
                  np.ascontiguousarray(words[:, :, 0]), np.ascontiguousarray(words[:, :, 1]), rows, total)
     if run_tasks(chain_totals, -(-len(total) // rows), total.size * len(streams) * widths[:-1].sum(), *arguments):
-        raise ValueError("a probability of the K-sample passes is NaN (p, or a pre-activation, contains NaN)")
+        raise ValueError(_NAN_MESSAGE)
     return total
+
+
+_NAN_MESSAGE = "a probability of the K-sample passes is NaN (p, or a pre-activation, contains NaN)"
+
+
+def pack_bits(samples):
+    """0/1 values (a flat array) as bits in position order, 64 to a uint64 word (bit b of word i is
+    value 64 i + b), with a zero word past them."""
+    packed = np.zeros(-(-samples.size // 64) * 8 + 8, np.uint8)
+    packed[:-(-samples.size // 8)] = np.packbits(samples.astype(bool), bitorder="little")
+    return packed.view(np.uint64)
+
+
+def word_order(values):
+    """A flat float32 array in the order of a Philox group's words: padded with 0 to whole groups
+    (GROUP values), position 4 l + k of each group moved to LANES k + l, where
+    `philox4x32_lanes` puts its word."""
+    groups = -(-values.size // GROUP)
+    padded = np.zeros(groups * GROUP, np.float32)
+    padded[:values.size] = values
+    return np.ascontiguousarray(padded.reshape(groups, LANES, 4).transpose(0, 2, 1)).reshape(-1)
 
 
 _LAST_CHAIN = [(), None, None]  # the last chain's tables, their concatenation and offsets

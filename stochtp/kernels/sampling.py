@@ -319,8 +319,7 @@ def _bernoulli_groups(first, stop, p, out, key0, key1, stream0, stream1):
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def bernoulli_span(first, p, out, key0, key1, stream0, stream1):
     """out = 1[u < p] where p and out are views of a stream's positions from first * GROUP on (as
-    far as p goes); True if one of their p is NaN. The K-sample passes kernel draws a tile's rows
-    with it, into scratch of the tile's size.
+    far as p goes); True if one of their p is NaN.
 
     A whole group is compared on views of it (`_bernoulli_group`), indexed from 0: indexed as
     p[g * GROUP + i] from a `first` that LLVM cannot prove non-negative (an argument), the loop

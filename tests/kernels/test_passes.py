@@ -153,3 +153,69 @@ def test_few_passes_take_the_pass_by_pass_path(monkeypatch):
     monkeypatch.setattr(passes, "chain_sum", lambda *args: called.append(args))
     net.predict_proba(x, samples=passes.MIN_SAMPLES - 1)
     assert not called
+
+
+def test_word_order_puts_each_position_where_philox_lays_its_word():
+    values = np.arange(300, dtype=np.float32) + 1
+    ordered = passes.word_order(values)
+    assert ordered.size == 3 * passes.GROUP and ordered.dtype == np.float32
+    for position in [0, 1, 3, 4, 127, 128, 133, 255, 299]:
+        group, within = divmod(position, passes.GROUP)
+        lane, word = divmod(within, 4)
+        assert ordered[group * passes.GROUP + word * passes.LANES + lane] == values[position]
+    assert np.count_nonzero(ordered) == 300  # the last group padded with p = 0
+
+
+def test_pack_bits_puts_value_i_at_bit_i():
+    samples = np.random.default_rng(2).random(150) < 0.5
+    words = passes.pack_bits(samples)
+    assert words.dtype == np.uint64 and words.size == 4  # three words, and a zero one past them
+    assert [bool(int(words[i // 64]) >> (i % 64) & 1) for i in range(150)] == list(samples) and words[-1] == 0
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _passes_sigmoid(a):
+    p = np.empty(-(-a.size // 128) * 128, np.float32)
+    nan = passes._logistic_word_order(a, np.float32(1.0), p)
+    return p, nan
+
+
+def test_the_passes_sigmoid_is_the_sampling_kernels_to_rounding():
+    """Within 2 ulp of `sigmoid_bernoulli`'s where p >= 2**-24 (where a uniform can lie under it
+    but for u = 0), 0 and 1 where it is, and a NaN pre-activation reported."""
+    from stochtp.kernels import sigmoid_bernoulli
+    rng = np.random.default_rng(11)
+    a = np.concatenate([rng.standard_normal(5000) * 6, np.linspace(-95, 95, 3001), [0.0, -88.72, 88.72, -88.73, 88.73]]).astype(np.float32)
+    ordered, nan = _passes_sigmoid(a)
+    mine = ordered.reshape(-1, 4, passes.LANES).transpose(0, 2, 1).reshape(-1)[:a.size]  # back to position order
+    theirs = sigmoid_bernoulli(a, 0, 0)[0]
+    assert not nan
+    np.testing.assert_array_equal(mine == 0, theirs == 0)
+    np.testing.assert_array_equal(mine == 1, theirs == 1)
+    normal = theirs >= 2.0**-24
+    assert np.abs(mine[normal].view(np.int32) - theirs[normal].view(np.int32)).max() <= 2
+    assert _passes_sigmoid(np.array([0.5, np.nan, 1.0], np.float32))[1]
+
+
+def test_chain_sum_rejects_a_nan_pre_activation():
+    rng = np.random.default_rng(6)
+    p_first = rng.random((16, 8)).astype(np.float32)
+    weights, biases = random_chain(rng, [8, 4, 2])
+    weights[0][5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        passes.chain_sum(p_first, weights, biases, 1.0, 0, chain_streams(2, 2))
+
+
+def test_chain_sum_first_product_from_the_likelier_samples_and_the_last_pass():
+    """A three-product chain with probabilities near 0 or 1: the first product is formed from the
+    first layer's likelier samples, the second (wide) from the last pass's, over more passes than
+    REFRESH; sums exact in float32, so the totals equal the reference's to the softmax's bits."""
+    rng = np.random.default_rng(12)
+    widths = [72, 80, 70, 6]
+    assert min(widths[1:3]) >= passes.SHORTCUT_MIN_OUTPUTS
+    p_first = np.where(rng.random((100, 72)) < 0.5, 0.03, 0.97).astype(np.float32)
+    weights, biases = random_chain(rng, widths, scale=0.5, exact=True)
+    weights[0] *= 8  # second-layer probabilities near 0 or 1 too, with sums still exact
+    streams = chain_streams(2 * passes.REFRESH + 5, 3)
+    np.testing.assert_allclose(passes.chain_sum(p_first, weights, biases, 1.0, 5, streams),
+                               passes.chain_totals_reference(p_first, weights, biases, 1.0, 5, streams), rtol=2e-6, atol=1e-7)
