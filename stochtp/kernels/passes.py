@@ -69,7 +69,6 @@ _LOG2E = np.float32(1.0 / math.log(2.0))
 _ROUNDER = np.float32(1.5 * 2**23)  # x + _ROUNDER - _ROUNDER rounds x to an integer
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)  # ln 2 = hi + lo, n hi exact
 _ONE = np.float32(1.0)
-_ZERO = np.float32(0.0)
 _R7 = np.float32(1.0 / math.factorial(7))
 _HORNER = (*(np.float32(1.0 / math.factorial(k)) for k in range(6, 1, -1)), _ONE)  # 1/6!, .., 1/2!, 1
 
@@ -185,7 +184,7 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
                     layer_probs = p_first[r0 * width:r0 * width + drawn]
                 else:
                     layer_probs = probs[0:drawn]
-                    nan |= _logistic_word_order(pre[(j - 1) * stride:(j - 1) * stride + span], slope, layer_probs)
+                    nan |= _logistic_word_order(pre[(j - 1) * stride:(j - 1) * stride + drawn], span, slope, layer_probs)
                 _draw_bits(r0 * width // GROUP, layer_probs, packed.view(np.uint8), words, key0, key1, stream0s[k, j], stream1s[k, j])
                 product = weights[weight_starts[j]:weight_starts[j] + width * n_out]
                 bias = biases[bias_starts[j]:bias_starts[j] + n_out]
@@ -214,9 +213,10 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
-def _logistic_word_order(a, slope, p):
-    """p = 1 / (1 + e^z), z = -slope a, for the values of a (a tile's pre-activations in position
-    order), in word order (`word_order`: p holds whole groups, 0 past a's values); True if an a is
+def _logistic_word_order(a, count, slope, p):
+    """p = 1 / (1 + e^z), z = -slope a, for a tile's pre-activations `a` in position order, in word
+    order (`word_order`), whole groups; True if one of the first `count` values of a (the tile's
+    rows; the rest of its last group is left from other rows, and its samples are not read) is
     NaN. Each group's values are read four words at a time and stored a word row at a time, in a
     loop that vectorises.
 
@@ -227,20 +227,13 @@ def _logistic_word_order(a, slope, p):
     is infinite in float32, as there (`_exp_clamped`). p differs from the sampling kernels' in
     its last bits: a sample differs where u lies within that of p."""
     nan = False
-    for i in range(a.size):
+    for i in range(count):
         nan |= a[i] != a[i]
-    whole = a.size // GROUP
-    for g in range(whole):
+    for g in range(a.size // GROUP):
         values, group = a[g * GROUP:(g + 1) * GROUP], p[g * GROUP:(g + 1) * GROUP]
         for lane in range(LANES):
             for k in range(4):
                 group[k * LANES + lane] = _ONE / (_ONE + _exp_clamped(-(values[4 * lane + k] * slope)))
-    if whole * GROUP < a.size:  # the last group of a tile that it does not fill
-        base = whole * GROUP
-        group = p[base:base + GROUP]
-        for i in range(GROUP):
-            position = base + 4 * (i % LANES) + i // LANES
-            group[i] = _ONE / (_ONE + _exp_clamped(-(a[position] * slope))) if position < a.size else _ZERO
     return nan
 
 

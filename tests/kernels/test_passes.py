@@ -175,8 +175,10 @@ def test_pack_bits_puts_value_i_at_bit_i():
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _passes_sigmoid(a):
-    p = np.empty(-(-a.size // 128) * 128, np.float32)
-    nan = passes._logistic_word_order(a, np.float32(1.0), p)
+    padded = np.zeros(-(-a.size // 128) * 128, np.float32)
+    padded[:a.size] = a
+    p = np.empty_like(padded)
+    nan = passes._logistic_word_order(padded, a.size, np.float32(1.0), p)
     return p, nan
 
 
