@@ -126,7 +126,8 @@ def tile_rows(widths):
 def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, table_starts, biases, bias_starts, widths, slope, key0, key1, stream0s, stream1s, rows_per_tile, total):
     """total[r] += softmax output of pass k for k = 0..K-1, on the tiles first_tile..stop_tile-1
     (rows_per_tile rows each) of a chain of len(widths) - 1 Bernoulli layers and a softmax layer of
-    widths[-1] units; returns True if a pre-activation was NaN.
+    widths[-1] units; returns True if a probability of a Bernoulli layer above the first was NaN
+    (its pre-activation, or the slope).
 
     p_first: the first layer's probabilities (N x widths[0], flat) in word order (`word_order`);
     first_modes: its likelier samples, 1[p >= 1/2], as bits in position order (`pack_bits`).
@@ -170,10 +171,10 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
         rows = min(rows_per_tile, n - r0)
         width, n_out = widths[0], widths[1]
         row_words = (width + 63) // 64
-        for r in range(rows):
+        for r in range(rows if n_out >= SHORTCUT_MIN_OUTPUTS else 0):
             first_bits = reference[r * row_words:(r + 1) * row_words]
             _row_bits(first_modes, (r0 + r) * width, width, first_bits)
-            _lookup(tables, table_starts[0], biases[0:n_out], first_bits, (width + BITS - 1) // BITS, first_pre[r * n_out:(r + 1) * n_out])
+            _lookup(tables, table_starts[0], biases[bias_starts[0]:bias_starts[0] + n_out], first_bits, (width + BITS - 1) // BITS, first_pre[r * n_out:(r + 1) * n_out])
         for k in range(stream0s.shape[0]):
             for j in range(layers):
                 width, n_out = widths[j], widths[j + 1]
@@ -215,9 +216,9 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
 def _logistic_word_order(a, count, slope, p):
     """p = 1 / (1 + e^z), z = -slope a, for a tile's pre-activations `a` in position order, in word
-    order (`word_order`), whole groups; True if one of the first `count` values of a (the tile's
-    rows; the rest of its last group is left from other rows, and its samples are not read) is
-    NaN. Each group's values are read four words at a time and stored a word row at a time, in a
+    order (`word_order`), whole groups; True if one of the first `count` values of slope a (the
+    tile's rows; the rest of its last group is left from other rows, and its samples are not
+    read) is NaN, and so its p. Each group's values are read four words at a time and stored a word row at a time, in a
     loop that vectorises.
 
     The sampling kernels' float32 sigmoid (`sampling.sigmoid_scalar`) rounds e^z near the ends of
@@ -228,7 +229,8 @@ def _logistic_word_order(a, count, slope, p):
     its last bits: a sample differs where u lies within that of p."""
     nan = False
     for i in range(count):
-        nan |= a[i] != a[i]
+        scaled = a[i] * slope
+        nan |= scaled != scaled
     for g in range(a.size // GROUP):
         values, group = a[g * GROUP:(g + 1) * GROUP], p[g * GROUP:(g + 1) * GROUP]
         for lane in range(LANES):
@@ -241,9 +243,11 @@ def _logistic_word_order(a, count, slope, p):
 def _exp_clamped(z):
     """e^z in float32 as the passes need it, branch-free: for z clamped to [-87, 88], 2^n e^r with
     e^r - 1 = r (1 + r/2! + ... + r^6/7!) in Horner form, which `chain_totals` compiles into fused
-    multiply-adds (relative error within 2 ulp of libm's); infinite above 88.72, as libm's, and NaN
-    for NaN. Below -87 it is e^-87, where libm's is smaller still: next to 1 (the sigmoid) or a
-    softmax's largest term, e^1 (the softmax), it is lost in rounding either way."""
+    multiply-adds (on [-87, 88], within 1 ulp of the exact value and 2 ulp of libm's); infinite
+    above 88.72, as libm's, and NaN for NaN. Below -87 it is e^-87 and on (88, 88.72] it is e^88,
+    where libm's is smaller or up to twice as large: next to 1 (the sigmoid's 1 + e^z) or next to a
+    softmax's largest term, e^0 = 1, the first is lost in rounding, and the second gives a
+    probability below 2**-24 either way (`_logistic_word_order`)."""
     clamped = min(max(z, _Z_LOW), _Z_HIGH)
     n = (clamped * _LOG2E + _ROUNDER) - _ROUNDER
     r = (clamped - n * _LN2_HI) - n * _LN2_LO

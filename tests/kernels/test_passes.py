@@ -199,13 +199,32 @@ def test_the_passes_sigmoid_is_the_sampling_kernels_to_rounding():
     assert _passes_sigmoid(np.array([0.5, np.nan, 1.0], np.float32))[1]
 
 
-def test_chain_sum_rejects_a_nan_pre_activation():
+@pytest.mark.parametrize("fault", ["weight", "slope", "zero times infinity"])
+def test_chain_sum_rejects_a_nan_probability_above_the_first_layer(fault):
     rng = np.random.default_rng(6)
     p_first = rng.random((16, 8)).astype(np.float32)
     weights, biases = random_chain(rng, [8, 4, 2])
-    weights[0][5, 1] = np.nan
+    slope = {"weight": 1.0, "slope": np.nan, "zero times infinity": np.inf}[fault]
+    if fault == "weight":
+        weights[0][5, 1] = np.nan
+    if fault == "zero times infinity":
+        weights[0][:], biases[0][:] = 0.0, 0.0
     with pytest.raises(ValueError, match="NaN"):
-        passes.chain_sum(p_first, weights, biases, 1.0, 0, chain_streams(2, 2))
+        passes.chain_sum(p_first, weights, biases, slope, 0, chain_streams(2, 2))
+    with pytest.raises(ValueError, match="NaN"), np.errstate(invalid="ignore"):  # the reference's 0 * inf
+        passes.chain_totals_reference(p_first, weights, biases, slope, 0, chain_streams(2, 2))
+
+
+def test_chain_sum_of_a_single_wide_softmax_product_starts_from_the_likelier_samples():
+    """A Bernoulli layer straight into a softmax of at least SHORTCUT_MIN_OUTPUTS units: the one
+    product starts from the first layer's likelier samples; sums exact in float32."""
+    rng = np.random.default_rng(13)
+    widths = [70, passes.SHORTCUT_MIN_OUTPUTS + 2]
+    p_first = np.where(rng.random((50, 70)) < 0.5, 0.05, 0.95).astype(np.float32)
+    weights, biases = random_chain(rng, widths, scale=0.5, exact=True)
+    streams = chain_streams(passes.REFRESH + 3, 1)
+    np.testing.assert_allclose(passes.chain_sum(p_first, weights, biases, 1.0, 3, streams),
+                               passes.chain_totals_reference(p_first, weights, biases, 1.0, 3, streams), rtol=2e-6, atol=1e-7)
 
 
 def test_chain_sum_first_product_from_the_likelier_samples_and_the_last_pass():
