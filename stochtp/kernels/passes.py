@@ -51,26 +51,20 @@ import numpy as np
 
 from .bits import float32_from_bits, lowest_bit, set_bits
 from .philox import LANES, philox4x32_lanes
-from .sampling import GROUP, _u24, run_tasks
+from .sampling import _EXP_OVERFLOW_F32, _LN2_HI_F32, _LN2_LO_F32, _LOG2E_F32, _ONE_F32, _ROUNDER_F32, GROUP, _u24, run_tasks
 
 BITS = 8  # inputs per table group, a byte of a row's sample bits: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
 REFRESH = 16  # a row's pre-activations are summed afresh from the tables every REFRESH passes
-SHORTCUT_CHANGES = 1.5  # up to this many changed units per code group, a pre-activation moves by their rows
+SHORTCUT_CHANGES = 1.5  # up to this many changed units per table group, a pre-activation moves by their rows
 SHORTCUT_MIN_OUTPUTS = 64  # narrower products always sum table rows: a row costs little more there than tracking changes
 MAX_TABLE_BYTES = 64 << 20  # wider chains take the pass-by-pass path (BLAS), faster there anyway
 MIN_SAMPLES = 32  # fewer passes take the pass-by-pass path: a first pass sums table rows for every row, slower than BLAS
 BYTES_PER_GROUP = GROUP // 8  # a Philox group's samples as bits
-# The exponential of the passes (`_exp_clamped`): for z clamped to [_Z_LOW, _Z_HIGH], z = n ln 2 + r
-# has n in [-126, 127] (one normal power of two) and |r| <= ln 2 / 2.
-_Z_LOW, _Z_HIGH, _Z_OVERFLOW = np.float32(-87.0), np.float32(88.0), np.float32(88.72)  # e^z is infinite above _Z_OVERFLOW in float32
+_Z_LOW, _Z_HIGH = np.float32(-87.0), np.float32(88.0)  # `_exp_clamped`'s range: 2^n with n in [-126, 127], one normal power of two
 _INF = np.float32(np.inf)
-_LOG2E = np.float32(1.0 / math.log(2.0))
-_ROUNDER = np.float32(1.5 * 2**23)  # x + _ROUNDER - _ROUNDER rounds x to an integer
-_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)  # ln 2 = hi + lo, n hi exact
-_ONE = np.float32(1.0)
 _R7 = np.float32(1.0 / math.factorial(7))
-_HORNER = (*(np.float32(1.0 / math.factorial(k)) for k in range(6, 1, -1)), _ONE)  # 1/6!, .., 1/2!, 1
+_HORNER = (*(np.float32(1.0 / math.factorial(k)) for k in range(6, 1, -1)), _ONE_F32)  # 1/6!, .., 1/2!, 1
 
 
 def bit_tables(W):
@@ -159,7 +153,7 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
     stride, word_stride = rows_per_tile * widest, rows_per_tile * most_words
     reference = np.zeros(layers * word_stride, np.uint64)  # the reference samples of layer j (the first layer's likelier ones; the last pass's above)
     pre = np.zeros(layers * stride, np.float32)  # the pre-activation of layer j + 1, this pass
-    first_pre = np.zeros(rows_per_tile * widths[1], np.float32)  # the pre-activation the first layer's reference codes give
+    first_pre = np.zeros(rows_per_tile * widths[1], np.float32)  # the pre-activation the first layer's reference samples give
     softmax = np.empty(widths[-1], np.float32)  # a row's exp(logit - largest), each computed once
     moved = np.empty(int(SHORTCUT_CHANGES * most_groups) + 1, np.int64)  # a row's changed units: unit * 2 + (1 if it fired)
     probs = np.empty(tile_groups * GROUP, np.float32)  # a layer's probabilities in the tile's rows, one pass, in word order
@@ -235,28 +229,31 @@ def _logistic_word_order(a, count, slope, p):
         values, group = a[g * GROUP:(g + 1) * GROUP], p[g * GROUP:(g + 1) * GROUP]
         for lane in range(LANES):
             for k in range(4):
-                group[k * LANES + lane] = _ONE / (_ONE + _exp_clamped(-(values[4 * lane + k] * slope)))
+                group[k * LANES + lane] = _ONE_F32 / (_ONE_F32 + _exp_clamped(-(values[4 * lane + k] * slope)))
     return nan
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
 def _exp_clamped(z):
     """e^z in float32 as the passes need it, branch-free: for z clamped to [-87, 88], 2^n e^r with
-    e^r - 1 = r (1 + r/2! + ... + r^6/7!) in Horner form, which `chain_totals` compiles into fused
-    multiply-adds (on [-87, 88], within 1 ulp of the exact value and 2 ulp of libm's); infinite
+    the sampling kernels' reduction (`sampling._exp_reduced_f32`) and e^r - 1 = r (1 + r/2! + ... +
+    r^6/7!) in Horner form, which `chain_totals` compiles into one fused multiply-add a term (the
+    sampling kernels' nested form takes two, and made the K-sample evaluation 3-5 % slower), and
+    one power of two where `sampling._exp_f32` applies two (on [-87, 88], within 1 ulp of the
+    exact value and 2 ulp of libm's); infinite
     above 88.72, as libm's, and NaN for NaN. Below -87 it is e^-87 and on (88, 88.72] it is e^88,
     where libm's is smaller or up to twice as large: next to 1 (the sigmoid's 1 + e^z) or next to a
     softmax's largest term, e^0 = 1, the first is lost in rounding, and the second gives a
     probability below 2**-24 either way (`_logistic_word_order`)."""
     clamped = min(max(z, _Z_LOW), _Z_HIGH)
-    n = (clamped * _LOG2E + _ROUNDER) - _ROUNDER
-    r = (clamped - n * _LN2_HI) - n * _LN2_LO
+    n = (clamped * _LOG2E_F32 + _ROUNDER_F32) - _ROUNDER_F32
+    r = (clamped - n * _LN2_HI_F32) - n * _LN2_LO_F32
     series = _R7
     for coefficient in _HORNER:
         series = series * r + coefficient
     scale = float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
     value = scale + (series * r) * scale
-    return z if z != z else (_INF if z > _Z_OVERFLOW else value)
+    return z if z != z else (_INF if z > _EXP_OVERFLOW_F32 else value)
 
 
 @numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
