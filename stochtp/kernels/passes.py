@@ -49,9 +49,9 @@ import math
 import numba
 import numpy as np
 
-from .bits import float32_from_bits, lowest_bit, set_bits
+from .bits import lowest_bit, set_bits
 from .philox import LANES, philox4x32_lanes
-from .sampling import _EXP_OVERFLOW_F32, _LN2_HI_F32, _LN2_LO_F32, _LOG2E_F32, _ONE_F32, _ROUNDER_F32, GROUP, _u24, run_tasks
+from .sampling import _EXP_OVERFLOW_F32, _LN2_HI_F32, _LN2_LO_F32, _LOG2E_F32, _ONE_F32, _ROUNDER_F32, GROUP, _exp2_f32, _u24, run_tasks
 
 BITS = 8  # inputs per table group, a byte of a row's sample bits: 256 patterns; a 200 x 200 layer's tables take 5 MB
 PATTERNS = 1 << BITS
@@ -148,6 +148,7 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
     sample_bits = np.empty(most_words, np.uint64)  # a row's samples of a layer
     tile_groups = -(-rows_per_tile * widest // GROUP)  # the most Philox groups a layer of a tile draws
     packed = np.zeros(tile_groups * GROUP // 64 + 1, np.uint64)  # the tile's samples of a layer as bits in position order (and a word past them)
+    packed_bytes = packed.view(np.uint8)  # written a byte at a time by the draws
     words = np.empty((4, LANES), np.uint32)  # a Philox group
     # Per product j and tile row, from position j * stride in pre and j * word_stride in reference (flat: int-bounded slices stay C-contiguous, so the loops vectorise):
     stride, word_stride = rows_per_tile * widest, rows_per_tile * most_words
@@ -180,7 +181,7 @@ def chain_totals(first_tile, stop_tile, p_first, first_modes, weights, tables, t
                 else:
                     layer_probs = probs[0:drawn]
                     nan |= _logistic_word_order(pre[(j - 1) * stride:(j - 1) * stride + drawn], span, slope, layer_probs)
-                _draw_bits(r0 * width // GROUP, layer_probs, packed.view(np.uint8), words, key0, key1, stream0s[k, j], stream1s[k, j])
+                _draw_bits(r0 * width // GROUP, layer_probs, packed_bytes, words, key0, key1, stream0s[k, j], stream1s[k, j])
                 product = weights[weight_starts[j]:weight_starts[j] + width * n_out]
                 bias = biases[bias_starts[j]:bias_starts[j] + n_out]
                 for r in range(rows):
@@ -240,8 +241,7 @@ def _exp_clamped(z):
     r^6/7!) in Horner form, which `chain_totals` compiles into one fused multiply-add a term (the
     sampling kernels' nested form takes two, and made the K-sample evaluation 3-5 % slower), and
     one power of two where `sampling._exp_f32` applies two (on [-87, 88], within 1 ulp of the
-    exact value and 2 ulp of libm's); infinite
-    above 88.72, as libm's, and NaN for NaN. Below -87 it is e^-87 and on (88, 88.72] it is e^88,
+    exact value and 2 ulp of libm's); infinite above 88.72, as libm's, and NaN for NaN. Below -87 it is e^-87 and on (88, 88.72] it is e^88,
     where libm's is smaller or up to twice as large: next to 1 (the sigmoid's 1 + e^z) or next to a
     softmax's largest term, e^0 = 1, the first is lost in rounding, and the second gives a
     probability below 2**-24 either way (`_logistic_word_order`)."""
@@ -251,7 +251,7 @@ def _exp_clamped(z):
     series = _R7
     for coefficient in _HORNER:
         series = series * r + coefficient
-    scale = float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    scale = _exp2_f32(n)
     value = scale + (series * r) * scale
     return z if z != z else (_INF if z > _EXP_OVERFLOW_F32 else value)
 
