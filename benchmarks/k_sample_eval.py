@@ -18,13 +18,16 @@ import argparse
 import os
 import time
 
-import h5py
-import numba
-from threadpoolctl import threadpool_limits
-
 import stochtp
-from stochtp import data, train
-from stochtp.network import Network
+
+stochtp.configure_process()  # the command's tunings, before anything loads NumPy (OpenBLAS reads them as it loads)
+
+import h5py  # noqa: E402 (after the tunings)
+import numba  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from stochtp import data, train  # noqa: E402
+from stochtp.network import Network  # noqa: E402
 
 
 class Schedule:
@@ -56,7 +59,6 @@ def main():
     parser.add_argument("--as-is", action="store_true", help="time the stochtp on the path as it runs, without choosing a path")
     parser.add_argument("--threads", type=int, default=2, help="threads with --as-is (default 2)")
     args = parser.parse_args()
-    stochtp.configure_process()
     dataset = data.load("mnist", args.data_dir, download=False)
     net = Network.from_spec("784-200b-200b-10s", seed=0)
     if args.trained:

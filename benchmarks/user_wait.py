@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 
 import stochtp
-from stochtp import bench, callbacks, config, experiment
+
+stochtp.configure_process()  # the command's tunings, before anything loads NumPy (OpenBLAS reads them as it loads)
+
+from stochtp import bench, callbacks, config, experiment  # noqa: E402 (after the tunings)
 
 PEER = Path(__file__).with_name("torch_peer.py")
 PEER_EPOCHS = {"paper-stochastic-dtp": "dtp_epoch_s", "paper-stochastic-st": "st_epoch_s"}  # preset -> the peer's epoch of its method
@@ -71,7 +74,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    stochtp.configure_process()
     say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
     rounds = []
     peer_after = bench.peer_epochs(PEER, args.peer_python, args.threads, args.data_dir)
