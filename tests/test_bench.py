@@ -223,6 +223,32 @@ def test_the_command_records_the_variables_it_added():
     out = subprocess.run([sys.executable, "-c", code], env={**environment, "OPENBLAS_THREAD_TIMEOUT": "18"}, check=True, capture_output=True, text=True)
     assert out.stdout.split() == ["('OMP_WAIT_POLICY',)", "PASSIVE", "18"]
 
+# Records the OpenBLAS setting at the moment something first imports NumPy, then loads a script as a module.
+_NUMPY_LOAD_WATCH = """
+import importlib.abc, importlib.util, os, sys
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numpy" and not seen:
+            seen.append(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset"))
+sys.meta_path.insert(0, Watch())
+spec = importlib.util.spec_from_file_location("script", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(seen[0] if seen else "numpy not loaded")
+"""
+
+
+@pytest.mark.parametrize("script", ["bench_kernels.py", "k_sample_eval.py", "user_wait.py"])
+def test_benchmark_scripts_apply_the_command_s_tunings_before_numpy_loads(script):
+    """The scripts that time threaded kernels in their own process time what `stochtp run` runs:
+    OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, as NumPy loads it, and with its default spin
+    (0.1 s) its idle worker takes a core from the kernel after each product."""
+    environment = {name: value for name, value in os.environ.items() if name not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", process.ADDED_VARIABLE)}
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", script)
+    out = subprocess.run([sys.executable, "-c", _NUMPY_LOAD_WATCH, path], env=environment, check=True, capture_output=True, text=True)
+    assert out.stdout.split() == [process.THREAD_DEFAULTS["OPENBLAS_THREAD_TIMEOUT"]]
+
+
 def test_a_real_loops_epoch_is_timed_by_phase_with_its_numbers_unchanged(tiny_config_path):
     """The loop records each epoch's phases: training, 1-sample evaluation, K-sample evaluation
     on the epochs it is due (2 and 4 of 4, every 2), the callbacks' recording; the run's metrics
