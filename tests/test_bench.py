@@ -238,7 +238,7 @@ print(seen[0] if seen else "numpy not loaded")
 """
 
 
-@pytest.mark.parametrize("script", ["bench_kernels.py", "k_sample_eval.py", "user_wait.py"])
+@pytest.mark.parametrize("script", ["bench_kernels.py", "epoch_pieces.py", "k_sample_eval.py", "user_wait.py"])
 def test_benchmark_scripts_apply_the_command_s_tunings_before_numpy_loads(script):
     """The scripts that time threaded kernels in their own process time what `stochtp run` runs:
     OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, as NumPy loads it, and with its default spin
