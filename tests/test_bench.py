@@ -223,6 +223,7 @@ def test_the_command_records_the_variables_it_added():
     out = subprocess.run([sys.executable, "-c", code], env={**environment, "OPENBLAS_THREAD_TIMEOUT": "18"}, check=True, capture_output=True, text=True)
     assert out.stdout.split() == ["('OMP_WAIT_POLICY',)", "PASSIVE", "18"]
 
+
 # Records the OpenBLAS setting at the moment something first imports NumPy, then loads a script as a module.
 _NUMPY_LOAD_WATCH = """
 import importlib.abc, importlib.util, os, sys
